@@ -1,0 +1,148 @@
+/**
+ * The narrow storage interface every backend implements (SQL dialects now; etcd and child middleware later).
+ *
+ * A backend is a revisioned log of key versions. It never invents revisions: the middleware's sequencer
+ * (`mvcc/`) hands it every revision, evaluates etcd semantics (compares, versions, leases) and decides what
+ * to write; the backend stores rows and answers snapshot queries. One write transaction runs at a time per
+ * backend (the caller serialises); reads run concurrently with it and see only committed rows.
+ *
+ * Keys and values are bytes; every ordering is bytewise (`Buffer.compare`).
+ */
+
+/** One stored version of a key: a row of the log. */
+export interface KeyRow {
+  key: Buffer;
+  /** Empty for tombstones and for `keysOnly` reads. */
+  value: Buffer;
+  /** Revision that wrote this row (etcd `mod_revision`). */
+  modRevision: number;
+  /** Position of this row among the rows written at `modRevision` (0, 1, ...: etcd's sub-revision). */
+  sub: number;
+  /** Revision at which the key was (last) created. For a tombstone: that of the deleted version. */
+  createRevision: number;
+  /** `modRevision` of the row this one supersedes; 0 if the key did not exist before (a create). */
+  prevRevision: number;
+  /** Number of puts since creation (1 on create); 0 for tombstones. */
+  version: number;
+  /** Lease ID as a decimal string ("0" = none). int64: never a JS number. */
+  lease: string;
+  /** True for a tombstone (the key was deleted at `modRevision`). */
+  deleted: boolean;
+}
+
+/** A row of the log together with the row it superseded, as watch catch-up needs it. */
+export interface ChangeRow extends KeyRow {
+  /** The superseded version (for prev_kv); undefined on create or when compacted away. */
+  prev?: KeyRow;
+}
+
+/** A snapshot read: live (non-deleted) latest versions at `revision` of keys in [start, end). */
+export interface RangeQuery {
+  start: Buffer;
+  /**
+   * Exclusive end. `undefined` reads the single key `start`. An empty buffer means "to the end of the
+   * keyspace" (etcd's `range_end = "\0"` is translated to this by the caller).
+   */
+  end?: Buffer;
+  /** Snapshot revision: for each key, the newest row with `modRevision <= revision`. */
+  revision: number;
+  /** At most this many rows (0 = no limit), in ascending bytewise key order. */
+  limit: number;
+  /** Leave `value` empty (saves transfer on large lists). */
+  keysOnly?: boolean;
+}
+
+/** A lease as stored: survives restarts so expiry keeps working. */
+export interface LeaseRow {
+  id: string;
+  /** Granted TTL in seconds. */
+  ttl: number;
+  /** Wall-clock expiry, ms since the epoch (moved forward by keep-alives). */
+  expiresAt: number;
+}
+
+/** Reads and writes inside one write transaction. Reads see the transaction's own earlier writes. */
+export interface WriteTxn {
+  /** Newest row of `key` at any revision (a tombstone included), or undefined if never written or compacted. */
+  latest(key: Buffer): Promise<KeyRow | undefined> | KeyRow | undefined;
+  /** Like `Backend.range`, inside the transaction. */
+  range(q: RangeQuery): Promise<KeyRow[]> | KeyRow[];
+  /** Appends rows (their revisions and subs are unique and above every stored revision). */
+  insert(rows: KeyRow[]): Promise<void> | void;
+  /** Sets a meta value (see `Backend.getMeta`). */
+  setMeta(name: string, value: Buffer): Promise<void> | void;
+  putLease(lease: LeaseRow): Promise<void> | void;
+  deleteLease(id: string): Promise<void> | void;
+}
+
+export interface CompactResult {
+  /** Rows removed by this call. */
+  deleted: number;
+  /** True when every row the compaction may remove (at or below the revision) is gone. */
+  done: boolean;
+}
+
+export interface Backend {
+  /** What the backend is, for logs and errors (credentials redacted), e.g. `sqlite:./db/state.db`. */
+  readonly description: string;
+
+  /**
+   * Connects, creates the database if missing, creates or migrates the schema. Throws
+   * `BackendUnavailableError` when the database cannot be reached, with a message naming it.
+   */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Highest `modRevision` stored, 0 for an empty log. */
+  maxRevision(): Promise<number>;
+
+  /** Snapshot read at `q.revision` (see `RangeQuery`). */
+  range(q: RangeQuery): Promise<KeyRow[]>;
+
+  /** Number of live keys in [start, end) at `revision` (same key semantics as `RangeQuery`). */
+  count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number>;
+
+  /**
+   * Every row with `from <= modRevision <= to`, in (modRevision, sub) order, at most `limit` rows, each
+   * with the row it superseded: the source of watch catch-up.
+   */
+  changes(from: number, to: number, limit: number): Promise<ChangeRow[]>;
+
+  /** Runs `fn` in one database transaction and commits it; rolls back and rethrows if `fn` or the commit fails. */
+  write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T>;
+
+  /**
+   * Removes, in batches of at most `batchSize` rows, every row that no read at a revision >= `revision` can
+   * see: rows superseded by a newer row at or below `revision`, and tombstones below `revision` (a tombstone
+   * at exactly `revision` stays so a watch starting there sees the delete). Stops early at `deadline` (ms
+   * epoch) with `done: false`; calling again resumes.
+   */
+  compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult>;
+
+  /**
+   * Small named values the middleware keeps with the data: `compact_revision`, the revision high-water
+   * mark, the backend's identity. Undefined if never set.
+   */
+  getMeta(name: string): Promise<Buffer | undefined>;
+
+  /** Every stored lease. */
+  leases(): Promise<LeaseRow[]>;
+
+  /** Live keys (latest version not deleted) that carry a lease, with their lease ID. */
+  leasedKeys(): Promise<{ key: Buffer; lease: string }[]>;
+
+  /** Bytes the data occupies on disk (etcd Status `dbSize`). */
+  sizeBytes(): Promise<number>;
+}
+
+/**
+ * The database cannot be reached or failed in a way that may pass (connection lost, server restarting,
+ * disk full). The server maps it to gRPC `Unavailable`; the write it interrupted may or may not have
+ * committed, so the sequencer resynchronises before allocating more revisions.
+ */
+export class BackendUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendUnavailableError';
+  }
+}
