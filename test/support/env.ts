@@ -53,7 +53,7 @@ function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boo
 
 function binaryRuns(bin: string): boolean {
   try {
-    execFileSync(bin, ['--version'], { stdio: 'ignore', env: { ...process.env, ETCDCTL_API: '3' } });
+    execFileSync(bin, [bin === ETCDCTL_BIN ? 'version' : '--version'], { stdio: 'ignore', env: { ...process.env, ETCDCTL_API: '3' } });
     return true;
   } catch {
     return false;
