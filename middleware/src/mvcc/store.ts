@@ -1,0 +1,517 @@
+/**
+ * The etcd key-value store over one backend: reads at the commit watermark, writes through a single
+ * queue with group commit, compaction and leases. Storage-agnostic: it speaks only the `Backend`
+ * interface, and owns the revision counter (`Sequencer`) so several backends can later sit under it.
+ */
+import { randomBytes } from 'node:crypto';
+import { BackendUnavailableError, type Backend, type WriteTxn } from '../backends/backend.js';
+import { logger as rootLogger, type Logger } from '../log.js';
+import {
+  num,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ResponseHeader,
+  type TxnRequest,
+  type TxnResponse,
+} from './api.js';
+import { ApplyContext, applyDeleteRange, applyPut, applyTxn } from './apply.js';
+import {
+  EtcdError,
+  errCompacted,
+  errFutureRev,
+  errLeaseExists,
+  errLeaseNotFound,
+  errLeaseTTLTooLarge,
+  errUnavailable,
+} from './errors.js';
+import { WatchEvent } from './event-codec.js';
+import { rangeEnd } from './key-range.js';
+import { LeaseTable, MAX_LEASE_TTL, type LeaseState } from './leases.js';
+import { finishRange, needsFullRead } from './range.js';
+import { Sequencer } from './sequencer.js';
+import { WatchHub } from './watch-hub.js';
+import { storeMetrics } from './metrics.js';
+
+/** Meta names kept in the backend. */
+export const META = {
+  compactRevision: 'compact_revision',
+  /** Highest revision that may have existed: compaction can delete the newest rows (tombstones). */
+  revisionHighWater: 'revision_hwm',
+  clusterId: 'cluster_id',
+  memberId: 'member_id',
+} as const;
+
+export interface StoreOptions {
+  backend: Backend;
+  /** Most client writes committed in one database transaction (default 512). */
+  maxBatch?: number;
+  /** Events kept in memory for watch catch-up. */
+  ringEvents?: number;
+  /** Smallest lease TTL granted, seconds (etcd raises smaller ones; default 1). */
+  minLeaseTtl?: number;
+  /** Rows deleted per compaction step (default 1,000). */
+  compactBatchSize?: number;
+  /** Longest one compaction step may take, ms (default 5,000). */
+  compactTimeoutMs?: number;
+  logger?: Logger;
+}
+
+type Job = {
+  /** Runs alone in its batch (lease grant/revoke, compaction: they change what later requests validate against). */
+  barrier: boolean;
+  /** With a transaction: applied inside the batch's database transaction. Without: run directly, serialised. */
+  run: (ctx: ApplyContext) => Promise<unknown>;
+  direct?: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  result?: unknown;
+  error?: unknown;
+};
+
+function toBuffer(meta: Buffer | undefined): number {
+  return meta ? Number(meta.toString()) : 0;
+}
+
+function randomId(): string {
+  // positive int63, like etcd's IDs; never 0
+  return ((randomBytes(8).readBigUInt64BE() >> 1n) | 1n).toString();
+}
+
+export class Store {
+  readonly leases = new LeaseTable();
+  hub!: WatchHub;
+  clusterId = '0';
+  memberId = '0';
+  private seq!: Sequencer;
+  private compactRev = 0;
+  private readonly queue: Job[] = [];
+  private pumping = false;
+  /** Revisions of a batch whose commit outcome is unknown (the database failed during it). */
+  private inDoubt: number[] | undefined;
+  private pendingEvents: WatchEvent[] = [];
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly log: Logger;
+  private readonly maxBatch: number;
+  private readonly minLeaseTtl: number;
+
+  private constructor(
+    readonly backend: Backend,
+    private readonly opts: StoreOptions,
+  ) {
+    this.log = (opts.logger ?? rootLogger).child({ component: 'store' });
+    this.maxBatch = opts.maxBatch ?? 512;
+    this.minLeaseTtl = opts.minLeaseTtl ?? 1;
+  }
+
+  /** Opens the backend, restores revision, compaction and lease state, starts lease expiry. */
+  static async open(opts: StoreOptions): Promise<Store> {
+    const store = new Store(opts.backend, opts);
+    await store.restore();
+    return store;
+  }
+
+  private async restore(): Promise<void> {
+    const b = this.backend;
+    await b.open();
+    const [maxRev, hwm, compact, cluster, member] = await Promise.all([
+      b.maxRevision(),
+      b.getMeta(META.revisionHighWater),
+      b.getMeta(META.compactRevision),
+      b.getMeta(META.clusterId),
+      b.getMeta(META.memberId),
+    ]);
+    this.clusterId = cluster?.toString() ?? randomId();
+    this.memberId = member?.toString() ?? randomId();
+    if (!cluster || !member) {
+      await b.write(async (tx) => {
+        await tx.setMeta(META.clusterId, Buffer.from(this.clusterId));
+        await tx.setMeta(META.memberId, Buffer.from(this.memberId));
+      });
+    }
+    // next revision is above everything that may ever have existed: nothing is renumbered
+    this.seq = new Sequencer(Math.max(maxRev, toBuffer(hwm)));
+    this.compactRev = toBuffer(compact);
+    this.hub = new WatchHub({
+      backend: b,
+      revision: this.seq.watermark,
+      compactRevision: this.compactRev,
+      ringEvents: this.opts.ringEvents,
+      onError: (err) => this.log.warn('watch catch-up failed; retrying', { error: err }),
+    });
+    this.seq.onAdvance((w) => this.publish(w));
+    this.leases.load(await b.leases(), await b.leasedKeys());
+    storeMetrics.revision.set(this.seq.watermark);
+    storeMetrics.compactRevision.set(this.compactRev);
+    storeMetrics.leases.set(this.leases.size);
+    this.scheduleLeaseExpiry();
+    this.log.info('store opened', {
+      backend: b.description,
+      revision: this.seq.watermark,
+      compactRevision: this.compactRev,
+      leases: this.leases.size,
+    });
+  }
+
+  /** The commit watermark: the revision reads and watches see. */
+  get revision(): number {
+    return this.seq.watermark;
+  }
+
+  get compactRevision(): number {
+    return this.compactRev;
+  }
+
+  header(revision = this.seq.watermark): ResponseHeader {
+    return { cluster_id: this.clusterId, member_id: this.memberId, revision, raft_term: 1 };
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------------
+
+  /** Validates a read revision against the watermark and the compaction revision. */
+  private readRevision(requested: number): number {
+    const head = this.seq.watermark;
+    if (requested <= 0) return head;
+    if (requested > head) throw errFutureRev();
+    if (requested < this.compactRev) throw errCompacted();
+    return requested;
+  }
+
+  async range(req: RangeRequest): Promise<RangeResponse> {
+    const rev = this.readRevision(num(req.revision));
+    const header = this.header();
+    const end = rangeEnd(req.range_end);
+    try {
+      if (req.count_only) {
+        return finishRange(req, [], await this.backend.count(req.key, end, rev), header);
+      }
+      const limit = num(req.limit);
+      const fetchAll = limit <= 0 || needsFullRead(req);
+      const keysOnly = req.keys_only && req.sort_target !== 'Value';
+      const rows = await this.backend.range({ start: req.key, end, revision: rev, limit: fetchAll ? 0 : limit + 1, keysOnly });
+      // etcd's count is every key in the range, not only the page returned
+      const total = !fetchAll && rows.length > limit ? await this.backend.count(req.key, end, rev) : rows.length;
+      return finishRange(req, rows, total, header);
+    } catch (err) {
+      throw this.storageError(err);
+    }
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------------
+
+  put(req: PutRequest): Promise<PutResponse> {
+    return this.submit(false, (ctx) => applyPut(ctx, req));
+  }
+
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return this.submit(false, (ctx) => applyDeleteRange(ctx, req));
+  }
+
+  txn(req: TxnRequest): Promise<TxnResponse> {
+    return this.submit(false, (ctx) => applyTxn(ctx, req));
+  }
+
+  private submit<T>(barrier: boolean, run: (ctx: ApplyContext) => Promise<T>, direct?: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(errUnavailable('the server is shutting down'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ barrier, run, direct, resolve: resolve as (v: unknown) => void, reject });
+      void this.pump();
+    });
+  }
+
+  private takeBatch(): Job[] {
+    const first = this.queue.shift()!;
+    if (first.barrier || first.direct) return [first];
+    const batch = [first];
+    while (batch.length < this.maxBatch && this.queue.length && !this.queue[0]!.barrier && !this.queue[0]!.direct) {
+      batch.push(this.queue.shift()!);
+    }
+    return batch;
+  }
+
+  /** The single writer loop: group commit of everything queued, in arrival order. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length) {
+        if (this.inDoubt) {
+          try {
+            await this.resolveDoubt();
+          } catch (err) {
+            const e = this.storageError(err);
+            for (const job of this.queue.splice(0)) job.reject(e);
+            break;
+          }
+        }
+        const batch = this.takeBatch();
+        if (batch[0]!.direct) {
+          const job = batch[0]!;
+          try {
+            job.resolve(await job.direct!());
+          } catch (err) {
+            job.reject(err instanceof EtcdError ? err : this.storageError(err));
+          }
+          continue;
+        }
+        await this.commitBatch(batch);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async commitBatch(batch: Job[]): Promise<void> {
+    const contexts: ApplyContext[] = [];
+    const started = performance.now();
+    try {
+      await this.backend.write(async (tx: WriteTxn) => {
+        for (const job of batch) {
+          const ctx = new ApplyContext(
+            tx,
+            this.leases,
+            () => this.seq.allocate(),
+            () => this.seq.lastAllocated,
+            (r) => this.header(r),
+          );
+          contexts.push(ctx);
+          try {
+            job.result = await job.run(ctx);
+          } catch (err) {
+            // a request rejected before it wrote anything fails alone; anything else fails the batch
+            if (err instanceof EtcdError && ctx.rows.length === 0) job.error = err;
+            else throw err;
+          }
+        }
+      });
+    } catch (err) {
+      const revs = contexts.map((c) => c.rev).filter((r) => r > 0);
+      if (revs.length) this.inDoubt = revs;
+      const e = this.storageError(err);
+      this.log.warn('write batch failed', { requests: batch.length, error: err, inDoubt: revs.length });
+      for (const job of batch) job.reject(e);
+      return;
+    }
+    storeMetrics.batchSize.observe(batch.length);
+    storeMetrics.commitSeconds.observe((performance.now() - started) / 1000);
+    for (const ctx of contexts) {
+      this.leases.applyRows(ctx.rows);
+      for (const fn of ctx.afterCommit) fn();
+      for (const e of ctx.events) this.pendingEvents.push(e);
+    }
+    for (const ctx of contexts) if (ctx.rev) this.seq.finish(ctx.rev);
+    for (const job of batch) {
+      if (job.error) job.reject(job.error);
+      else job.resolve(job.result);
+    }
+  }
+
+  /**
+   * After a failed batch, finds out what the database actually committed: rows that made it are
+   * published like any commit (watchers miss nothing), the rest of those revisions are skipped (never
+   * reused). Lease and compaction state are re-read, as a failed barrier job may have changed them.
+   */
+  private async resolveDoubt(): Promise<void> {
+    const revs = this.inDoubt!;
+    const lo = Math.min(...revs);
+    const hi = Math.max(...revs);
+    const rows = await this.backend.changes(lo, hi, Number.MAX_SAFE_INTEGER);
+    const [leases, leasedKeys, compact] = await Promise.all([
+      this.backend.leases(),
+      this.backend.leasedKeys(),
+      this.backend.getMeta(META.compactRevision),
+    ]);
+    this.leases.load(leases, leasedKeys);
+    this.setCompactRevision(toBuffer(compact));
+    for (const r of rows) this.pendingEvents.push(WatchEvent.fromRow(r, r.prev));
+    this.inDoubt = undefined;
+    this.log.info('resolved writes of a failed batch', { revisions: revs.length, committed: rows.length });
+    for (const r of revs) this.seq.finish(r);
+  }
+
+  /** Hands events at or below the new watermark to the watch hub. */
+  private publish(watermark: number): void {
+    let n = 0;
+    while (n < this.pendingEvents.length && this.pendingEvents[n]!.revision <= watermark) n++;
+    const ready = n === this.pendingEvents.length ? this.pendingEvents : this.pendingEvents.slice(0, n);
+    this.pendingEvents = n === this.pendingEvents.length ? [] : this.pendingEvents.slice(n);
+    this.hub.publish(ready, watermark);
+    storeMetrics.revision.set(watermark);
+  }
+
+  private storageError(err: unknown): EtcdError {
+    if (err instanceof EtcdError) return err;
+    if (err instanceof BackendUnavailableError) return errUnavailable(err.message);
+    this.log.error('storage error', { error: err, stack: (err as Error)?.stack });
+    return errUnavailable(`unexpected storage error: ${(err as Error)?.message ?? String(err)}`);
+  }
+
+  // ---- compaction -----------------------------------------------------------------------------------
+
+  private setCompactRevision(rev: number): void {
+    if (rev <= this.compactRev) return;
+    this.compactRev = rev;
+    this.hub.compacted(rev);
+    storeMetrics.compactRevision.set(rev);
+  }
+
+  /**
+   * etcd Compact: from now on reads below `revision` fail; old versions at or below it are deleted in
+   * batches (awaited when `physical`). The compaction revision and the revision high-water mark are
+   * persisted first, so a restart neither forgets the compaction nor reuses a deleted revision.
+   */
+  async compact(revision: number, opts: { physical?: boolean; batchSize?: number; timeoutMs?: number } = {}): Promise<ResponseHeader> {
+    await this.submit(true, async (ctx) => {
+      if (revision <= this.compactRev) throw errCompacted();
+      if (revision > this.seq.watermark) throw errFutureRev();
+      await ctx.tx.setMeta(META.compactRevision, Buffer.from(String(revision)));
+      await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(this.seq.lastAllocated)));
+      ctx.afterCommit.push(() => this.setCompactRevision(revision));
+    });
+    const removal = this.removeCompacted(
+      revision,
+      opts.batchSize ?? this.opts.compactBatchSize ?? 1000,
+      opts.timeoutMs ?? this.opts.compactTimeoutMs ?? 5000,
+    );
+    if (opts.physical) await removal;
+    else removal.catch((err) => this.log.warn('compaction did not finish', { revision, error: err }));
+    return this.header();
+  }
+
+  /** Deletes compacted rows, one bounded step per turn of the write queue so writers keep flowing. */
+  private async removeCompacted(revision: number, batchSize: number, timeoutMs: number): Promise<void> {
+    const started = Date.now();
+    let deleted = 0;
+    for (;;) {
+      const step = await this.submit(
+        true,
+        async () => undefined,
+        () => this.backend.compact(revision, batchSize, Date.now() + Math.min(timeoutMs, 1000)),
+      );
+      deleted += step!.deleted;
+      if (step!.done || this.closed) break;
+      if (Date.now() - started > timeoutMs * 20) {
+        this.log.warn('compaction paused: too slow, the next compaction resumes it', { revision, deleted });
+        break;
+      }
+    }
+    storeMetrics.compactedRows.inc(deleted);
+    this.log.info('compacted', { revision, deletedRows: deleted, ms: Date.now() - started });
+  }
+
+  // ---- leases ---------------------------------------------------------------------------------------
+
+  async leaseGrant(requestedId: string, ttl: number): Promise<{ id: string; ttl: number; header: ResponseHeader }> {
+    if (ttl > MAX_LEASE_TTL) throw errLeaseTTLTooLarge();
+    const granted = Math.max(ttl, this.minLeaseTtl);
+    return this.submit(true, async (ctx) => {
+      let leaseId = requestedId;
+      if (leaseId === '0') {
+        do leaseId = randomId();
+        while (this.leases.has(leaseId));
+      } else if (this.leases.has(leaseId)) {
+        throw errLeaseExists();
+      }
+      const row = { id: leaseId, ttl: granted, expiresAt: Date.now() + granted * 1000 };
+      await ctx.tx.putLease(row);
+      ctx.afterCommit.push(() => {
+        this.leases.add(row);
+        storeMetrics.leases.set(this.leases.size);
+        this.scheduleLeaseExpiry();
+      });
+      return { id: leaseId, ttl: granted, header: ctx.responseHeader() };
+    });
+  }
+
+  /** Revokes a lease: every key attached is deleted at one revision (DELETE events carry prev_kv). */
+  leaseRevoke(leaseId: string): Promise<ResponseHeader> {
+    return this.submit(true, async (ctx) => {
+      const lease = this.leases.get(leaseId);
+      if (!lease) throw errLeaseNotFound();
+      const keys = [...lease.keys].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare);
+      await ctx.tx.deleteLease(leaseId);
+      for (const key of keys) await applyDeleteRange(ctx, { key });
+      ctx.afterCommit.push(() => {
+        this.leases.remove(leaseId);
+        storeMetrics.leases.set(this.leases.size);
+      });
+      return ctx.responseHeader();
+    });
+  }
+
+  /** Renews a lease; TTL 0 when it does not exist (etcd answers keep-alives that way, not with an error). */
+  async leaseKeepAlive(leaseId: string): Promise<{ ttl: number; header: ResponseHeader }> {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return { ttl: 0, header: this.header() };
+    const expiresAt = Date.now() + lease.ttl * 1000;
+    await this.submit(false, async (ctx) => {
+      await ctx.tx.putLease({ id: lease.id, ttl: lease.ttl, expiresAt });
+      ctx.afterCommit.push(() => {
+        lease.expiresAt = Math.max(lease.expiresAt, expiresAt);
+      });
+    });
+    return { ttl: lease.ttl, header: this.header() };
+  }
+
+  leaseTimeToLive(leaseId: string): { lease: LeaseState; remaining: number } {
+    const lease = this.leases.get(leaseId);
+    if (!lease) throw errLeaseNotFound();
+    return { lease, remaining: Math.max(0, Math.floor((lease.expiresAt - Date.now()) / 1000)) };
+  }
+
+  private scheduleLeaseExpiry(): void {
+    if (this.closed) return;
+    const next = this.leases.nextExpiry();
+    clearTimeout(this.leaseTimer);
+    if (next === undefined) return;
+    const delay = Math.min(Math.max(next - Date.now(), 10), 1000);
+    this.leaseTimer = setTimeout(() => void this.expireLeases(), delay);
+    this.leaseTimer.unref();
+  }
+
+  private async expireLeases(): Promise<void> {
+    for (const lease of this.leases.expired(Date.now())) {
+      try {
+        await this.leaseRevoke(lease.id);
+        storeMetrics.expiredLeases.inc();
+      } catch (err) {
+        if (!(err instanceof EtcdError && err.message === errLeaseNotFound().message)) {
+          this.log.warn('lease expiry failed; retrying', { lease: lease.id, error: err });
+        }
+      }
+    }
+    this.scheduleLeaseExpiry();
+  }
+
+  // ---- status ---------------------------------------------------------------------------------------
+
+  async dbSize(): Promise<number> {
+    try {
+      return await this.backend.sizeBytes();
+    } catch (err) {
+      throw this.storageError(err);
+    }
+  }
+
+  /** True when the backend answers. */
+  async ready(): Promise<boolean> {
+    try {
+      await this.backend.maxRevision();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops taking writes, lets queued ones finish, closes the backend. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.leaseTimer);
+    while (this.pumping || this.queue.length) await new Promise((r) => setTimeout(r, 10));
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Fan-out of committed changes to watchers (ARCHITECTURE.md, "Watch hub").
+ *
+ * The store publishes events once the commit watermark passes them, in revision order. Recent events stay
+ * in a bounded in-memory ring. A watcher is either synced (receives events as they are published) or
+ * catching up (replayed from the ring, or from storage when the ring no longer reaches back far enough).
+ * A watcher whose stream cannot keep up is taken out of the synced set and caught up once its stream
+ * drains, so a slow client never holds up writers or other watchers. No polling anywhere.
+ */
+import type { Backend } from '../backends/backend.js';
+import { WatchEvent } from './event-codec.js';
+import { inRange } from './key-range.js';
+
+/** What a watcher's stream must do for the hub. */
+export interface WatchSink {
+  /** Queues events (whole revisions, in order) for `w`; false when the stream is congested. */
+  deliver(w: Watcher, events: WatchEvent[], revision: number): boolean;
+  /** The watcher's next revision was compacted: send etcd's cancel with `compact_revision`. */
+  compacted(w: Watcher, compactRevision: number): void;
+  /** Resolves when the stream can take more (at once when it is not congested). */
+  drained(): Promise<void>;
+  /** `w` caught up and now receives events live. */
+  synced(w: Watcher): void;
+  /** Sends a progress notification for `w` at `revision`. */
+  progress(w: Watcher, revision: number): void;
+  readonly closed: boolean;
+}
+
+export interface WatchOptions {
+  prevKv: boolean;
+  noPut: boolean;
+  noDelete: boolean;
+  progressNotify: boolean;
+}
+
+export class Watcher {
+  synced = false;
+  removed = false;
+  private catchingUp = false;
+  /** Set when events were sent since the last progress tick (progress_notify only fires on quiet watchers). */
+  sentSinceTick = false;
+
+  constructor(
+    /** The watch ID as a decimal string (int64). */
+    readonly id: string,
+    readonly start: Buffer,
+    /** Backend form: undefined = the single key, empty = to the end. */
+    readonly end: Buffer | undefined,
+    readonly options: WatchOptions,
+    /** The next revision this watcher has not been sent. */
+    public nextRev: number,
+    readonly sink: WatchSink,
+  ) {}
+
+  matches(e: WatchEvent): boolean {
+    if (e.type === 'Put' ? this.options.noPut : this.options.noDelete) return false;
+    return inRange(e.key, this.start, this.end);
+  }
+
+  /** Marks the start of catch-up; false when one is already running. */
+  beginCatchUp(): boolean {
+    if (this.catchingUp) return false;
+    this.catchingUp = true;
+    return true;
+  }
+
+  endCatchUp(): void {
+    this.catchingUp = false;
+  }
+}
+
+const CATCH_UP_RETRY_MS = 1000;
+
+export interface WatchHubOptions {
+  backend: Backend;
+  /** Watermark at start. */
+  revision: number;
+  compactRevision: number;
+  /** Events kept in memory for catch-up (default 20,000). */
+  ringEvents?: number;
+  /** Rows read from storage per catch-up step (default 1,000). */
+  catchUpBatch?: number;
+  onError?: (err: unknown, w: Watcher) => void;
+}
+
+export class WatchHub {
+  private readonly ring: WatchEvent[] = [];
+  /** Every event with revision >= ringStart is in the ring. */
+  private ringStart: number;
+  private head: number;
+  private compactRev: number;
+  private readonly live = new Set<Watcher>();
+  private readonly all = new Set<Watcher>();
+  private readonly ringEvents: number;
+  private readonly catchUpBatch: number;
+
+  constructor(private readonly opts: WatchHubOptions) {
+    this.head = opts.revision;
+    this.ringStart = opts.revision + 1;
+    this.compactRev = opts.compactRevision;
+    this.ringEvents = opts.ringEvents ?? 20_000;
+    this.catchUpBatch = opts.catchUpBatch ?? 1_000;
+  }
+
+  /** The newest revision published (the watermark). */
+  get revision(): number {
+    return this.head;
+  }
+
+  get watcherCount(): number {
+    return this.all.size;
+  }
+
+  get laggingCount(): number {
+    return this.all.size - this.live.size;
+  }
+
+  add(w: Watcher): void {
+    this.all.add(w);
+    if (w.nextRev > this.head && w.nextRev >= this.compactRev) this.goLive(w);
+    else void this.catchUp(w);
+  }
+
+  remove(w: Watcher): void {
+    w.removed = true;
+    this.live.delete(w);
+    this.all.delete(w);
+  }
+
+  /** Lowers nothing: records a new compaction revision (catching-up watchers below it are cancelled). */
+  compacted(revision: number): void {
+    this.compactRev = Math.max(this.compactRev, revision);
+  }
+
+  /** Committed events up to `revision` (the new watermark), in revision order. */
+  publish(events: WatchEvent[], revision: number): void {
+    if (revision < this.head) return;
+    for (const e of events) this.ring.push(e);
+    this.trimRing();
+    this.head = revision;
+    if (events.length === 0) return;
+    for (const w of this.live) {
+      let matching: WatchEvent[] | undefined;
+      for (const e of events) {
+        if (e.revision >= w.nextRev && w.matches(e)) (matching ??= []).push(e);
+      }
+      w.nextRev = revision + 1;
+      if (!matching) continue;
+      w.sentSinceTick = true;
+      if (!w.sink.deliver(w, matching, revision)) {
+        // the stream is full: stop feeding it live; catch it up from the ring or storage once it drains
+        this.live.delete(w);
+        w.synced = false;
+        void this.catchUp(w);
+      }
+    }
+  }
+
+  /** One progress_notify round: quiet synced watchers that asked for it learn the current revision. */
+  progressTick(): void {
+    for (const w of this.live) {
+      if (w.options.progressNotify && !w.sentSinceTick) w.sink.progress(w, this.head);
+      w.sentSinceTick = false;
+    }
+  }
+
+  private goLive(w: Watcher): void {
+    w.nextRev = Math.max(w.nextRev, this.head + 1);
+    w.synced = true;
+    this.live.add(w);
+    w.sink.synced(w);
+  }
+
+  private trimRing(): void {
+    if (this.ring.length <= this.ringEvents) return;
+    // drop whole revisions so the ring always holds complete revisions
+    let cut = this.ring.length - this.ringEvents;
+    const rev = this.ring[cut - 1]!.revision;
+    while (cut < this.ring.length && this.ring[cut]!.revision === rev) cut++;
+    this.ring.splice(0, cut);
+    this.ringStart = rev + 1;
+  }
+
+  private ringFrom(rev: number): WatchEvent[] {
+    let lo = 0;
+    let hi = this.ring.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ring[mid]!.revision < rev) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.ring.slice(lo);
+  }
+
+  private async catchUp(w: Watcher): Promise<void> {
+    if (!w.beginCatchUp()) return;
+    try {
+      while (!w.removed && !w.sink.closed) {
+        await w.sink.drained();
+        if (w.removed || w.sink.closed) return;
+        if (w.nextRev < this.compactRev) {
+          this.remove(w);
+          w.sink.compacted(w, this.compactRev);
+          return;
+        }
+        const head = this.head;
+        if (w.nextRev > head) {
+          this.goLive(w);
+          return;
+        }
+        const from = w.nextRev;
+        let events: WatchEvent[];
+        let upTo = head;
+        if (from >= this.ringStart) {
+          events = this.ringFrom(from).filter((e) => e.revision <= head);
+        } else {
+          const rows = await this.opts.backend.changes(from, head, this.catchUpBatch);
+          if (from < this.compactRev) continue; // compacted while reading: cancel on the next pass
+          if (rows.length === this.catchUpBatch) {
+            // never split a revision: stop before the last one unless it is the only one read
+            const last = rows[rows.length - 1]!.modRevision;
+            const whole = rows.filter((r) => r.modRevision < last);
+            if (whole.length > 0) {
+              rows.length = whole.length;
+              upTo = last - 1;
+            } else {
+              const all = await this.opts.backend.changes(last, last, Number.MAX_SAFE_INTEGER);
+              rows.splice(0, rows.length, ...all);
+              upTo = last;
+            }
+          }
+          events = rows.map((r) => WatchEvent.fromRow(r, r.prev));
+        }
+        const matching = events.filter((e) => w.matches(e));
+        if (w.removed) return;
+        w.nextRev = upTo + 1;
+        if (matching.length) {
+          w.sentSinceTick = true;
+          w.sink.deliver(w, matching, head);
+        }
+      }
+    } catch (err) {
+      // storage unreachable: keep the watcher and try again; it resumes from the revision it reached
+      this.opts.onError?.(err, w);
+      if (!w.removed) setTimeout(() => void this.catchUp(w), CATCH_UP_RETRY_MS).unref();
+    } finally {
+      w.endCatchUp();
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Flags of `harikube serve`: one table drives parsing, validation, `--help` and the README's flag list.
+ * Names follow the existing product (kine-style) where one exists.
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../topology/duration.js';
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  default?: string;
+  description: string;
+}
+
+export const SERVE_FLAGS = {
+  'listen-address': { type: 'string', default: '127.0.0.1:2379', description: 'host:port the etcd gRPC API listens on.' },
+  endpoint: {
+    type: 'string',
+    default: 'sqlite://./db/state.db',
+    description:
+      'Default backend (and meta store): sqlite://PATH, postgres://user:pass@host:port/db, mysql://user:pass@tcp(host:port)/db. Created if missing.',
+  },
+  'ca-file': { type: 'string', description: 'CA bundle to verify the database server (TLS to the database).' },
+  'cert-file': { type: 'string', description: 'Client certificate presented to the database.' },
+  'key-file': { type: 'string', description: 'Key of --cert-file.' },
+  'skip-verify': { type: 'boolean', description: 'Do not verify the database server certificate (testing only).' },
+  'server-cert-file': { type: 'string', description: 'Certificate for serving clients over TLS (with --server-key-file).' },
+  'server-key-file': { type: 'string', description: 'Key of --server-cert-file.' },
+  'server-ca-file': { type: 'string', description: 'CA that client certificates must chain to; when set, clients must present one.' },
+  'metrics-bind-address': {
+    type: 'string',
+    default: ':8080',
+    description: 'host:port for /metrics (Prometheus), /healthz and /readyz; "0" disables.',
+  },
+  'log-format': { type: 'string', default: 'plain', description: 'Log format: plain or json.' },
+  'watch-progress-notify-interval': {
+    type: 'string',
+    default: '5s',
+    description: 'Interval of progress notifications to watchers that asked for them (progress_notify).',
+  },
+  'emulated-etcd-version': {
+    type: 'string',
+    default: '3.5.13',
+    description: 'etcd version reported by Status; kube-apiserver uses watch progress requests from 3.5.13.',
+  },
+  'compact-interval': { type: 'string', default: '5m', description: 'Interval of automatic compaction; 0 disables it.' },
+  'compact-min-retain': { type: 'string', default: '1000', description: 'Revisions automatic compaction always keeps.' },
+  'compact-batch-size': { type: 'string', default: '1000', description: 'Rows deleted per compaction step.' },
+  'compact-timeout': { type: 'string', default: '5s', description: 'Longest one compaction step may take.' },
+  debug: { type: 'boolean', description: 'Log at debug level.' },
+  help: { type: 'boolean', description: 'Print this help.' },
+} satisfies Record<string, FlagSpec>;
+
+export interface ServeConfig {
+  listenHost: string;
+  listenPort: number;
+  endpoint: string;
+  backendTls: { caFile?: string; certFile?: string; keyFile?: string; skipVerify?: boolean };
+  serverTls?: { certFile: string; keyFile: string; caFile?: string };
+  metrics?: { host: string; port: number };
+  logFormat: 'plain' | 'json';
+  progressNotifyMs: number;
+  etcdVersion: string;
+  compactIntervalMs: number;
+  compactMinRetain: number;
+  compactBatchSize: number;
+  compactTimeoutMs: number;
+  debug: boolean;
+  help: boolean;
+}
+
+export class FlagError extends Error {}
+
+export function serveUsage(): string {
+  const lines = ['usage: harikube serve [flags]', '', 'flags:'];
+  for (const [name, spec] of Object.entries(SERVE_FLAGS) as [string, FlagSpec][]) {
+    const def = spec.default !== undefined ? ` (default ${JSON.stringify(spec.default)})` : '';
+    lines.push(`  --${name}${spec.type === 'string' ? ' VALUE' : ''}`, `      ${spec.description}${def}`);
+  }
+  return lines.join('\n');
+}
+
+function hostPort(flag: string, value: string, allowEmptyHost: boolean): { host: string; port: number } {
+  const v = value.replace(/^[a-z]+:\/\//, '');
+  const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(v);
+  if (!m || (!allowEmptyHost && !m[1])) throw new FlagError(`--${flag} "${value}": expected host:port, e.g. 127.0.0.1:2379`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new FlagError(`--${flag} "${value}": port ${port} is out of range`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function duration(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (e) {
+    throw new FlagError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
+function count(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new FlagError(`--${flag} "${value}": expected a whole number >= ${min}`);
+  return n;
+}
+
+function versionAtLeast(v: string, min: [number, number, number]): boolean {
+  const parts = v.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const a = parts[i] ?? 0;
+    if (a !== min[i]) return a > min[i]!;
+  }
+  return true;
+}
+
+export function parseServeFlags(args: string[]): ServeConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options: SERVE_FLAGS as Record<string, FlagSpec>, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new FlagError((e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''));
+  }
+  const str = (name: keyof typeof SERVE_FLAGS) => values[name] as string | undefined;
+  const listen = hostPort('listen-address', str('listen-address')!, true);
+  const metricsFlag = str('metrics-bind-address')!;
+  const logFormat = str('log-format')!;
+  if (logFormat !== 'plain' && logFormat !== 'json') throw new FlagError(`--log-format "${logFormat}": use plain or json`);
+  const version = str('emulated-etcd-version')!;
+  if (!/^\d+\.\d+\.\d+$/.test(version) || !versionAtLeast(version, [3, 5, 13])) {
+    throw new FlagError(`--emulated-etcd-version "${version}": must be a version >= 3.5.13 (kube-apiserver needs it for watch progress)`);
+  }
+  const certFile = str('server-cert-file');
+  const keyFile = str('server-key-file');
+  if (!!certFile !== !!keyFile) throw new FlagError('--server-cert-file and --server-key-file go together');
+  if (str('server-ca-file') && !certFile) throw new FlagError('--server-ca-file needs --server-cert-file and --server-key-file');
+  const progressNotifyMs = duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!);
+  if (progressNotifyMs <= 0) throw new FlagError('--watch-progress-notify-interval must be above 0');
+  return {
+    listenHost: listen.host || '0.0.0.0',
+    listenPort: listen.port,
+    endpoint: str('endpoint')!,
+    backendTls: {
+      caFile: str('ca-file'),
+      certFile: str('cert-file'),
+      keyFile: str('key-file'),
+      skipVerify: values['skip-verify'] === true ? true : undefined,
+    },
+    serverTls: certFile && keyFile ? { certFile, keyFile, caFile: str('server-ca-file') } : undefined,
+    metrics: metricsFlag === '0' || metricsFlag === '' ? undefined : hostPort('metrics-bind-address', metricsFlag, true),
+    logFormat,
+    progressNotifyMs,
+    etcdVersion: version,
+    compactIntervalMs: duration('compact-interval', str('compact-interval')!),
+    compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
+    compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
+    compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
+    debug: values.debug === true,
+    help: values.help === true,
+  };
+}

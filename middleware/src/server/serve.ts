@@ -1,0 +1,180 @@
+/**
+ * `harikube serve`: the etcd-compatible middleware over its default backend. Exits non-zero with a
+ * message naming the problem on bad flags or an unreachable database.
+ */
+import { readFileSync } from 'node:fs';
+import type http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { openBackend } from '../backends/index.js';
+import { configureLogging, logger } from '../log.js';
+import { Store } from '../mvcc/store.js';
+import { redactEndpoint } from '../topology/endpoint.js';
+import { FlagError, parseServeFlags, serveUsage, type ServeConfig } from './flags.js';
+import { healthDefinition, healthService } from './health.js';
+import { startHttpServer } from './http.js';
+import { kvService } from './kv.js';
+import { leaseService } from './lease.js';
+import { clusterService, maintenanceService } from './maintenance.js';
+import { etcdService } from './proto.js';
+import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, withRequestSizes } from './rpc.js';
+import { registerWatchMetrics, watchDefinition, watchService } from './watch.js';
+
+const log = logger.child({ component: 'serve' });
+
+function readFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new FlagError(`--${flag} "${path}": ${(e as Error).message}`);
+  }
+}
+
+function serverCredentials(cfg: ServeConfig): grpc.ServerCredentials {
+  if (!cfg.serverTls) return grpc.ServerCredentials.createInsecure();
+  const { certFile, keyFile, caFile } = cfg.serverTls;
+  return grpc.ServerCredentials.createSsl(
+    caFile ? readFile('server-ca-file', caFile) : null,
+    [{ cert_chain: readFile('server-cert-file', certFile), private_key: readFile('server-key-file', keyFile) }],
+    !!caFile,
+  );
+}
+
+function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) => (err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port))),
+  );
+}
+
+export interface RunningServer {
+  store: Store;
+  grpcPort: number;
+  stop(): Promise<void>;
+}
+
+/** Starts everything `serve` runs; resolves once clients can connect. */
+export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
+  if (process.env.TOPOLOGY_CONFIG) {
+    // Routing across backends is not in this version: refusing beats storing keys in the wrong place.
+    throw new FlagError(
+      `TOPOLOGY_CONFIG is set (${redactEndpoint(process.env.TOPOLOGY_CONFIG)}) but this version serves only the --endpoint backend; unset TOPOLOGY_CONFIG`,
+    );
+  }
+  const backend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
+  const store = await Store.open({
+    backend,
+    compactBatchSize: cfg.compactBatchSize,
+    compactTimeoutMs: cfg.compactTimeoutMs,
+  });
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': -1,
+    // kube-apiserver's etcd client pings every 30 s, also between calls
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    'grpc-node.max_session_memory': 256,
+  });
+  const scheme = cfg.serverTls ? 'https' : 'http';
+  const advertised = `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}`;
+  const identity = { version: cfg.etcdVersion, name: 'harikube', clientUrls: [advertised] };
+  server.addService(withRequestSizes(etcdService('KV')), kvService(store));
+  server.addService(watchDefinition(etcdService('Watch')), watchService(store));
+  server.addService(withRequestSizes(etcdService('Lease')), leaseService(store));
+  server.addService(etcdService('Maintenance'), maintenanceService(store, identity));
+  server.addService(etcdService('Cluster'), clusterService(store, identity));
+  server.addService(healthDefinition, healthService(store));
+  registerWatchMetrics(() => store.hub);
+
+  const hostForBind = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;
+  const grpcPort = await bind(server, `${hostForBind}:${cfg.listenPort}`, serverCredentials(cfg));
+
+  let httpServer: http.Server | undefined;
+  if (cfg.metrics) {
+    try {
+      httpServer = await startHttpServer(cfg.metrics.host, cfg.metrics.port, store);
+    } catch (e) {
+      server.forceShutdown();
+      await store.close();
+      throw new Error(`cannot listen on --metrics-bind-address ${cfg.metrics.host}:${cfg.metrics.port}: ${(e as Error).message}`);
+    }
+  }
+
+  const progress = setInterval(() => store.hub.progressTick(), cfg.progressNotifyMs);
+  progress.unref();
+  let compactor: NodeJS.Timeout | undefined;
+  if (cfg.compactIntervalMs > 0) {
+    compactor = setInterval(() => {
+      const target = store.revision - cfg.compactMinRetain;
+      if (target > store.compactRevision) {
+        store.compact(target).catch((err: unknown) => log.warn('automatic compaction failed', { target, error: err }));
+      }
+    }, cfg.compactIntervalMs);
+    compactor.unref();
+  }
+
+  log.info('serving the etcd v3 API', {
+    listen: `${cfg.listenHost}:${grpcPort}`,
+    tls: !!cfg.serverTls,
+    clientCertificates: !!cfg.serverTls?.caFile,
+    endpoint: redactEndpoint(cfg.endpoint),
+    metrics: cfg.metrics ? `${cfg.metrics.host || '0.0.0.0'}:${cfg.metrics.port}` : 'off',
+    version: cfg.etcdVersion,
+  });
+
+  return {
+    store,
+    grpcPort,
+    async stop() {
+      clearInterval(progress);
+      clearInterval(compactor);
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
+      httpServer?.closeAllConnections();
+      await store.close();
+    },
+  };
+}
+
+export async function main(args: string[]): Promise<number> {
+  let cfg: ServeConfig;
+  try {
+    cfg = parseServeFlags(args);
+  } catch (e) {
+    process.stderr.write(`harikube serve: ${(e as Error).message}\n\n${serveUsage()}\n`);
+    return 2;
+  }
+  if (cfg.help) {
+    process.stdout.write(serveUsage() + '\n');
+    return 0;
+  }
+  configureLogging({ format: cfg.logFormat, level: cfg.debug ? 'debug' : 'info' });
+  let running: RunningServer;
+  try {
+    running = await startServer(cfg);
+  } catch (e) {
+    log.error('cannot start', { error: (e as Error).message });
+    process.stderr.write(`harikube serve: ${(e as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info('shutting down', { signal });
+      running.stop().then(resolve, (err: unknown) => {
+        log.error('shutdown failed', { error: err });
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  return 0;
+}

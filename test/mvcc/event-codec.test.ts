@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { etcdService } from '../../middleware/src/server/proto.js';
+import { encodeHeader, encodeWatchResponse, WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
+
+// The hand-written encoder must produce exactly what etcd's proto describes: decode with the real schema.
+const decode = etcdService('Watch').Watch!.responseDeserialize as (b: Buffer) => any;
+
+test('a watch response with events decodes with the etcd proto', () => {
+  const put = WatchEvent.fromRow(
+    { key: Buffer.from('k'), value: Buffer.from('v2'), modRevision: 7, sub: 0, createRevision: 5, prevRevision: 5, version: 2, lease: '9223372036854775807', deleted: false },
+    { key: Buffer.from('k'), value: Buffer.from('v1'), modRevision: 5, sub: 0, createRevision: 5, prevRevision: 0, version: 1, lease: '0', deleted: false },
+  );
+  const del = WatchEvent.fromRow(
+    { key: Buffer.from('k'), value: Buffer.alloc(0), modRevision: 8, sub: 0, createRevision: 5, prevRevision: 7, version: 0, lease: '0', deleted: true },
+    { key: Buffer.from('k'), value: Buffer.from('v2'), modRevision: 7, sub: 0, createRevision: 5, prevRevision: 5, version: 2, lease: '0', deleted: false },
+  );
+  const header = encodeHeader({ cluster_id: '18446744073709551615', member_id: '42', revision: 8, raft_term: 1 });
+  const msg = decode(encodeWatchResponse({ header, watchId: '3', events: [put.bytes(true), del.bytes(false)] }));
+  assert.equal(msg.header.cluster_id, '18446744073709551615');
+  assert.equal(msg.header.revision, '8');
+  assert.equal(msg.watch_id, '3');
+  assert.equal(msg.events.length, 2);
+  assert.equal(msg.events[0].type, 'Put');
+  assert.equal(msg.events[0].kv.value.toString(), 'v2');
+  assert.equal(msg.events[0].kv.lease, '9223372036854775807');
+  assert.equal(msg.events[0].prev_kv.value.toString(), 'v1');
+  assert.equal(msg.events[1].type, 'Delete');
+  assert.equal(msg.events[1].kv.mod_revision, '8');
+  assert.equal(msg.events[1].kv.version, '0');
+  assert.equal(msg.events[1].prev_kv, null, 'prev_kv was not asked for');
+});
+
+test('progress responses carry watch_id -1 and compaction cancels carry compact_revision', () => {
+  const header = encodeHeader({ cluster_id: '1', member_id: '2', revision: 100, raft_term: 1 });
+  const progress = decode(encodeWatchResponse({ header, watchId: '-1' }));
+  assert.equal(progress.watch_id, '-1');
+  assert.equal(progress.events.length, 0);
+  const cancel = decode(encodeWatchResponse({ header, watchId: '0', canceled: true, compactRevision: 50 }));
+  assert.equal(cancel.canceled, true);
+  assert.equal(cancel.compact_revision, '50');
+  assert.equal(cancel.watch_id, '0');
+});
+
+test('an event is encoded once per variant and reused', () => {
+  const e = WatchEvent.fromRow(
+    { key: Buffer.from('a'), value: Buffer.from('b'), modRevision: 2, sub: 0, createRevision: 2, prevRevision: 0, version: 1, lease: '0', deleted: false },
+    undefined,
+  );
+  assert.equal(e.bytes(false), e.bytes(false));
+  assert.equal(e.bytes(true), e.bytes(false), 'a create has no prev_kv, so both variants are the same bytes');
+});

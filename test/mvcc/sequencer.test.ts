@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Sequencer } from '../../middleware/src/mvcc/sequencer.js';
+
+test('a fresh store is at revision 1 and allocates from 2', () => {
+  const s = new Sequencer(0);
+  assert.equal(s.watermark, 1);
+  assert.equal(s.allocate(), 2);
+});
+
+test('the watermark never passes an unfinished revision', () => {
+  const s = new Sequencer(10);
+  const seen: number[] = [];
+  s.onAdvance((w) => seen.push(w));
+  const a = s.allocate();
+  const b = s.allocate();
+  const c = s.allocate();
+  s.finish(c);
+  assert.equal(s.watermark, 10, 'c finished but a and b are still in flight');
+  s.finish(a);
+  assert.equal(s.watermark, 11);
+  s.finish(b);
+  assert.equal(s.watermark, 13);
+  assert.deepEqual(seen, [11, 13]);
+  assert.deepEqual(s.unfinished, []);
+});
+
+test('revisions are never handed out twice, even after skipTo lowers nothing', () => {
+  const s = new Sequencer(5);
+  const a = s.allocate();
+  s.skipTo(3);
+  assert.ok(s.allocate() > a);
+  s.skipTo(100);
+  assert.equal(s.allocate(), 101);
+});
+
+test('finishing an unknown revision is a bug, reported loudly', () => {
+  const s = new Sequencer(1);
+  assert.throws(() => s.finish(7), /not allocated/);
+});
