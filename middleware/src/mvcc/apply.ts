@@ -23,7 +23,7 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from './api.js';
-import { errKeyNotFound, errLeaseNotFound } from './errors.js';
+import { errKeyNotFound, errLeaseNotFound, errLeaseProvided, errValueProvided } from './errors.js';
 import { rowToKeyValue, WatchEvent } from './event-codec.js';
 import { rangeEnd } from './key-range.js';
 import type { LeaseTable } from './leases.js';
@@ -76,6 +76,8 @@ function live(row: KeyRow | undefined): KeyRow | undefined {
 /** Checks what etcd checks before applying a put: the lease exists, ignore_* have something to keep. */
 async function validatePut(ctx: ApplyContext, req: PutRequest): Promise<void> {
   const lease = id(req.lease);
+  if (req.ignore_value && req.value && req.value.length > 0) throw errValueProvided();
+  if (req.ignore_lease && lease !== '0') throw errLeaseProvided();
   if (lease !== '0' && !req.ignore_lease && !ctx.leases.has(lease)) throw errLeaseNotFound();
   if (req.ignore_value || req.ignore_lease) {
     if (!live(await ctx.tx.latest(req.key))) throw errKeyNotFound();

@@ -144,7 +144,7 @@ export class WatchHub {
       for (const e of events) {
         if (e.revision >= w.nextRev && w.matches(e)) (matching ??= []).push(e);
       }
-      w.nextRev = revision + 1;
+      w.nextRev = Math.max(w.nextRev, revision + 1);
       if (!matching) continue;
       w.sentSinceTick = true;
       if (!w.sink.deliver(w, matching, revision)) {

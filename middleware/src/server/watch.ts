@@ -126,7 +126,7 @@ class WatchStream implements WatchSink {
       this.write(
         encodeWatchResponse({
           header: this.header(),
-          watchId,
+          watchId: '-1',
           created: true,
           canceled: true,
           cancelReason: 'mvcc: duplicate watch ID provided on the WatchStream',

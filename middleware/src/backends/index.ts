@@ -1,0 +1,35 @@
+/**
+ * Backend construction from an endpoint string (TOPOLOGY.md section 1). The caller calls `open()`.
+ */
+import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
+import type { BackendTLS, ConnectionPool } from '../topology/schema.js';
+import type { Backend } from './backend.js';
+import { MysqlDriver } from './sql/mysql.js';
+import { PostgresDriver } from './sql/postgres.js';
+import { ServerLogStore } from './sql/server-store.js';
+import { SqliteBackend } from './sql/sqlite.js';
+
+export type { Backend } from './backend.js';
+export { BackendUnavailableError } from './backend.js';
+
+export interface BackendOptions {
+  /** TLS towards the database server (PostgreSQL, MySQL). */
+  tls?: BackendTLS;
+  /** Connection pool of a database server (PostgreSQL, MySQL). */
+  pool?: ConnectionPool;
+}
+
+export function openBackend(endpoint: string, options: BackendOptions = {}): Backend {
+  const parsed = parseEndpoint(endpoint);
+  const description = redactEndpoint(endpoint);
+  switch (parsed.kind) {
+    case 'sqlite':
+      return new SqliteBackend(parsed, description);
+    case 'postgres':
+      return new ServerLogStore(new PostgresDriver(parsed, description, options));
+    case 'mysql':
+      return new ServerLogStore(new MysqlDriver(parsed, description, options));
+    case 'etcd':
+      throw new Error(`endpoint "${description}": etcd and middleware backends are not supported yet; use a sqlite://, postgres:// or mysql:// endpoint`);
+  }
+}

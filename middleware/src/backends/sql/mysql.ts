@@ -1,0 +1,359 @@
+/**
+ * MySQL and MariaDB (mysql2): keys are VARBINARY (binary comparison, no collation, no trailing-space
+ * padding), values LONGBLOB. Statements run as server-side prepared statements (`execute`), cached per
+ * connection. mysql2 returns BIGINT as strings (`bigNumberStrings`), so lease IDs stay exact.
+ *
+ * Two server limits shape the writes: InnoDB's 3072-byte index key limit (the unique (name, rev) index;
+ * keys are capped at MAX_KEY_BYTES well below it) and `max_allowed_packet` (one statement must fit; inserts
+ * are split to fit and a single row that cannot fit is refused with an error saying what to raise).
+ */
+import type { ConnectionOptions } from 'node:tls';
+import mysql from 'mysql2/promise';
+import { logger } from '../../log.js';
+import type { SqlServerEndpoint } from '../../topology/endpoint.js';
+import { parseDuration } from '../../topology/duration.js';
+import type { BackendTLS, ConnectionPool } from '../../topology/schema.js';
+import type { KeyRow } from '../backend.js';
+import type { Deletion } from './compaction.js';
+import { marks, type SqlDialect } from './dialect.js';
+import { errorCode, isNetworkError, messageOf } from './errors.js';
+import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
+import type { ServerDriver, SqlRunner, WriteConnection } from './server-store.js';
+import { Statements } from './statements.js';
+import { mysqlTls } from './tls.js';
+
+export const mysqlDialect: SqlDialect = {
+  name: 'mysql',
+  label: 'MySQL',
+  types: {
+    bigint: 'BIGINT',
+    int: 'INT',
+    smallint: 'SMALLINT',
+    key: `VARBINARY(${MAX_KEY_BYTES})`,
+    value: 'LONGBLOB',
+    name: 'VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin',
+    blob: 'LONGBLOB',
+  },
+  tableOptions: ' ENGINE=InnoDB ROW_FORMAT=DYNAMIC',
+  maxKeyBytes: MAX_KEY_BYTES,
+  placeholders: (sql) => sql,
+  int64Text: (column) => column,
+  // VALUES() rather than the row alias of MySQL 8.0.19+: MariaDB knows only VALUES().
+  upsert: (table, key, columns) =>
+    `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${marks(columns.length)}) ON DUPLICATE KEY UPDATE ` +
+    columns
+      .filter((c) => c !== key)
+      .map((c) => `${c} = VALUES(${c})`)
+      .join(', '),
+};
+
+const log = logger.child({ component: 'sql', dialect: 'mysql' });
+const CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_OPEN = 10;
+/** Rows per multi-row INSERT (each count is one more prepared statement per connection). */
+const INSERT_CHUNK = 64;
+/** (name, rev) pairs per compaction DELETE; shorter lists are padded with repeats so one statement serves all. */
+const DELETE_CHUNK = 100;
+/** Bytes of one row in an execute packet besides key and value (types, lengths, integers). */
+const ROW_OVERHEAD = 128;
+/** Packet header, statement ID and parameter bitmaps. */
+const PACKET_RESERVE = 4096;
+const SCHEMA_LOCK_TIMEOUT_S = 30;
+
+const TRANSIENT_CODES = new Set([
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_SERVER_SHUTDOWN',
+  'ER_NORMAL_SHUTDOWN',
+  'ER_SHUTDOWN_COMPLETE',
+  'ER_FORCING_CLOSE',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_DISK_FULL',
+  'ER_RECORD_FILE_FULL',
+  'ER_OUT_OF_RESOURCES',
+  'ER_OUTOFMEMORY',
+  'ER_NET_READ_ERROR',
+  'ER_NET_READ_INTERRUPTED',
+  'ER_NET_ERROR_ON_WRITE',
+  'ER_NET_WRITE_INTERRUPTED',
+  'ER_QUERY_INTERRUPTED',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+  'ER_READ_ONLY_MODE',
+]);
+/** MariaDB's "Connection was killed" has no name in mysql2's table. */
+const ER_CONNECTION_KILLED = 1927;
+/** Connect-time failures that are configuration, not availability. */
+const CONFIG_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
+const CLOSED_MESSAGE = /closed state/;
+
+interface MysqlError {
+  errno?: number;
+  fatal?: boolean;
+}
+
+/**
+ * Integers go over as decimal strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8.0.22+ refuses for
+ * LIMIT; the server converts strings exactly.
+ */
+function bind(params: unknown[]): (string | Buffer)[] {
+  return params.map((p) => (typeof p === 'number' ? String(p) : p)) as (string | Buffer)[];
+}
+
+/** Node TLS options in mysql2's shape (which checks the host name only when asked to). */
+function sslOptions(tls: ConnectionOptions | undefined): mysql.SslOptions | undefined {
+  if (!tls) return undefined;
+  const verify = tls.rejectUnauthorized !== false;
+  return {
+    ca: tls.ca as Buffer | undefined,
+    cert: tls.cert as Buffer | undefined,
+    key: tls.key as Buffer | undefined,
+    rejectUnauthorized: verify,
+    verifyIdentity: verify && tls.checkServerIdentity === undefined,
+  };
+}
+
+class MysqlRunner implements SqlRunner {
+  constructor(
+    private readonly target: mysql.Pool | mysql.PoolConnection | mysql.Connection,
+    /** Text protocol (for DDL and locks, which are not worth preparing). */
+    private readonly text = false,
+  ) {}
+
+  async query(sql: string, params: unknown[]): Promise<DbRow[]> {
+    const [rows] = this.text ? await this.target.query(sql, bind(params)) : await this.target.execute(sql, bind(params));
+    return rows as DbRow[];
+  }
+
+  async execute(sql: string, params: unknown[]): Promise<number> {
+    const [result] = this.text ? await this.target.query(sql, bind(params)) : await this.target.execute(sql, bind(params));
+    return (result as mysql.ResultSetHeader).affectedRows;
+  }
+}
+
+class MysqlWriteConnection extends MysqlRunner implements WriteConnection {
+  private broken = false;
+  private readonly born = Date.now();
+
+  constructor(
+    private readonly conn: mysql.Connection,
+    private readonly maxLifeMs: number,
+    description: string,
+  ) {
+    super(conn);
+    // Without a listener an error on the idle connection (server restart, KILL) would crash the process.
+    conn.on('error', (err: unknown) => {
+      this.broken = true;
+      log.warn('write connection broke', { backend: description, error: messageOf(err) });
+    });
+    conn.on('end', () => (this.broken = true));
+  }
+
+  get usable(): boolean {
+    return !this.broken && (this.maxLifeMs === 0 || Date.now() - this.born < this.maxLifeMs);
+  }
+
+  async begin(): Promise<void> {
+    await this.conn.query('START TRANSACTION');
+  }
+
+  async commit(): Promise<void> {
+    await this.conn.query('COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    await this.conn.query('ROLLBACK');
+  }
+
+  destroy(): void {
+    this.broken = true;
+    this.conn.destroy();
+  }
+}
+
+export class MysqlDriver implements ServerDriver {
+  readonly dialect = mysqlDialect;
+  readonly hint: string;
+  private readonly config: mysql.ConnectionOptions;
+  private readonly poolOptions: ConnectionPool;
+  private mysqlPool?: mysql.Pool;
+  private runner?: MysqlRunner;
+  private maxPacket = 0;
+  private readonly st = new Statements(mysqlDialect);
+
+  constructor(
+    private readonly endpoint: SqlServerEndpoint,
+    readonly description: string,
+    options: { tls?: BackendTLS; pool?: ConnectionPool },
+  ) {
+    this.hint = `check that MySQL/MariaDB is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}" (HariKube reconnects by itself once it does)`;
+    this.poolOptions = options.pool ?? {};
+    this.config = {
+      host: endpoint.host,
+      port: endpoint.port,
+      user: endpoint.user,
+      password: endpoint.password,
+      database: endpoint.database,
+      ssl: sslOptions(mysqlTls(description, endpoint.params, options.tls)),
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      enableKeepAlive: true,
+    };
+  }
+
+  get pool(): SqlRunner {
+    if (!this.runner) throw new Error(`${this.description}: the backend is not open (call open() first)`);
+    return this.runner;
+  }
+
+  async connect(): Promise<void> {
+    const p = this.poolOptions;
+    if (p.maxLifeTime !== undefined) log.debug('mysql2 pools have no connection lifetime: maxLifeTime applies to the write connection only', { backend: this.description });
+    const maxOpen = p.maxOpen || DEFAULT_MAX_OPEN;
+    this.mysqlPool = mysql.createPool({
+      ...this.config,
+      connectionLimit: maxOpen,
+      maxIdle: p.maxIdle ?? maxOpen,
+      idleTimeout: p.maxIdleLifeTime !== undefined ? parseDuration(p.maxIdleLifeTime) : 60_000,
+      waitForConnections: true,
+      queueLimit: 0,
+    });
+    this.runner = new MysqlRunner(this.mysqlPool);
+    let rows: DbRow[];
+    try {
+      rows = await this.runner.query('SELECT @@max_allowed_packet AS m', []);
+    } catch (err) {
+      if (errorCode(err) !== 'ER_BAD_DB_ERROR') throw err;
+      await this.createDatabase();
+      rows = await this.runner.query('SELECT @@max_allowed_packet AS m', []);
+    }
+    this.maxPacket = Number(rows[0]!.m);
+  }
+
+  async withSchemaLock<T>(fn: (c: SqlRunner) => Promise<T>): Promise<T> {
+    const conn = await this.mysqlPool!.getConnection();
+    const lock = `harikube_schema.${this.endpoint.database}`;
+    try {
+      const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS ok', [lock, SCHEMA_LOCK_TIMEOUT_S]);
+      if (Number((rows as DbRow[])[0]?.ok) !== 1) {
+        throw new Error(`${this.description}: waited ${SCHEMA_LOCK_TIMEOUT_S} s for the schema lock "${lock}" held by another HariKube opening this database; retry once it is done`);
+      }
+      try {
+        return await fn(new MysqlRunner(conn, true));
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  async openWriteConnection(): Promise<WriteConnection> {
+    const conn = await mysql.createConnection(this.config);
+    const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
+    return new MysqlWriteConnection(conn, maxLife, this.description);
+  }
+
+  async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {
+    const budget = this.maxPacket - PACKET_RESERVE;
+    let chunk: unknown[] = [];
+    let count = 0;
+    let bytes = 0;
+    const flush = async () => {
+      if (count === 0) return;
+      await c.execute(count === 1 ? this.st.insertRow : this.st.insertRows(count), chunk);
+      chunk = [];
+      count = bytes = 0;
+    };
+    for (const row of rows) {
+      checkKeyLength(row.key, MAX_KEY_BYTES, this.description, mysqlDialect.label);
+      const size = row.key.length + row.value.length + ROW_OVERHEAD;
+      if (size > budget) {
+        throw new Error(
+          `${this.description}: the row of key "${row.key.subarray(0, 40).toString('latin1')}" needs ${size} bytes but the server's ` +
+            `max_allowed_packet is ${this.maxPacket} bytes: raise max_allowed_packet on the MySQL/MariaDB server to at least 4M ` +
+            `(etcd allows 1.5 MiB requests), e.g. max_allowed_packet=64M in its configuration`,
+        );
+      }
+      if (count === INSERT_CHUNK || (count > 0 && bytes + size > budget)) await flush();
+      chunk.push(...rowParams(row, (d) => d));
+      count++;
+      bytes += size;
+    }
+    await flush();
+  }
+
+  async deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number> {
+    const sql = `DELETE FROM kv WHERE ${Array.from({ length: DELETE_CHUNK }, () => '(name = ? AND rev = ?)').join(' OR ')}`;
+    let deleted = 0;
+    for (let i = 0; i < rows.length; i += DELETE_CHUNK) {
+      const part = rows.slice(i, i + DELETE_CHUNK);
+      const params: unknown[] = [];
+      for (let j = 0; j < DELETE_CHUNK; j++) {
+        const r = part[Math.min(j, part.length - 1)]!;
+        params.push(r.name, r.rev);
+      }
+      deleted += await c.execute(sql, params);
+    }
+    return deleted;
+  }
+
+  int64(decimal: string): unknown {
+    return decimal;
+  }
+
+  async sizeBytes(): Promise<number> {
+    const rows = await this.pool.query(
+      'SELECT COALESCE(SUM(data_length + index_length), 0) AS n FROM information_schema.tables WHERE table_schema = DATABASE()',
+      [],
+    );
+    return Number(rows[0]!.n);
+  }
+
+  transient(err: unknown): boolean {
+    const code = errorCode(err);
+    const e = err as MysqlError | null;
+    if (code !== undefined && CONFIG_CODES.has(code)) return false;
+    return (
+      isNetworkError(err) ||
+      (code !== undefined && TRANSIENT_CODES.has(code)) ||
+      e?.errno === ER_CONNECTION_KILLED ||
+      e?.fatal === true ||
+      CLOSED_MESSAGE.test(messageOf(err))
+    );
+  }
+
+  connectionLost(err: unknown): boolean {
+    const code = errorCode(err);
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ER_SERVER_SHUTDOWN') return false;
+    if (code !== undefined && CONFIG_CODES.has(code)) return false;
+    const e = err as MysqlError | null;
+    return (
+      code === 'PROTOCOL_CONNECTION_LOST' ||
+      code === 'ECONNRESET' ||
+      code === 'EPIPE' ||
+      e?.errno === ER_CONNECTION_KILLED ||
+      e?.fatal === true ||
+      CLOSED_MESSAGE.test(messageOf(err))
+    );
+  }
+
+  async close(): Promise<void> {
+    const p = this.mysqlPool;
+    this.mysqlPool = this.runner = undefined;
+    await p?.end();
+  }
+
+  private async createDatabase(): Promise<void> {
+    const admin = await mysql.createConnection({ ...this.config, database: undefined });
+    try {
+      await admin.query(`CREATE DATABASE IF NOT EXISTS \`${this.endpoint.database}\``);
+      log.info('created database', { backend: this.description });
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+  }
+}

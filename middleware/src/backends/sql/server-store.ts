@@ -1,0 +1,336 @@
+/**
+ * The log store on a database server (PostgreSQL, MySQL): the Backend logic both share, over a small
+ * driver interface that holds what differs (connecting, placeholders, bulk statements, error codes).
+ *
+ * Reads go through the driver's pool and see only committed rows (each is one autocommit statement). The
+ * write transaction runs on one dedicated connection, kept between writes and replaced when the driver
+ * reports it broken or too old. Compaction batches are single DELETE statements on the pool.
+ */
+import { logger } from '../../log.js';
+import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import { CompactionProgress, planBatch, scanParams, type Deletion } from './compaction.js';
+import type { SqlDialect } from './dialect.js';
+import { classify } from './errors.js';
+import { Lock } from './lock.js';
+import { timed, type Operation } from './metrics.js';
+import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
+import { migrate } from './schema.js';
+import { Statements, rangeShape } from './statements.js';
+
+/** Something that runs statements: the pool, or one connection. */
+export interface SqlRunner {
+  query(sql: string, params: unknown[]): Promise<DbRow[]>;
+  /** Runs a statement and returns the number of rows it changed. */
+  execute(sql: string, params: unknown[]): Promise<number>;
+}
+
+/** The connection of the write transaction. */
+export interface WriteConnection extends SqlRunner {
+  begin(): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+  /** False once the driver saw it break, or it outlived the pool's maxLifeTime: it is replaced. */
+  readonly usable: boolean;
+  /** Closes it without waiting for the server (it may be gone). */
+  destroy(): void;
+}
+
+export interface ServerDriver {
+  readonly dialect: SqlDialect;
+  readonly description: string;
+  /** What to check when the server cannot be reached (ends unavailable errors). */
+  readonly hint: string;
+  readonly pool: SqlRunner;
+  /** Connects, creating the database if missing, and starts the pool. */
+  connect(): Promise<void>;
+  /** Runs `fn` on one connection holding the dialect's schema lock (and transaction, where DDL allows). */
+  withSchemaLock<T>(fn: (c: SqlRunner) => Promise<T>): Promise<T>;
+  openWriteConnection(): Promise<WriteConnection>;
+  insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void>;
+  /** Deletes rows by (name, rev) in one statement; returns how many existed. */
+  deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number>;
+  /** The driver's exact binding of a decimal int64. */
+  int64(decimal: string): unknown;
+  sizeBytes(): Promise<number>;
+  /** True for failures that may pass (network, server restarting, resources). */
+  transient(err: unknown): boolean;
+  /** True when the connection used broke, so the same read on another connection may well succeed. */
+  connectionLost(err: unknown): boolean;
+  close(): Promise<void>;
+}
+
+export class ServerLogStore implements Backend {
+  readonly description: string;
+  private readonly d: SqlDialect;
+  private readonly st: Statements;
+  private readonly log;
+  private readonly writeLock = new Lock();
+  private readonly compactLock = new Lock();
+  private readonly progress = new CompactionProgress();
+  private writer?: WriteConnection;
+  private opened = false;
+
+  constructor(private readonly driver: ServerDriver) {
+    this.description = driver.description;
+    this.d = driver.dialect;
+    this.st = new Statements(driver.dialect);
+    this.log = logger.child({ component: 'sql', dialect: this.d.name, backend: this.description });
+  }
+
+  async open(): Promise<void> {
+    try {
+      await this.driver.connect();
+      const found = await this.driver.withSchemaLock((c) =>
+        migrate(
+          {
+            run: (sql, params = []) => c.execute(sql, params),
+            meta: async (name) => (await c.query(this.st.metaGet, [name]))[0]?.value as Buffer | undefined,
+            setMeta: async (name, value) => void (await c.execute(this.st.metaSet, [name, value])),
+          },
+          this.d,
+          this.description,
+        ),
+      );
+      if (found === 0) this.log.info('created schema');
+      this.opened = true;
+    } catch (err) {
+      await this.driver.close().catch(() => undefined);
+      throw this.wrap(err, 'cannot open the database');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.opened = false;
+    await this.writeLock.run(async () => {
+      this.writer?.destroy();
+      this.writer = undefined;
+    });
+    await this.driver.close();
+  }
+
+  maxRevision(): Promise<number> {
+    return this.read('max_revision', async (c) => Number((await c.query(this.st.maxRevision, []))[0]?.rev ?? 0));
+  }
+
+  range(q: RangeQuery): Promise<KeyRow[]> {
+    return this.read(q.end === undefined ? 'get' : 'range', (c) => this.rangeOn(c, q));
+  }
+
+  count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
+    return this.read('count', async (c) => {
+      if (end === undefined) return (await this.rangeOn(c, { start, revision, limit: 1, keysOnly: true })).length;
+      return Number((await c.query(this.st.count(end.length > 0), this.st.countParams(start, end, revision)))[0]!.n);
+    });
+  }
+
+  changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
+    return this.read('changes', async (c) => {
+      const rows = await c.query(this.st.changes(limit > 0), limit > 0 ? [from, to, limit] : [from, to]);
+      return rows.map(toChangeRow);
+    });
+  }
+
+  write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
+    return this.writeLock.run(() =>
+      timed(this.d.name, 'write', async () => {
+        const conn = await this.begin();
+        const tx = new ServerWriteTxn(this, conn);
+        try {
+          const result = await fn(tx);
+          tx.end();
+          await conn.commit();
+          return result;
+        } catch (err) {
+          tx.end();
+          await this.abandon(conn, err);
+          throw this.wrap(err, 'write transaction failed (it may or may not have committed)');
+        }
+      }),
+    );
+  }
+
+  compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
+    return this.compactLock.run(async () => {
+      this.checkOpen();
+      if (!this.progress.begin(revision)) return { deleted: 0, done: true };
+      let deleted = 0;
+      do {
+        deleted += await timed(this.d.name, 'compact_batch', () => this.compactBatch(revision, batchSize));
+        if (this.progress.isComplete(revision)) return { deleted, done: true };
+      } while (Date.now() < deadline);
+      return { deleted, done: false };
+    });
+  }
+
+  getMeta(name: string): Promise<Buffer | undefined> {
+    return this.read('meta', async (c) => (await c.query(this.st.metaGet, [name]))[0]?.value as Buffer | undefined);
+  }
+
+  leases(): Promise<LeaseRow[]> {
+    return this.read('leases', async (c) => (await c.query(this.st.leaseList, [])).map(toLeaseRow));
+  }
+
+  leasedKeys(): Promise<{ key: Buffer; lease: string }[]> {
+    return this.read('leases', async (c) => (await c.query(this.st.leasedKeys, [])).map((r) => ({ key: r.name as Buffer, lease: String(r.lease) })));
+  }
+
+  async sizeBytes(): Promise<number> {
+    this.checkOpen();
+    try {
+      return await this.driver.sizeBytes();
+    } catch (err) {
+      throw this.wrap(err, 'cannot read the database size');
+    }
+  }
+
+  async rangeOn(c: SqlRunner, q: RangeQuery): Promise<KeyRow[]> {
+    if (q.end === undefined) {
+      const row = (await c.query(this.st.get(q.keysOnly === true), [q.start, q.revision]))[0];
+      return row && Number(row.deleted) === 0 ? [toKeyRow(row)] : [];
+    }
+    const shape = rangeShape(q);
+    return (await c.query(this.st.range(shape), this.st.rangeParams(q, shape))).map((r) => toKeyRow(r));
+  }
+
+  async latestOn(c: SqlRunner, key: Buffer): Promise<KeyRow | undefined> {
+    const row = (await c.query(this.st.latest, [key]))[0];
+    return row && toKeyRow(row);
+  }
+
+  async setMetaOn(c: SqlRunner, name: string, value: Buffer): Promise<void> {
+    await c.execute(this.st.metaSet, [name, value]);
+  }
+
+  async putLeaseOn(c: SqlRunner, lease: LeaseRow): Promise<void> {
+    await c.execute(this.st.leasePut, [this.driver.int64(checkInt64(lease.id, 'lease ID')), lease.ttl, lease.expiresAt]);
+  }
+
+  async deleteLeaseOn(c: SqlRunner, id: string): Promise<void> {
+    await c.execute(this.st.leaseDelete, [this.driver.int64(checkInt64(id, 'lease ID'))]);
+  }
+
+  insertOn(c: SqlRunner, rows: KeyRow[]): Promise<void> {
+    return this.driver.insertRows(c, rows);
+  }
+
+  /**
+   * A pool read, retried once on another connection when the one it used had broken (a server restart
+   * leaves dead idle connections in the pool): idempotent, and saves the caller an Unavailable round.
+   */
+  private read<T>(op: Operation, fn: (c: SqlRunner) => Promise<T>): Promise<T> {
+    return timed(this.d.name, op, async () => {
+      this.checkOpen();
+      try {
+        return await fn(this.driver.pool);
+      } catch (err) {
+        if (!this.driver.connectionLost(err)) throw this.wrap(err, `${op} failed`);
+        this.log.warn('connection lost; retrying the read on another connection', { op, error: err });
+        try {
+          return await fn(this.driver.pool);
+        } catch (again) {
+          throw this.wrap(again, `${op} failed`);
+        }
+      }
+    });
+  }
+
+  /** Starts the write transaction on a working connection, replacing a broken or old one first. */
+  private async begin(): Promise<WriteConnection> {
+    this.checkOpen();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (this.writer && !this.writer.usable) this.dropWriter();
+        this.writer ??= await this.driver.openWriteConnection();
+        await this.writer.begin();
+        return this.writer;
+      } catch (err) {
+        this.dropWriter();
+        // Nothing was written yet, so one more try on a fresh connection is safe.
+        if (attempt > 0 || !this.driver.connectionLost(err)) throw this.wrap(err, 'cannot start a write transaction');
+        this.log.warn('write connection lost; reconnecting', { error: err });
+      }
+    }
+  }
+
+  private async abandon(conn: WriteConnection, err: unknown): Promise<void> {
+    if (this.driver.transient(err)) {
+      this.dropWriter();
+      return;
+    }
+    try {
+      await conn.rollback();
+    } catch (rollbackErr) {
+      this.log.warn('rollback failed; replacing the write connection', { error: rollbackErr });
+      this.dropWriter();
+    }
+  }
+
+  private dropWriter(): void {
+    this.writer?.destroy();
+    this.writer = undefined;
+  }
+
+  private async compactBatch(revision: number, batchSize: number): Promise<number> {
+    try {
+      const cursor = this.progress.position;
+      const rows = (await this.driver.pool.query(this.st.compactScan, scanParams(cursor, revision, batchSize))).map(toScanRow);
+      const plan = planBatch(rows, revision, batchSize, cursor);
+      const deleted = plan.deletions.length > 0 ? await this.driver.deleteRows(this.driver.pool, plan.deletions) : 0;
+      this.progress.advance(plan);
+      return deleted;
+    } catch (err) {
+      throw this.wrap(err, 'compaction batch failed (it resumes on the next call)');
+    }
+  }
+
+  private checkOpen(): void {
+    if (!this.opened) throw new Error(`${this.description}: the backend is not open (call open() first, and not after close())`);
+  }
+
+  wrap(err: unknown, what: string): unknown {
+    return classify(err, (e) => this.driver.transient(e), `${this.description}: ${what}`, this.driver.hint);
+  }
+}
+
+/** The WriteTxn of one server write: statements on the write connection, refused once it has ended. */
+class ServerWriteTxn implements WriteTxn {
+  private active = true;
+
+  constructor(
+    private readonly store: ServerLogStore,
+    private readonly c: WriteConnection,
+  ) {}
+
+  end(): void {
+    this.active = false;
+  }
+
+  latest(key: Buffer): Promise<KeyRow | undefined> {
+    return this.store.latestOn(this.check(), key);
+  }
+
+  range(q: RangeQuery): Promise<KeyRow[]> {
+    return this.store.rangeOn(this.check(), q);
+  }
+
+  insert(rows: KeyRow[]): Promise<void> {
+    return this.store.insertOn(this.check(), rows);
+  }
+
+  setMeta(name: string, value: Buffer): Promise<void> {
+    return this.store.setMetaOn(this.check(), name, value);
+  }
+
+  putLease(lease: LeaseRow): Promise<void> {
+    return this.store.putLeaseOn(this.check(), lease);
+  }
+
+  deleteLease(id: string): Promise<void> {
+    return this.store.deleteLeaseOn(this.check(), id);
+  }
+
+  private check(): WriteConnection {
+    if (!this.active) throw new Error('write transaction already ended: use the WriteTxn only inside the write() callback');
+    return this.c;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Every SQL statement of the log store, built once per dialect from shared text, with the parameter lists
+ * that go with them. Query shapes are chosen to run on the two indexes only (see schema.ts): the primary
+ * key (rev, sub) for revision scans and the unique (name, rev) index for key scans and per-key lookups.
+ */
+import type { RangeQuery } from '../backend.js';
+import { marks, type SqlDialect } from './dialect.js';
+
+/** `kv` columns in the order `rowParams` (rows.ts) binds them. */
+export const KV_COLUMNS = ['rev', 'sub', 'name', 'value', 'create_rev', 'prev_rev', 'version', 'lease', 'deleted'] as const;
+
+/** Which variant of the snapshot range query a `RangeQuery` needs (each is a separate cached statement). */
+export interface RangeShape {
+  /** Has an exclusive end key (false: to the end of the keyspace). */
+  bounded: boolean;
+  /** Has a LIMIT. */
+  limited: boolean;
+  keysOnly: boolean;
+}
+
+export function rangeShape(q: RangeQuery): RangeShape {
+  return { bounded: q.end!.length > 0, limited: q.limit > 0, keysOnly: q.keysOnly === true };
+}
+
+export function shapeId(s: RangeShape): number {
+  return (s.bounded ? 1 : 0) | (s.limited ? 2 : 0) | (s.keysOnly ? 4 : 0);
+}
+
+export class Statements {
+  readonly maxRevision: string;
+  readonly latest: string;
+  readonly insertRow: string;
+  readonly deleteRow: string;
+  readonly compactScan: string;
+  readonly metaGet: string;
+  readonly metaSet: string;
+  readonly leaseList: string;
+  readonly leasePut: string;
+  readonly leaseDelete: string;
+  readonly leasedKeys: string;
+  private readonly ranges = new Map<number, string>();
+  private readonly gets = new Map<boolean, string>();
+  private readonly counts = new Map<boolean, string>();
+  private readonly changeQueries = new Map<boolean, string>();
+
+  constructor(private readonly d: SqlDialect) {
+    const sql = (text: string) => d.placeholders(text);
+    this.maxRevision = sql('SELECT MAX(rev) AS rev FROM kv');
+    this.latest = sql(`SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ? ORDER BY kv.rev DESC LIMIT 1`);
+    this.insertRow = sql(this.insertValues(1));
+    this.deleteRow = sql('DELETE FROM kv WHERE name = ? AND rev = ?');
+    // Cursor (rev, sub) written as a range on rev plus a filter, which every planner turns into a PK range scan.
+    this.compactScan = sql(
+      'SELECT rev, sub, name, prev_rev, deleted FROM kv WHERE rev >= ? AND rev <= ? AND (rev > ? OR sub > ?) ORDER BY rev, sub LIMIT ?',
+    );
+    this.metaGet = sql('SELECT value FROM meta WHERE name = ?');
+    this.metaSet = sql(d.upsert('meta', 'name', ['name', 'value']));
+    this.leaseList = sql(`SELECT ${d.int64Text('id')} AS id, ttl, expires_at FROM leases ORDER BY id`);
+    this.leasePut = sql(d.upsert('leases', 'id', ['id', 'ttl', 'expires_at']));
+    this.leaseDelete = sql('DELETE FROM leases WHERE id = ?');
+    this.leasedKeys = sql(
+      `SELECT kv.name, ${d.int64Text('kv.lease')} AS lease FROM kv WHERE kv.lease <> 0 AND kv.deleted = 0 ` +
+        'AND NOT EXISTS (SELECT 1 FROM kv AS newer WHERE newer.name = kv.name AND newer.rev > kv.rev) ORDER BY kv.name',
+    );
+  }
+
+  /** Multi-row INSERT text with `?` placeholders already rewritten. */
+  insertRows(n: number): string {
+    return this.d.placeholders(this.insertValues(n));
+  }
+
+  /** Newest row of one key at a revision (tombstones included; the caller hides them). */
+  get(keysOnly: boolean): string {
+    let s = this.gets.get(keysOnly);
+    if (!s) {
+      s = this.d.placeholders(`SELECT ${this.columns('kv', keysOnly)} FROM kv WHERE kv.name = ? AND kv.rev <= ? ORDER BY kv.rev DESC LIMIT 1`);
+      this.gets.set(keysOnly, s);
+    }
+    return s;
+  }
+
+  /**
+   * Live latest rows of a key range at a revision: walk (name, rev) in key order, keep a row if it is not a
+   * tombstone and no newer row of its key exists at or below the revision (one index probe per row).
+   */
+  range(shape: RangeShape): string {
+    const id = shapeId(shape);
+    let s = this.ranges.get(id);
+    if (!s) {
+      s = this.d.placeholders(
+        `SELECT ${this.columns('kv', shape.keysOnly)} FROM kv WHERE ${this.snapshotFilter(shape.bounded)} ORDER BY kv.name` +
+          (shape.limited ? ' LIMIT ?' : ''),
+      );
+      this.ranges.set(id, s);
+    }
+    return s;
+  }
+
+  rangeParams(q: RangeQuery, shape: RangeShape): unknown[] {
+    const p: unknown[] = [q.start];
+    if (shape.bounded) p.push(q.end);
+    p.push(q.revision, q.revision);
+    if (shape.limited) p.push(q.limit);
+    return p;
+  }
+
+  count(bounded: boolean): string {
+    let s = this.counts.get(bounded);
+    if (!s) {
+      s = this.d.placeholders(`SELECT COUNT(*) AS n FROM kv WHERE ${this.snapshotFilter(bounded)}`);
+      this.counts.set(bounded, s);
+    }
+    return s;
+  }
+
+  countParams(start: Buffer, end: Buffer, revision: number): unknown[] {
+    return end.length > 0 ? [start, end, revision, revision] : [start, revision, revision];
+  }
+
+  /** Rows of a revision window in (rev, sub) order, each joined to the row it superseded via (name, prev_rev). */
+  changes(limited: boolean): string {
+    let s = this.changeQueries.get(limited);
+    if (!s) {
+      const prev = ['value', 'rev', 'sub', 'create_rev', 'prev_rev', 'version', 'deleted']
+        .map((c) => `p.${c} AS p_${c}`)
+        .concat(`${this.d.int64Text('p.lease')} AS p_lease`);
+      s = this.d.placeholders(
+        `SELECT ${this.columns('c', false)}, ${prev.join(', ')} FROM kv AS c ` +
+          'LEFT JOIN kv AS p ON p.name = c.name AND p.rev = c.prev_rev ' +
+          'WHERE c.rev >= ? AND c.rev <= ? ORDER BY c.rev, c.sub' +
+          (limited ? ' LIMIT ?' : ''),
+      );
+      this.changeQueries.set(limited, s);
+    }
+    return s;
+  }
+
+  private snapshotFilter(bounded: boolean): string {
+    return (
+      `kv.name >= ?${bounded ? ' AND kv.name < ?' : ''} AND kv.rev <= ? AND kv.deleted = 0 ` +
+      'AND NOT EXISTS (SELECT 1 FROM kv AS newer WHERE newer.name = kv.name AND newer.rev > kv.rev AND newer.rev <= ?)'
+    );
+  }
+
+  private columns(alias: string, keysOnly: boolean): string {
+    const a = alias;
+    return [
+      `${a}.name`,
+      keysOnly ? 'NULL AS value' : `${a}.value`,
+      `${a}.rev`,
+      `${a}.sub`,
+      `${a}.create_rev`,
+      `${a}.prev_rev`,
+      `${a}.version`,
+      `${this.d.int64Text(`${a}.lease`)} AS lease`,
+      `${a}.deleted`,
+    ].join(', ');
+  }
+
+  private insertValues(n: number): string {
+    const row = `(${marks(KV_COLUMNS.length)})`;
+    return `INSERT INTO kv (${KV_COLUMNS.join(', ')}) VALUES ${Array.from({ length: n }, () => row).join(', ')}`;
+  }
+}

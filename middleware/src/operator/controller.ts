@@ -1,0 +1,252 @@
+/**
+ * The TopologyConfig operator: informers on TopologyConfigs (cluster-wide) and on the Secrets it manages feed
+ * a work queue keyed by target Secret; while this replica leads, workers reconcile those keys. Informers run
+ * on every replica so a standby takes over with a warm cache; only the leader writes.
+ */
+import type { Logger } from '../log.js';
+import { eventRecorder } from './events.js';
+import { Informer } from './informer.js';
+import type { KubeClient } from './kube-client.js';
+import { allSecretsPath, allTopologyConfigsPath } from './kube-paths.js';
+import { LeaderElector } from './leader-election.js';
+import { MANAGED_SECRET_SELECTOR } from './markers.js';
+import { isLeaderGauge, queueDepth, reconcileSeconds, reconcilesTotal, topologyConfigsByStatus } from './metrics.js';
+import { NotLeaderError, reconcileTarget, type SecretResource, type TopologyConfigResource } from './reconcile.js';
+import { targetOf } from './resolve.js';
+import { WorkQueue } from './work-queue.js';
+import type { TopologyConfigStatus } from '../topology/topologyconfig.js';
+
+export interface OperatorOptions {
+  client: KubeClient;
+  log: Logger;
+  /** Unique per replica; names the Lease holder and Events' reportingInstance. */
+  identity: string;
+  /** Leader election settings, or false to act as leader at once (single replica, tests). */
+  leaderElection:
+    | false
+    | { namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** Every target is reconciled again this often (catches edited Secrets and rotated decrypt keys). */
+  resyncMs?: number;
+  workers?: number;
+  watchTimeoutSeconds?: number;
+  informerBackoffMs?: { base: number; max: number };
+  retryBackoffMs?: { base: number; max: number };
+  /** How soon a resource waiting for its decrypt Secret is looked at again. */
+  transientRetryMs?: number;
+}
+
+/** The work of one leadership term; a new term starts with a fresh queue and status memory. */
+interface Term {
+  queue: WorkQueue;
+  workers: Promise<void>[];
+  writtenStatus: Map<string, { generation: number; status: TopologyConfigStatus }>;
+}
+
+export class TopologyOperator {
+  readonly topologyConfigs: Informer<TopologyConfigResource>;
+  readonly secrets: Informer<SecretResource>;
+  private readonly elector?: LeaderElector;
+  private readonly abort = new AbortController();
+  private term?: Term;
+  private electing?: Promise<void>;
+  private resyncTimer?: NodeJS.Timeout;
+  private stopping = false;
+  private leading = false;
+  /** Workers of ended terms still finishing their reconcile. */
+  private draining: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: OperatorOptions) {
+    const informerOpts = {
+      client: opts.client,
+      watchTimeoutSeconds: opts.watchTimeoutSeconds,
+      backoffBaseMs: opts.informerBackoffMs?.base,
+      backoffMaxMs: opts.informerBackoffMs?.max,
+    };
+    this.topologyConfigs = new Informer<TopologyConfigResource>({
+      ...informerOpts,
+      path: allTopologyConfigsPath(),
+      log: opts.log.child({ informer: 'topologyconfigs' }),
+    });
+    this.secrets = new Informer<SecretResource>({
+      ...informerOpts,
+      path: allSecretsPath(),
+      labelSelector: MANAGED_SECRET_SELECTOR,
+      log: opts.log.child({ informer: 'secrets' }),
+    });
+    this.topologyConfigs.on({
+      add: (tc) => this.enqueue(targetOf(tc.spec)),
+      update: (old, tc) => {
+        // Our own status writes come back as updates; only spec and lifecycle changes need work.
+        const same =
+          old.metadata.generation === tc.metadata.generation &&
+          old.metadata.deletionTimestamp === tc.metadata.deletionTimestamp &&
+          JSON.stringify(old.metadata.finalizers ?? []) === JSON.stringify(tc.metadata.finalizers ?? []) &&
+          targetOf(old.spec) === targetOf(tc.spec);
+        if (same) return;
+        this.enqueue(targetOf(tc.spec));
+        if (targetOf(old.spec) !== targetOf(tc.spec)) this.enqueue(targetOf(old.spec)); // moved: drop it there
+      },
+      delete: (tc) => this.enqueue(targetOf(tc.spec)),
+    });
+    this.secrets.on({
+      // Someone edited or deleted a topology Secret: put it back the way the TopologyConfigs say.
+      update: (_, s) => this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`),
+      delete: (s) => this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`),
+    });
+    if (opts.leaderElection) {
+      this.elector = new LeaderElector({
+        client: opts.client,
+        identity: opts.identity,
+        log: opts.log.child({ component: 'leader-election' }),
+        ...opts.leaderElection,
+        onStartedLeading: () => this.startTerm(),
+        onStoppedLeading: () => void this.endTerm(),
+      });
+    }
+  }
+
+  /** Starts informers and the campaign for leadership (or leads at once without leader election). */
+  start(): void {
+    this.topologyConfigs.start();
+    this.secrets.start();
+    if (this.elector) this.electing = this.elector.run(this.abort.signal);
+    else this.startTerm();
+    const resyncMs = this.opts.resyncMs ?? 10 * 60_000;
+    this.resyncTimer = setInterval(() => this.enqueueAll(), resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  /** Graceful stop: no new work, in-flight reconciles finish, the Lease is handed back, watches close. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.resyncTimer);
+    this.abort.abort();
+    await this.electing;
+    await this.endTerm();
+    await this.draining;
+    await this.elector?.release();
+    await Promise.all([this.topologyConfigs.stop(), this.secrets.stop()]);
+  }
+
+  /** May this replica write right now? */
+  canWrite(): boolean {
+    if (this.stopping || !this.leading) return false;
+    return this.elector ? this.elector.isLeader() : true;
+  }
+
+  isLeader(): boolean {
+    return this.leading && this.canWrite();
+  }
+
+  /** Ready once both caches are filled (a standby is ready too: it can take over at once). */
+  isReady(): boolean {
+    return this.topologyConfigs.hasSynced() && this.secrets.hasSynced();
+  }
+
+  /** Problems worth a failing liveness probe: none today beyond the process being stuck (the probe times out). */
+  health(): { ok: boolean; detail: Record<string, unknown> } {
+    return {
+      ok: true,
+      detail: {
+        leader: this.isLeader(),
+        synced: this.isReady(),
+        watchErrors: [this.topologyConfigs.lastError, this.secrets.lastError].filter(Boolean),
+      },
+    };
+  }
+
+  /** Resolves when both caches are filled (for tests and startup logs). */
+  async waitForSync(): Promise<void> {
+    await Promise.all([this.topologyConfigs.waitForSync(), this.secrets.waitForSync()]);
+  }
+
+  private enqueue(target: string): void {
+    const term = this.term;
+    if (!term) return;
+    term.queue.add(target);
+    queueDepth.set(term.queue.length);
+  }
+
+  private enqueueAll(): void {
+    const term = this.term;
+    if (!term) return;
+    term.writtenStatus.clear(); // let a resync repair statuses someone else edited
+    for (const tc of this.topologyConfigs.list()) this.enqueue(targetOf(tc.spec));
+    for (const s of this.secrets.list()) this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`);
+  }
+
+  private startTerm(): void {
+    if (this.stopping || this.term) return;
+    this.leading = true;
+    isLeaderGauge.set(1);
+    const term: Term = { queue: new WorkQueue({ retryBaseMs: this.opts.retryBackoffMs?.base, retryMaxMs: this.opts.retryBackoffMs?.max }), workers: [], writtenStatus: new Map() };
+    this.term = term;
+    const workers = Math.max(1, this.opts.workers ?? 2);
+    for (let i = 0; i < workers; i++) term.workers.push(this.work(term));
+    // Everything is reconciled once per term, after the caches are filled (not against a partial view).
+    void this.waitForSync().then(() => {
+      if (this.term === term) this.enqueueAll();
+    });
+  }
+
+  private async endTerm(): Promise<void> {
+    const term = this.term;
+    this.leading = false;
+    isLeaderGauge.set(0);
+    if (!term) return;
+    this.term = undefined;
+    term.queue.shutDown();
+    const finished = Promise.all(term.workers);
+    this.draining = Promise.all([this.draining, finished]);
+    await finished;
+  }
+
+  private async work(term: Term): Promise<void> {
+    const log = this.opts.log;
+    for (let key = await term.queue.get(); key !== undefined; key = await term.queue.get()) {
+      const end = reconcileSeconds.startTimer();
+      try {
+        const result = await reconcileTarget(key, {
+          client: this.opts.client,
+          topologyConfigs: () => this.topologyConfigs.list(),
+          events: eventRecorder({
+            client: this.opts.client,
+            instance: this.opts.identity,
+            canWrite: () => this.canWrite(),
+            log,
+          }),
+          canWrite: () => this.canWrite() && this.term === term,
+          log,
+          writtenStatus: term.writtenStatus,
+          transientRetryMs: this.opts.transientRetryMs,
+        });
+        term.queue.forget(key);
+        if (result.requeueAfterMs) term.queue.addAfter(key, result.requeueAfterMs);
+        reconcilesTotal.inc({ result: result.requeueAfterMs ? 'requeue' : 'success' });
+      } catch (e) {
+        if (e instanceof NotLeaderError) {
+          log.info('stopped reconciling: not the leader', { targetSecret: key });
+        } else {
+          const delay = term.queue.retry(key);
+          reconcilesTotal.inc({ result: 'error' });
+          log.warn('reconcile failed; will retry', { targetSecret: key, error: e, retryInMs: delay });
+        }
+      } finally {
+        end();
+        term.queue.done(key);
+        queueDepth.set(term.queue.length);
+        this.countStatuses();
+      }
+    }
+  }
+
+  private countStatuses(): void {
+    const counts: Record<string, number> = { Pending: 0, Active: 0, Failed: 0 };
+    for (const tc of this.topologyConfigs.list()) {
+      const s = tc.status?.deployStatus ?? 'Pending';
+      counts[s] = (counts[s] ?? 0) + 1;
+    }
+    for (const [status, n] of Object.entries(counts)) topologyConfigsByStatus.set({ status }, n);
+  }
+}

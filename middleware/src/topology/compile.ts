@@ -1,0 +1,242 @@
+/**
+ * Compiles typed rule declarations into what a middleware layer consumes, split by secrecy:
+ *
+ * - the full topology document as canonical YAML (endpoints and credentials included; goes into a Secret),
+ * - TLS material of rules as files next to it (same Secret),
+ * - a routing table: rule -> match -> which backend, with no endpoint text and no credentials, so it can live
+ *   in a ConfigMap and be reviewed in `pulumi preview --diff` and with `harikube topology diff`,
+ * - a keyed hash of everything the middleware reads, for the pod template annotation that triggers a rollout.
+ *
+ * Pure functions only: the Pulumi components call them inside `apply`, the tests call them directly.
+ */
+import { createHmac } from 'node:crypto';
+import type { TSchema } from '@sinclair/typebox';
+import { stringify as stringifyYaml } from 'yaml';
+import { BackendRuleSchema, MATCH_FIELDS, type BackendRule, type BackendTLS, type MatchField } from './schema.js';
+import { TopologyValidationError, validateTopology, type TopologyIssue } from './validate.js';
+import { parseEndpoint, redactEndpoint } from './endpoint.js';
+
+/** PEM material for a rule's backend connection; written as files into the topology Secret. */
+export interface RuleTlsMaterial {
+  /** CA bundle (PEM) that verifies the backend's server certificate. */
+  ca?: string;
+  /** Client certificate (PEM) presented to the backend. */
+  cert?: string;
+  /** Private key (PEM) of the client certificate. */
+  key?: string;
+}
+
+/** A rule as declared: a `BackendRule`, plus optional TLS material and a non-secret label of its backend. */
+export interface DeclaredRule extends BackendRule {
+  /**
+   * PEM material the compiler turns into files beside the document; the rule's `backendTLS` file fields are
+   * set to their paths. Do not combine with `backendTLS.caFile/certFile/keyFile` for the same file.
+   */
+  tlsMaterial?: RuleTlsMaterial;
+  /** Non-secret name of the backend (e.g. `postgres/main/configmaps`), shown in the routing table. */
+  target?: string;
+}
+
+/** How the backend of a routing table row is described: never its endpoint. */
+export interface RoutingBackend {
+  /** Backend kind from the endpoint scheme: sqlite, postgres, mysql or etcd (etcd covers child middlewares). */
+  type: string;
+  /** Declared non-secret name of the backend, when the rule has one. */
+  target?: string;
+  /**
+   * Keyed fingerprint of the endpoint with its password removed: changes when the rule points somewhere else,
+   * not when only the password rotates; reveals nothing without the key.
+   */
+  fingerprint?: string;
+  /** True when the connection uses TLS (https, or TLS files configured). */
+  tls?: boolean;
+}
+
+/** One row of the routing table. */
+export interface RoutingRule {
+  /** 1-based position: the first matching rule wins. */
+  position: number;
+  /** Rule (and backend) name. */
+  name: string;
+  /** The one match block of the rule, as written. */
+  match: Partial<Pick<BackendRule, MatchField>>;
+  backend: RoutingBackend;
+}
+
+/** The reviewable, credential-free view of a topology. */
+export interface RoutingTable {
+  rules: RoutingRule[];
+  /** Where unmatched keys go: the middleware's `--endpoint`, when known to the compiler. */
+  default?: RoutingBackend;
+}
+
+export interface CompileOptions {
+  /** Directory the topology Secret is mounted at; TLS files' paths in `backendTLS` are made under it. */
+  mountPath: string;
+  /** Key for endpoint fingerprints; without it rows carry no fingerprint. */
+  fingerprintKey?: string;
+  /** The default backend's endpoint (`--endpoint`), described in the routing table as `default`. */
+  defaultEndpoint?: string;
+  /** Non-secret name of the default backend. */
+  defaultTarget?: string;
+}
+
+export interface CompiledTopology {
+  /** Canonical YAML of the full document, as the middleware reads it (secret: holds endpoints). */
+  documentYaml: string;
+  /** Secret data: `topology.yaml` and one file per piece of TLS material (secret). */
+  secretData: Record<string, string>;
+  /** Credential-free routing table. */
+  routing: RoutingTable;
+  /** `routing` as YAML, for the ConfigMap. */
+  routingYaml: string;
+}
+
+/** Data key of the document inside the topology Secret. */
+export const TOPOLOGY_DOCUMENT_KEY = 'topology.yaml';
+/** Data key of the routing table inside the routing ConfigMap. */
+export const ROUTING_TABLE_KEY = 'routing.yaml';
+
+/** Secret data keys must match this; TLS files are named `<rule>.<file>`. */
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/**
+ * Orders the keys of `value` as `schema` declares its properties, recursively (arrays keep their order), so
+ * the same declaration always compiles to the same bytes and diffs stay minimal.
+ */
+export function canonicalize(value: unknown, schema?: TSchema): unknown {
+  if (Array.isArray(value)) {
+    const items = (schema as { items?: TSchema } | undefined)?.items;
+    return value.map((v) => canonicalize(v, items));
+  }
+  if (!value || typeof value !== 'object') return value;
+  const props = ((schema as { properties?: Record<string, TSchema> } | undefined)?.properties ?? {}) as Record<string, TSchema>;
+  const known = Object.keys(props);
+  const rest = Object.keys(value).filter((k) => !known.includes(k)).sort();
+  const out: Record<string, unknown> = {};
+  for (const k of [...known, ...rest]) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = canonicalize(v, props[k]);
+  }
+  return out;
+}
+
+function toYaml(value: unknown): string {
+  return stringifyYaml(value, { lineWidth: 0, indent: 2 });
+}
+
+/** `sha256` HMAC of `text` under `key`, hex. */
+export function keyedHash(key: string, text: string): string {
+  return createHmac('sha256', key).update(text).digest('hex');
+}
+
+/** Kind of backend behind an endpoint, by scheme; `unknown` if it does not parse. */
+export function backendType(endpoint: string): string {
+  try {
+    return parseEndpoint(endpoint).kind;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Short keyed fingerprint of an endpoint, insensitive to its password. */
+export function endpointFingerprint(key: string, endpoint: string): string {
+  return keyedHash(key, redactEndpoint(endpoint.trim())).slice(0, 12);
+}
+
+function describeBackend(endpoint: string, opts: { key?: string; target?: string; tls?: boolean }): RoutingBackend {
+  const b: RoutingBackend = { type: backendType(endpoint) };
+  if (opts.target) b.target = opts.target;
+  if (opts.key) b.fingerprint = endpointFingerprint(opts.key, endpoint);
+  const tls = opts.tls || /^https:/i.test(endpoint.trim());
+  if (tls) b.tls = true;
+  return b;
+}
+
+/**
+ * Compiles declared rules. Throws `TopologyValidationError` (the middleware's own validator, plus the checks
+ * the compiler adds) naming the rule and field when the result would be rejected.
+ */
+export function compileTopology(rules: DeclaredRule[], options: CompileOptions): CompiledTopology {
+  const mount = options.mountPath.replace(/\/+$/, '');
+  const issues: TopologyIssue[] = [];
+  const files: Record<string, string> = {};
+  const backends: BackendRule[] = rules.map((declared, index) => {
+    const { tlsMaterial, target: _target, ...rule } = declared;
+    const out: BackendRule = { ...rule, endpoint: rule.endpoint.trim() };
+    if (tlsMaterial && Object.values(tlsMaterial).some((v) => v !== undefined)) {
+      if (!SECRET_KEY.test(rule.name)) {
+        issues.push({ index, rule: rule.name, field: 'name', message: 'a rule with TLS material needs a name of letters, digits, ".", "_" and "-" (it names the files)' });
+      }
+      const tls: BackendTLS = { ...(rule.backendTLS ?? {}) };
+      const place = (field: 'caFile' | 'certFile' | 'keyFile', pem: string | undefined, file: string) => {
+        if (pem === undefined) return;
+        if (tls[field] !== undefined) {
+          issues.push({ index, rule: rule.name, field: `backendTLS.${field}`, message: 'is given both as a file and as TLS material; keep one' });
+        }
+        const key = `${rule.name}.${file}`;
+        files[key] = pem;
+        tls[field] = `${mount}/${key}`;
+      };
+      place('caFile', tlsMaterial.ca, 'ca.crt');
+      place('certFile', tlsMaterial.cert, 'tls.crt');
+      place('keyFile', tlsMaterial.key, 'tls.key');
+      if ((tlsMaterial.cert === undefined) !== (tlsMaterial.key === undefined) && !(tls.certFile && tls.keyFile)) {
+        issues.push({ index, rule: rule.name, field: 'tlsMaterial', message: 'a client certificate needs both cert and key' });
+      }
+      out.backendTLS = tls;
+    }
+    return canonicalize(out, BackendRuleSchema) as BackendRule;
+  });
+  if (issues.length) throw new TopologyValidationError('compiled topology', issues);
+
+  const document = { backends };
+  const result = validateTopology(document);
+  if (!result.ok) throw new TopologyValidationError('compiled topology', result.issues);
+
+  const documentYaml = toYaml(document);
+  const routing: RoutingTable = {
+    rules: rules.map((r, i) => {
+      const match: RoutingRule['match'] = {};
+      for (const f of MATCH_FIELDS) if (r[f] !== undefined) (match as Record<string, unknown>)[f] = canonicalize(r[f], BackendRuleSchema.properties[f]);
+      const tls = Boolean(backends[i]!.backendTLS && (backends[i]!.backendTLS!.caFile || backends[i]!.backendTLS!.certFile));
+      return {
+        position: i + 1,
+        name: r.name,
+        match,
+        backend: describeBackend(r.endpoint, { key: options.fingerprintKey, target: r.target, tls }),
+      };
+    }),
+  };
+  if (options.defaultEndpoint !== undefined) {
+    routing.default = describeBackend(options.defaultEndpoint, { key: options.fingerprintKey, target: options.defaultTarget });
+  }
+  return {
+    documentYaml,
+    secretData: { [TOPOLOGY_DOCUMENT_KEY]: documentYaml, ...sortedObject(files) },
+    routing,
+    routingYaml: routingTableYaml(routing),
+  };
+}
+
+function sortedObject(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The routing table as YAML, with a header saying what it is (ConfigMap readers see it). */
+export function routingTableYaml(routing: RoutingTable): string {
+  const header =
+    '# HariKube routing table: rules in order, first match wins; unmatched keys go to "default".\n' +
+    '# Endpoints and credentials are not here (they are in the topology Secret); fingerprints are keyed.\n';
+  return header + toYaml(routing);
+}
+
+/**
+ * Keyed hash of everything the middleware reads from the topology (Secret data and the default endpoint).
+ * Keyed so it can be published unencrypted (a pod annotation) without offering an offline guessing oracle for
+ * low-entropy passwords inside the document.
+ */
+export function topologyHash(key: string, secretData: Record<string, string>, defaultEndpoint = ''): string {
+  const canonical = JSON.stringify([defaultEndpoint, Object.entries(sortedObject(secretData))]);
+  return keyedHash(key, canonical);
+}
