@@ -54,7 +54,8 @@ export interface ServeConfig {
   listenHost: string;
   listenPort: number;
   endpoint: string;
-  backendTls: { caFile?: string; certFile?: string; keyFile?: string; skipVerify?: boolean };
+  /** TLS to the database; undefined when no TLS flag is given (the endpoint's own parameters decide). */
+  backendTls?: { caFile?: string; certFile?: string; keyFile?: string; skipVerify?: boolean };
   serverTls?: { certFile: string; keyFile: string; caFile?: string };
   metrics?: { host: string; port: number };
   logFormat: 'plain' | 'json';
@@ -137,12 +138,10 @@ export function parseServeFlags(args: string[]): ServeConfig {
     listenHost: listen.host || '0.0.0.0',
     listenPort: listen.port,
     endpoint: str('endpoint')!,
-    backendTls: {
-      caFile: str('ca-file'),
-      certFile: str('cert-file'),
-      keyFile: str('key-file'),
-      skipVerify: values['skip-verify'] === true ? true : undefined,
-    },
+    backendTls:
+      str('ca-file') || str('cert-file') || str('key-file') || values['skip-verify']
+        ? { caFile: str('ca-file'), certFile: str('cert-file'), keyFile: str('key-file'), skipVerify: values['skip-verify'] === true }
+        : undefined,
     serverTls: certFile && keyFile ? { certFile, keyFile, caFile: str('server-ca-file') } : undefined,
     metrics: metricsFlag === '0' || metricsFlag === '' ? undefined : hostPort('metrics-bind-address', metricsFlag, true),
     logFormat,
