@@ -163,7 +163,8 @@ export async function main(args: string[]): Promise<number> {
     return { ok: true, message: operator.isLeader() ? 'ok (leader)' : 'ok (standby: not the leader)' };
   };
   try {
-    const same = settings.health && settings.metrics && settings.health.port === settings.metrics.port && settings.health.host === settings.metrics.host;
+    const { health, metrics } = settings;
+    const same = health && metrics && health.port === metrics.port && health.host === metrics.host;
     if (settings.health) servers.push(await startHttpServer(settings.health, { healthz, readyz, metrics: Boolean(same) }));
     if (settings.metrics && !same) servers.push(await startHttpServer(settings.metrics, { metrics: true }));
   } catch (e) {

@@ -180,7 +180,8 @@ export class TopologyOperator {
     if (this.stopping || this.term) return;
     this.leading = true;
     isLeaderGauge.set(1);
-    const term: Term = { queue: new WorkQueue({ retryBaseMs: this.opts.retryBackoffMs?.base, retryMaxMs: this.opts.retryBackoffMs?.max }), workers: [], writtenStatus: new Map() };
+    const queue = new WorkQueue({ retryBaseMs: this.opts.retryBackoffMs?.base, retryMaxMs: this.opts.retryBackoffMs?.max });
+    const term: Term = { queue, workers: [], writtenStatus: new Map() };
     this.term = term;
     const workers = Math.max(1, this.opts.workers ?? 2);
     for (let i = 0; i < workers; i++) term.workers.push(this.work(term));

@@ -135,13 +135,13 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
       const signal = AbortSignal.timeout(timeoutMs);
       const req = await open(method, path, headers, signal);
       return new Promise<T>((resolve, reject) => {
-        req.once('error', (e) =>
+        req.on('error', (e) =>
           reject(signal.aborted ? new Error(`${method} ${path}: no answer within ${timeoutMs} ms`) : new Error(`${method} ${path}: ${e.message}`)),
         );
         req.once('response', (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.once('error', (e) => reject(new Error(`${method} ${path}: ${e.message}`)));
+          res.on('error', (e) => reject(new Error(`${method} ${path}: ${e.message}`)));
           res.once('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             const code = res.statusCode ?? 0;
@@ -167,23 +167,29 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
       req.setTimeout(idleMs, () => req.destroy(new Error(`watch ${path}: no data for ${idleMs} ms`)));
       return new Promise<void>((resolve, reject) => {
         let settled = false;
+        // Node drops a request's `signal` once the request body is sent, so a long watch needs its own hook.
+        const onAbort = () => req.destroy();
+        signal.addEventListener('abort', onAbort, { once: true });
         const finish = (err?: Error) => {
           if (settled) return;
           settled = true;
+          signal.removeEventListener('abort', onAbort);
+          req.destroy();
           if (err && !signal.aborted) reject(err);
           else resolve();
         };
-        req.once('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
+        req.on('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
         req.once('response', (res) => {
           const code = res.statusCode ?? 0;
           if (code !== 200) {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
             res.once('end', () => finish(statusError('GET', path, code, Buffer.concat(chunks).toString('utf8'))));
-            res.once('error', (e) => finish(e));
+            res.on('error', (e) => finish(e));
             return;
           }
           const lines = createInterface({ input: res, crlfDelay: Infinity });
+          lines.on('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
           lines.on('line', (line) => {
             if (settled || !line.trim()) return;
             let event: WatchEvent<T>;
@@ -201,7 +207,7 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
               finish(e as Error);
             }
           });
-          res.once('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
+          res.on('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
           res.once('aborted', () => finish(new Error(`watch ${path}: connection closed mid-stream`)));
           lines.once('close', () => finish(res.complete ? undefined : new Error(`watch ${path}: connection closed mid-stream`)));
         });

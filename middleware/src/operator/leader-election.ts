@@ -48,6 +48,8 @@ export class LeaderElector {
   private lastRenewed = 0;
   private observed?: { record: string; at: number };
   private lease?: Lease;
+  /** The last reason the Lease could not be taken, logged once per distinct reason so problems are seen. */
+  private lastProblem?: string;
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
@@ -105,17 +107,18 @@ export class LeaderElector {
 
   /** Gives the Lease up (call after stopping all writers) so another replica can take over immediately. */
   async release(): Promise<void> {
-    const wasLeading = this.leading;
     this.leading = false;
-    if (!wasLeading || !this.lease) return;
+    // The last Lease we wrote says we hold it; the PUT carries its resourceVersion, so if anyone took it
+    // since, the release fails harmlessly instead of overwriting them.
     const lease = this.lease;
-    if (lease.spec?.holderIdentity !== this.opts.identity) return;
+    if (!lease || lease.spec?.holderIdentity !== this.opts.identity) return;
+    this.lease = undefined;
     const now = microTime(new Date());
     try {
       await this.opts.client.request('PUT', leasePath(this.opts.namespace, this.opts.name), {
         body: {
           ...lease,
-          spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
         },
       });
       this.opts.log.info('released the lease', { lease: `${this.opts.namespace}/${this.opts.name}` });
@@ -124,9 +127,16 @@ export class LeaderElector {
     }
   }
 
+  private problem(what: string, error: unknown): void {
+    const text = `${what}: ${(error as Error).message}`;
+    if (text === this.lastProblem) return;
+    this.lastProblem = text;
+    this.opts.log.warn(what, { lease: `${this.opts.namespace}/${this.opts.name}`, error });
+  }
+
   /** One attempt to take or renew the Lease; true when this process holds it afterwards. */
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const { client, namespace, name, identity, log } = this.opts;
+    const { client, namespace, name, identity } = this.opts;
     const now = new Date();
     const durationSeconds = Math.max(1, Math.ceil(this.leaseDurationMs / 1000));
     let current: Lease;
@@ -134,7 +144,7 @@ export class LeaderElector {
       current = await client.request<Lease>('GET', leasePath(namespace, name));
     } catch (e) {
       if (!isNotFound(e)) {
-        log.debug('cannot read the lease', { error: e });
+        this.problem('cannot read the lease', e);
         return false;
       }
       try {
@@ -153,9 +163,10 @@ export class LeaderElector {
           },
         });
         this.lastRenewed = now.getTime(); // when the renewal was sent: conservative
+        this.lastProblem = undefined;
         return true;
       } catch (err) {
-        log.debug('cannot create the lease', { error: err });
+        this.problem('cannot create the lease', err);
         return false;
       }
     }
@@ -183,9 +194,10 @@ export class LeaderElector {
         },
       });
       this.lastRenewed = now.getTime(); // when the renewal was sent: conservative
+      this.lastProblem = undefined;
       return true;
     } catch (e) {
-      if (!isConflict(e)) log.debug('cannot update the lease', { error: e });
+      if (!isConflict(e)) this.problem('cannot update the lease', e);
       return false;
     }
   }

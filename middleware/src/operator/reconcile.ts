@@ -7,7 +7,7 @@
  * can still be cleaned up), and removed only after the Secret no longer holds its rules.
  */
 import type { Logger } from '../log.js';
-import type { TopologyConfigObject, TopologyConfigStatus } from '../topology/topologyconfig.js';
+import { TOPOLOGYCONFIG_API_VERSION, type TopologyConfigObject, type TopologyConfigStatus } from '../topology/topologyconfig.js';
 import { keysFromSecretData, DecryptError, type NamedKey } from './decrypt.js';
 import type { EventRecorder } from './events.js';
 import { isNotFound, KubeApiError, type KubeClient, type KubeObject } from './kube-client.js';
@@ -66,7 +66,16 @@ export class NotLeaderError extends Error {
   }
 }
 
+const SECRET_REF = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
+
 const hasFinalizer = (o: KubeObject, f: string): boolean => (o.metadata.finalizers ?? []).includes(f);
+
+/** Items of some list responses carry no apiVersion/kind; Events need them to point at the object. */
+const typed = (tc: TopologyConfigResource): TopologyConfigResource => ({
+  ...tc,
+  apiVersion: tc.apiVersion ?? TOPOLOGYCONFIG_API_VERSION,
+  kind: tc.kind ?? 'TopologyConfig',
+});
 
 function sameRecord(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
   const ka = Object.keys(a ?? {}).sort();
@@ -86,6 +95,14 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
   const all = deps.topologyConfigs().filter((tc) => targetOf(tc.spec) === target);
   const deleting = all.filter((tc) => tc.metadata.deletionTimestamp && hasFinalizer(tc, TOPOLOGYCONFIG_FINALIZER));
   let live = all.filter((tc) => !tc.metadata.deletionTimestamp);
+
+  // The CRD's pattern normally keeps bad references out; without it (an old CRD) they must not reach a path.
+  if (!SECRET_REF.test(target)) {
+    const message = `targetSecret "${target}" is not namespace/name of a Secret (e.g. harikube/topology-config)`;
+    await writeStatuses(live, () => ({ deployStatus: 'Failed', conditionReason: 'InvalidTargetSecret', message }), deps, guard, now);
+    await releaseFinalizers(deleting, target, deps, guard);
+    return { active: [], failed: live.map((tc) => memberKey(tc.metadata as { namespace: string; name: string })) };
+  }
 
   // 1. Our finalizer on every live resource before its rules can reach the Secret.
   live = (
@@ -169,7 +186,8 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
   await releaseFinalizers(deleting, target, deps, guard);
 
   // 6. Status and Events.
-  await writeStatuses(live, (tc) => reportFor(plan.outcomes.get(memberKey(tc.metadata as { namespace: string; name: string }))!, target), deps, guard, now);
+  const outcomeOf = (tc: TopologyConfigResource) => plan.outcomes.get(memberKey(tc.metadata as { namespace: string; name: string }))!;
+  await writeStatuses(live, (tc) => reportFor(outcomeOf(tc), target), deps, guard, now);
 
   const outcomes = [...plan.outcomes.values()];
   const result: ReconcileResult = {
@@ -275,8 +293,11 @@ async function releaseFinalizers(
       guard,
     );
     if (!removed) continue; // released before (the informer had not caught up)
-    deps.log.info('removed rules of deleted TopologyConfig', { topologyConfig: `${tc.metadata.namespace}/${tc.metadata.name}`, targetSecret: target });
-    await deps.events.record(tc, 'Normal', 'Removed', `rules removed from Secret ${target}`);
+    deps.log.info('removed rules of deleted TopologyConfig', {
+      topologyConfig: `${tc.metadata.namespace}/${tc.metadata.name}`,
+      targetSecret: target,
+    });
+    await deps.events.record(typed(tc), 'Normal', 'Removed', `rules removed from Secret ${target}`);
   }
 }
 
@@ -345,7 +366,7 @@ async function writeStatuses(
     }
     deps.writtenStatus?.set(uid, { generation, status });
     const event = eventFor(before, status);
-    if (event) await deps.events.record(tc, event.type, event.reason, event.message);
+    if (event) await deps.events.record(typed(tc), event.type, event.reason, event.message);
     if (status.deployStatus === 'Failed') {
       deps.log.warn('TopologyConfig failed', { topologyConfig: `${tc.metadata.namespace}/${tc.metadata.name}`, reason: status.deployStatusReason });
     }

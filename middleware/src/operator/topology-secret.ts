@@ -4,6 +4,7 @@
  * gives the rule order; each value is a topology document (`backends: [...]`). The sources annotation records
  * which resource (uid, generation, position) each key came from.
  */
+import { createHash } from 'node:crypto';
 import { parse as parseYaml, stringify } from 'yaml';
 import type { BackendRule } from '../topology/schema.js';
 import { SOURCES_ANNOTATION } from './markers.js';
@@ -22,10 +23,21 @@ export interface AppliedSource extends SourceRecord {
   rules: BackendRule[];
 }
 
-/** Data key for the resource at 0-based `index` of `count` (width grows past 9999 so order still sorts). */
+/** Kubernetes limits a Secret data key to 253 characters. */
+const MAX_KEY = 253;
+
+/**
+ * Data key for the resource at 0-based `index` of `count` (width grows past 9999 so order still sorts).
+ * Names too long for a key are cut and given a hash of `namespace/name`, so keys stay unique.
+ */
 export function dataKeyFor(index: number, count: number, namespace: string, name: string): string {
   const width = Math.max(4, String(count).length);
-  return `${String(index + 1).padStart(width, '0')}-${namespace}.${name}.yaml`;
+  const prefix = String(index + 1).padStart(width, '0');
+  const key = `${prefix}-${namespace}.${name}.yaml`;
+  if (key.length <= MAX_KEY) return key;
+  const hash = createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 10);
+  const room = MAX_KEY - prefix.length - 1 - '.yaml'.length - hash.length - 1;
+  return `${prefix}-${`${namespace}.${name}`.slice(0, room)}-${hash}.yaml`;
 }
 
 /** The YAML document stored under a resource's key; the header comment is for humans reading the Secret. */

@@ -130,5 +130,15 @@ export function parseEndpoint(endpoint: string): Endpoint {
 
 /** The endpoint with any password replaced by `***`, safe for logs, events and status. */
 export function redactEndpoint(endpoint: string): string {
-  return endpoint.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^:/@]*):[^@]*@/, '$1:***@');
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)(.*)$/s.exec(endpoint);
+  if (!m) return endpoint;
+  const [, scheme, rest] = m as unknown as [string, string, string];
+  const q = rest.indexOf('?');
+  const main = q < 0 ? rest : rest.slice(0, q);
+  // the same split as the parser: credentials end at the last "@" (passwords may contain "@")
+  const at = main.lastIndexOf('@');
+  if (at < 0) return endpoint;
+  const colon = main.indexOf(':');
+  if (colon < 0 || colon > at) return endpoint;
+  return `${scheme}${main.slice(0, colon)}:***${rest.slice(at)}`;
 }

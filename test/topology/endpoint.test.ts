@@ -1,0 +1,34 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EndpointError, parseEndpoint, redactEndpoint } from '../../middleware/src/topology/endpoint.js';
+
+test('every documented endpoint form parses', () => {
+  assert.deepEqual(parseEndpoint('sqlite://./db/shirts.db?_journal=WAL&cache=shared'), {
+    kind: 'sqlite',
+    path: './db/shirts.db',
+    params: { _journal: 'WAL', cache: 'shared' },
+  });
+  assert.equal((parseEndpoint('sqlite:///var/lib/h.db') as { path: string }).path, '/var/lib/h.db');
+  assert.deepEqual(parseEndpoint('mysql://root:passwd@tcp(172.17.0.1:3306)/pods'), {
+    kind: 'mysql', user: 'root', password: 'passwd', host: '172.17.0.1', port: 3306, database: 'pods', params: {},
+  });
+  assert.deepEqual(parseEndpoint('postgresql://postgres:p%40ss@db:5433/configmaps?sslmode=require'), {
+    kind: 'postgres', user: 'postgres', password: 'p@ss', host: 'db', port: 5433, database: 'configmaps', params: { sslmode: 'require' },
+  });
+  assert.deepEqual(parseEndpoint('https://etcd-a:2379,etcd-b:2379'), { kind: 'etcd', hosts: ['etcd-a:2379', 'etcd-b:2379'], tls: true });
+});
+
+test('bad endpoints say what is wrong without showing the password', () => {
+  assert.throws(() => parseEndpoint('redis://x'), (e: unknown) => e instanceof EndpointError && /unknown scheme "redis"/.test((e as Error).message));
+  assert.throws(() => parseEndpoint('postgres://u:secret@db:5432'), /no database name/);
+  assert.throws(() => parseEndpoint('postgres://u:secret@db:99999/x'), (e: unknown) => !(e as Error).message.includes('secret'));
+  assert.throws(() => parseEndpoint('db.example.com:5432'), /has no scheme/);
+});
+
+test('redaction hides the whole password, also one holding "@" or "/"', () => {
+  assert.equal(redactEndpoint('postgres://u:p@ss@db/x'), 'postgres://u:***@db/x');
+  assert.equal(redactEndpoint('mysql://root:pw@tcp(h:3306)/db?x=1'), 'mysql://root:***@tcp(h:3306)/db?x=1');
+  assert.equal(redactEndpoint('postgres://u:p/w@h:5432/d'), 'postgres://u:***@h:5432/d');
+  assert.equal(redactEndpoint('postgres://u@h/db'), 'postgres://u@h/db');
+  assert.equal(redactEndpoint('sqlite://./a.db'), 'sqlite://./a.db');
+});
