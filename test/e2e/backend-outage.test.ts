@@ -10,7 +10,8 @@ import pg from 'pg';
 import { skipUnless, POSTGRES_URL } from '../support/env.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { Middleware } from '../support/middleware.js';
-import { EtcdClient, Status } from '../support/grpc.js';
+import { status as Status } from '@grpc/grpc-js';
+import { EtcdClient } from '../support/grpc.js';
 import { parseEndpoint, type SqlServerEndpoint } from '../../middleware/src/topology/endpoint.js';
 
 const WRITERS = 6;

@@ -11,13 +11,15 @@ interface FlagSpec {
   description: string;
 }
 
+/** The embedded default: a SQLite file next to the working directory. */
+export const DEFAULT_ENDPOINT = 'sqlite://./db/state.db';
+
 export const SERVE_FLAGS = {
   'listen-address': { type: 'string', default: '127.0.0.1:2379', description: 'host:port the etcd gRPC API listens on.' },
   endpoint: {
     type: 'string',
-    default: 'sqlite://./db/state.db',
     description:
-      'Default backend (and meta store): sqlite://PATH, postgres://user:pass@host:port/db, mysql://user:pass@tcp(host:port)/db. Created if missing.',
+      'Default backend (and meta store): sqlite://PATH, postgres://user:pass@host:port/db, mysql://user:pass@tcp(host:port)/db. Created if missing. Without the flag: $HARIKUBE_ENDPOINT (keeps credentials off the command line), else sqlite://./db/state.db.',
   },
   'ca-file': { type: 'string', description: 'CA bundle to verify the database server (TLS to the database).' },
   'cert-file': { type: 'string', description: 'Client certificate presented to the database.' },
@@ -137,7 +139,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
   return {
     listenHost: listen.host || '0.0.0.0',
     listenPort: listen.port,
-    endpoint: str('endpoint')!,
+    endpoint: str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT),
     backendTls:
       str('ca-file') || str('cert-file') || str('key-file') || values['skip-verify']
         ? { caFile: str('ca-file'), certFile: str('cert-file'), keyFile: str('key-file'), skipVerify: values['skip-verify'] === true }

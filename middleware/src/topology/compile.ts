@@ -54,10 +54,10 @@ export interface RoutingBackend {
 
 /** One row of the routing table. */
 export interface RoutingRule {
-  /** 1-based position: the first matching rule wins. */
-  position: number;
   /** Rule (and backend) name. */
   name: string;
+  /** 1-based position: the first matching rule wins. */
+  position: number;
   /** The one match block of the rule, as written. */
   match: Partial<Pick<BackendRule, MatchField>>;
   backend: RoutingBackend;
@@ -200,9 +200,10 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
       const match: RoutingRule['match'] = {};
       for (const f of MATCH_FIELDS) if (r[f] !== undefined) (match as Record<string, unknown>)[f] = canonicalize(r[f], BackendRuleSchema.properties[f]);
       const tls = Boolean(backends[i]!.backendTLS && (backends[i]!.backendTLS!.caFile || backends[i]!.backendTLS!.certFile));
+      // name first: in a line diff of the YAML, each rule's entry starts with its name.
       return {
-        position: i + 1,
         name: r.name,
+        position: i + 1,
         match,
         backend: describeBackend(r.endpoint, { key: options.fingerprintKey, target: r.target, tls }),
       };

@@ -1,0 +1,155 @@
+/**
+ * `AppTopology`: how an application stack declares where its Kubernetes objects are stored: a
+ * `harikube.info/v1` TopologyConfig built (and validated, as the operator will) by `topologyConfig()`.
+ *
+ * Endpoints may be secret inputs (e.g. `PostgresCluster.endpoint`). A TopologyConfig is readable by anyone who
+ * may read TopologyConfigs, so endpoints with credentials should be sealed: with `encryption`, every endpoint
+ * is AES-256-GCM encrypted under the platform's key (the format the operator opens with
+ * `endpointDecryptSecret`), and the sealed text is published unencrypted in state and in previews: it is
+ * ciphertext. The nonce is derived from the key and the plaintext (HMAC), so an unchanged endpoint seals to the
+ * same text on every run (no perpetual diff) while distinct endpoints never share a nonce. Endpoints sealed
+ * elsewhere (`harikube topologyconfig encrypt`) can be passed as they are with `preEncrypted`.
+ *
+ * The resource carries `pulumi.com/waitFor: condition=Ready`: `pulumi up` continues only once the operator
+ * has merged the rules, so the application's objects are never created before their routing is active.
+ */
+import { createCipheriv, createHmac } from 'node:crypto';
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import type { BackendRule } from '../middleware/src/topology/schema.js';
+import { topologyConfig, type TopologyConfigObject } from '../middleware/src/topology/topologyconfig.js';
+import { parseEndpoint } from '../middleware/src/topology/endpoint.js';
+import { inheritedDependsOn, WAIT_FOR_ANNOTATION } from './kube.js';
+
+/** One rule of an application's topology; the endpoint may be a secret input. */
+export interface AppTopologyRule extends Omit<BackendRule, 'endpoint'> {
+  /** The backend's endpoint (plaintext; sealed when `encryption` is set), or sealed text with `preEncrypted`. */
+  endpoint: pulumi.Input<string>;
+}
+
+export interface AppTopologyArgs {
+  /** Namespace of the TopologyConfig (usually the application's own). */
+  namespace: pulumi.Input<string>;
+  /** Name of the TopologyConfig; defaults to the component name. */
+  resourceName?: string;
+  /** Global order of these rules among every TopologyConfig targeting the same Secret (>= 1). */
+  position: number;
+  /** The rules, in order. */
+  rules: AppTopologyRule[];
+  /** `namespace/name` of the topology Secret the operator writes; the operator's default when omitted. */
+  targetSecret?: pulumi.Input<string>;
+  /** Seal endpoints with this key; the operator opens them with the keys in `decryptSecret`. */
+  encryption?: {
+    /** AES-256 key, base64 of 32 bytes (e.g. the platform stack's `topologyEncryptionKey` output). */
+    key: pulumi.Input<string>;
+    /** `namespace/name` of the Secret holding the key(s) for the operator (the platform's `decryptSecret`). */
+    decryptSecret: pulumi.Input<string>;
+  };
+  /** Endpoints are already sealed (base64 of nonce || ciphertext || tag) for `decryptSecret`. */
+  preEncrypted?: { decryptSecret: pulumi.Input<string> };
+  /** Labels on the TopologyConfig. */
+  labels?: Record<string, string>;
+  /** Wait for the operator to report Ready; default true. */
+  waitForReady?: boolean;
+}
+
+const NONCE_BYTES = 12;
+
+/** Decodes a base64 AES-256 key; throws if it is not 32 bytes. */
+export function decodeKey(base64: string): Buffer {
+  const key = Buffer.from(base64.trim(), 'base64');
+  if (key.length !== 32) throw new Error(`the topology encryption key must be base64 of 32 bytes, got ${key.length} bytes`);
+  return key;
+}
+
+/**
+ * Seals an endpoint: base64(nonce(12) || ciphertext || tag(16)) with AES-256-GCM, nonce = HMAC-SHA256(key,
+ * plaintext)[0..12] (deterministic, see the module comment).
+ */
+export function sealEndpointDeterministic(plaintext: string, key: Buffer): string {
+  const nonce = createHmac('sha256', key).update('harikube-endpoint-nonce\0').update(plaintext).digest().subarray(0, NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
+}
+
+/** True when an endpoint carries a password (and so should not sit in a TopologyConfig in plaintext). */
+export function hasCredentials(endpoint: string): boolean {
+  try {
+    const e = parseEndpoint(endpoint);
+    return (e.kind === 'postgres' || e.kind === 'mysql') && e.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the TopologyConfig object from resolved values (pure; validated by `topologyConfig()`). */
+export function buildAppTopologyConfig(
+  name: string,
+  namespace: string,
+  args: { position: number; targetSecret?: string; labels?: Record<string, string>; encryption?: { decryptSecret: string }; preEncrypted?: { decryptSecret: string } },
+  rules: BackendRule[],
+  key?: Buffer,
+): TopologyConfigObject {
+  if (args.encryption && args.preEncrypted) throw new Error(`AppTopology ${namespace}/${name}: use encryption or preEncrypted, not both`);
+  if (args.encryption) {
+    // Validate the plaintext rules first: after sealing, the validator can no longer see the endpoints.
+    topologyConfig({ name, namespace, position: args.position, backends: rules, targetSecret: args.targetSecret, labels: args.labels });
+    if (!key) throw new Error(`AppTopology ${namespace}/${name}: encryption needs a key`);
+    rules = rules.map((r) => ({ ...r, endpoint: sealEndpointDeterministic(r.endpoint, key) }));
+  }
+  const decryptSecret = args.encryption?.decryptSecret ?? args.preEncrypted?.decryptSecret;
+  return topologyConfig({ name, namespace, position: args.position, backends: rules, targetSecret: args.targetSecret, endpointDecryptSecret: decryptSecret, labels: args.labels });
+}
+
+export class AppTopology extends pulumi.ComponentResource {
+  /** The TopologyConfig resource. */
+  public readonly topologyConfig: k8s.apiextensions.CustomResource;
+  /** The spec as applied (endpoints sealed when encryption is on; otherwise secret). */
+  public readonly spec: pulumi.Output<TopologyConfigObject['spec']>;
+
+  constructor(name: string, args: AppTopologyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('harikube:index:AppTopology', name, {}, opts);
+    const resourceName = args.resourceName ?? name;
+    const rules = pulumi.all(args.rules.map(({ endpoint, ...rest }) => pulumi.output(endpoint).apply((e): BackendRule => ({ ...rest, endpoint: e }))));
+    const refs = pulumi.all([args.targetSecret, args.encryption?.decryptSecret, args.preEncrypted?.decryptSecret]);
+    const built = pulumi.all([rules, args.namespace, args.encryption?.key ?? '', refs]).apply(([resolved, namespace, keyText, [targetSecret, sealedFor, preSealedFor]]) => {
+      if (!args.encryption && !args.preEncrypted) {
+        const exposed = resolved.filter((r) => hasCredentials(r.endpoint)).map((r) => r.name);
+        if (exposed.length) {
+          pulumi.log.warn(`AppTopology ${namespace}/${resourceName}: rules ${exposed.join(', ')} put credentials in the TopologyConfig in plaintext; set "encryption"`, this);
+        }
+      }
+      const settings = {
+        position: args.position,
+        labels: args.labels,
+        targetSecret,
+        ...(sealedFor !== undefined ? { encryption: { decryptSecret: sealedFor } } : {}),
+        ...(preSealedFor !== undefined ? { preEncrypted: { decryptSecret: preSealedFor } } : {}),
+      };
+      return buildAppTopologyConfig(resourceName, namespace, settings, resolved, args.encryption ? decodeKey(keyText) : undefined);
+    });
+    // Sealed endpoints are ciphertext: publish them unencrypted so previews show which rules changed.
+    // Without encryption the spec keeps the secrecy of its endpoints.
+    const spec = built.apply((o) => o.spec);
+    this.spec = args.encryption || args.preEncrypted ? pulumi.unsecret(spec) : spec;
+
+    this.topologyConfig = new k8s.apiextensions.CustomResource(
+      `${name}-topologyconfig`,
+      {
+        apiVersion: 'harikube.info/v1',
+        kind: 'TopologyConfig',
+        metadata: {
+          name: resourceName,
+          namespace: args.namespace,
+          labels: { 'app.kubernetes.io/managed-by': 'pulumi', ...args.labels },
+          ...(args.waitForReady === false ? {} : { annotations: { [WAIT_FOR_ANNOTATION]: 'condition=Ready' } }),
+        },
+        spec: this.spec,
+      },
+      // e.g. the CRD and the operator, when the caller passes them as the component's dependsOn
+      { parent: this, dependsOn: inheritedDependsOn(opts) },
+    );
+    this.registerOutputs({ spec: this.spec });
+  }
+}

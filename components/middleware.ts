@@ -1,0 +1,457 @@
+/**
+ * `Middleware`: one layer of HariKube, the etcd-compatible routing server.
+ *
+ * Objects: Deployment, Service (2379), metrics Service (8080), PodDisruptionBudget, NetworkPolicy, the data
+ * volume (PVC, or emptyDir when ephemeral), optionally a cert-manager Certificate, and (with an
+ * operator-managed topology) a Secret with the default endpoint.
+ *
+ * Layers compose: `endpoint` (`http(s)://harikube-<layer>.<ns>.svc:2379`) is a backend endpoint for a rule of
+ * the layer above, whose pods are then admitted by this layer's NetworkPolicy (`parentLayers`).
+ *
+ * One writer: a layer allocates the global revision numbers of everything stored below it, so exactly one
+ * process may serve writes. With `replicas: 1` (default) the Deployment uses the `Recreate` strategy, because a
+ * rolling update would briefly run two allocators against the same databases (and a ReadWriteOnce volume
+ * cannot attach to both). More replicas require `leaderElection: true`: standbys never allocate revisions.
+ *
+ * Secrets: endpoints reach the pod only through Secrets (`secretKeyRef`, mounted files); the pod template
+ * carries the topology's keyed hash (not secret) so a topology change rolls the pods, and the Deployment spec
+ * itself never becomes a Pulumi secret.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import {
+  dnsLabel,
+  httpProbe,
+  inheritedDependsOn,
+  resourceRequirements,
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  selectorLabels,
+  serviceHost,
+  SKIP_AWAIT_ANNOTATION,
+  standardLabels,
+  waitForReady,
+  type ResourceSettings,
+} from './kube.js';
+import { resolveImage, type ImageSource } from './middlewareImage.js';
+import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
+import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
+import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/compile.js';
+
+export const MIDDLEWARE_APP = 'harikube-middleware';
+export const ETCD_PORT = 2379;
+export const METRICS_PORT = 8080;
+/** Pod template annotation carrying `Topology.hash`. */
+export const TOPOLOGY_HASH_ANNOTATION = 'harikube.info/topology-hash';
+
+/** Where clients of the root layer (the Kubernetes API server) come from. */
+export interface ApiServerPeers {
+  /** CIDRs of API server hosts (API servers outside the cluster, or on host network). */
+  cidrs?: string[];
+  /** Labels of API server pods (hosted control planes, e.g. `component: kube-apiserver`). */
+  podSelector?: Record<string, string>;
+  /** Labels of the namespaces of those pods; without it, `podSelector` matches pods of the layer's own namespace only. */
+  namespaceSelector?: Record<string, string>;
+}
+
+/** Serving TLS: a cert-manager Certificate issued here, or an existing Secret. */
+export type MiddlewareTls =
+  | {
+      /** Issuer of the serving certificate. */
+      issuerRef: { name: pulumi.Input<string>; kind?: 'Issuer' | 'ClusterIssuer'; group?: string };
+      /** Extra DNS names besides the Service's names. */
+      dnsNames?: string[];
+      /** Require client certificates signed by the CA in the Secret's `ca.crt`; default true. */
+      requireClientCertificates?: boolean;
+    }
+  | {
+      /** Existing Secret with `tls.crt`, `tls.key` and (to require client certificates) `ca.crt`. */
+      secretName: pulumi.Input<string>;
+      /** Require client certificates signed by `ca.crt`; default true. */
+      requireClientCertificates?: boolean;
+    };
+
+/** Where the layer keeps its files (the SQLite default backend). */
+export type MiddlewareStorage =
+  | {
+      /** Volume size; default `5Gi`. */
+      size?: string;
+      /** StorageClass; the cluster default when omitted. */
+      storageClass?: string;
+      /** Keep the volume when the layer is deleted; default true (it holds the meta store). */
+      retainOnDelete?: boolean;
+    }
+  | {
+      /** An emptyDir: data is lost with the pod. Only for development, or when no SQLite backend is used. */
+      ephemeral: true;
+      /** emptyDir size limit; default `1Gi`. */
+      sizeLimit?: string;
+    };
+
+export interface MiddlewareArgs {
+  /** Namespace of the layer (must exist). */
+  namespace: pulumi.Input<string>;
+  /** Layer name used in object names (`harikube-<layer>`); defaults to the component name. */
+  layerName?: string;
+  /** The HariKube image: a reference (deployed as given; use a digest), or `{ build }` to build and deploy by digest. */
+  image: ImageSource;
+  /** Replicas; default 1. More than 1 requires `leaderElection`. */
+  replicas?: number;
+  /** Run standbys behind leader election (passes `--leader-elect`); required for `replicas > 1`. */
+  leaderElection?: boolean;
+  /** Pulumi-compiled topology (mounted files; rolls the pods when it changes). Exclusive with `topologySecretRef`. */
+  topology?: Topology;
+  /**
+   * `namespace/name` of an operator-managed topology Secret (`TOPOLOGY_CONFIG=secret://...`, hot-reloaded by the
+   * middleware from its default backend). Exclusive with `topology`.
+   */
+  topologySecretRef?: string;
+  /** Secrets to mount for rules' backend TLS when `topologySecretRef` is used (a compiled Topology brings its own). */
+  backendTlsMounts?: BackendTlsMount[];
+  /** Default backend when `topologySecretRef` is used (with `topology`, it belongs to the Topology). */
+  defaultEndpoint?: pulumi.Input<string>;
+  /** Data volume; default a 5Gi PVC. */
+  storage?: MiddlewareStorage;
+  /** Serving TLS; plain HTTP/2 when omitted. */
+  tls?: MiddlewareTls;
+  /** Who may call the root layer: the Kubernetes API server. */
+  apiServer?: ApiServerPeers;
+  /** Layers whose rules point at this one (their pods are admitted on 2379). */
+  parentLayers?: Array<{ name: string; namespace?: string }>;
+  /** More peers admitted on 2379 (e.g. backup jobs). */
+  extraClientPeers?: k8s.types.input.networking.v1.NetworkPolicyPeer[];
+  /** Peers admitted on the metrics port 8080; default every namespace (metrics hold no data). */
+  metricsFrom?: k8s.types.input.networking.v1.NetworkPolicyPeer[];
+  /** Requests/limits. */
+  resources?: ResourceSettings;
+  /** Extra `serve` flags after the defaults. */
+  extraArgs?: string[];
+  /** Image pull Secrets for private registries. */
+  imagePullSecrets?: string[];
+  /** PodDisruptionBudget; default `maxUnavailable: 1` (a single-writer layer must not block node drains forever). */
+  disruptionBudget?: { maxUnavailable?: number | string; minAvailable?: number | string };
+  /** Priority class (the API server's storage should not be the first thing evicted). */
+  priorityClassName?: string;
+}
+
+/** Validated, normalized settings (pure; throws on contradictions). */
+export interface MiddlewarePlan {
+  layer: string;
+  objectName: string;
+  replicas: number;
+  leaderElection: boolean;
+  tls: boolean;
+  requireClientCertificates: boolean;
+  source: 'compiled' | 'operator';
+}
+
+export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePlan {
+  const layer = args.layerName ?? name;
+  const objectName = dnsLabel('harikube', layer);
+  const replicas = args.replicas ?? 1;
+  const where = `Middleware "${layer}"`;
+  if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`${where}: replicas must be a whole number >= 1`);
+  if (replicas > 1 && !args.leaderElection) {
+    throw new Error(`${where}: replicas ${replicas} needs leaderElection: true (only one process may allocate revisions)`);
+  }
+  if (replicas > 1 && args.storage && 'ephemeral' in args.storage) {
+    throw new Error(`${where}: several replicas cannot share an ephemeral SQLite default backend; use a network database`);
+  }
+  if (!!args.topology === !!args.topologySecretRef) {
+    throw new Error(`${where}: give exactly one of topology (compiled by Pulumi) or topologySecretRef (operator-managed)`);
+  }
+  if (args.topology && args.backendTlsMounts?.length) {
+    throw new Error(`${where}: with a compiled topology, declare backend TLS Secrets on its rules (tlsSecretName)`);
+  }
+  if (args.topology && args.defaultEndpoint !== undefined) {
+    throw new Error(`${where}: with a compiled topology, set the default endpoint on the Topology (defaultEndpoint) so it is part of its hash`);
+  }
+  if (args.topologySecretRef && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(args.topologySecretRef)) {
+    throw new Error(`${where}: topologySecretRef "${args.topologySecretRef}" is not namespace/name`);
+  }
+  return {
+    layer,
+    objectName,
+    replicas,
+    leaderElection: !!args.leaderElection,
+    tls: !!args.tls,
+    requireClientCertificates: args.tls?.requireClientCertificates !== false,
+    source: args.topology ? 'compiled' : 'operator',
+  };
+}
+
+/** The `serve` arguments (pure). The default endpoint comes from $HARIKUBE_ENDPOINT (a Secret), never the command line. */
+export function middlewareArgs(plan: MiddlewarePlan, extra: string[] = []): string[] {
+  return [
+    'serve',
+    `--listen-address=0.0.0.0:${ETCD_PORT}`,
+    `--metrics-bind-address=:${METRICS_PORT}`,
+    '--log-format=json',
+    ...(plan.tls
+      ? [
+          `--server-cert-file=${SERVER_TLS_DIR}/tls.crt`,
+          `--server-key-file=${SERVER_TLS_DIR}/tls.key`,
+          ...(plan.requireClientCertificates ? [`--server-ca-file=${SERVER_TLS_DIR}/ca.crt`] : []),
+        ]
+      : []),
+    ...(plan.leaderElection ? ['--leader-elect'] : []),
+    ...extra,
+  ];
+}
+
+/** NetworkPolicy: 2379 only from the API server, parent layers and extra peers; 8080 from `metricsFrom`. */
+export function middlewareNetworkPolicySpec(
+  selector: Record<string, string>,
+  args: Pick<MiddlewareArgs, 'apiServer' | 'parentLayers' | 'extraClientPeers' | 'metricsFrom'>,
+  ownNamespace: string,
+): k8s.types.input.networking.v1.NetworkPolicySpec {
+  const peers: k8s.types.input.networking.v1.NetworkPolicyPeer[] = [];
+  for (const cidr of args.apiServer?.cidrs ?? []) peers.push({ ipBlock: { cidr } });
+  if (args.apiServer?.podSelector || args.apiServer?.namespaceSelector) {
+    peers.push({
+      ...(args.apiServer.podSelector ? { podSelector: { matchLabels: args.apiServer.podSelector } } : {}),
+      ...(args.apiServer.namespaceSelector ? { namespaceSelector: { matchLabels: args.apiServer.namespaceSelector } } : {}),
+    });
+  }
+  for (const parent of args.parentLayers ?? []) {
+    peers.push({
+      podSelector: { matchLabels: selectorLabels(MIDDLEWARE_APP, parent.name) },
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': parent.namespace ?? ownNamespace } },
+    });
+  }
+  peers.push(...(args.extraClientPeers ?? []));
+  const ingress: k8s.types.input.networking.v1.NetworkPolicyIngressRule[] = [];
+  // An ingress rule with no peers would admit everyone; with no clients configured, 2379 stays closed.
+  if (peers.length) ingress.push({ from: peers, ports: [{ protocol: 'TCP', port: ETCD_PORT }] });
+  ingress.push({ from: args.metricsFrom ?? [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: METRICS_PORT }] });
+  return { podSelector: { matchLabels: selector }, policyTypes: ['Ingress'], ingress };
+}
+
+export class Middleware extends pulumi.ComponentResource {
+  /** `http(s)://harikube-<layer>.<ns>.svc:2379`: the backend endpoint of this layer for the layer above. */
+  public readonly endpoint: pulumi.Output<string>;
+  /** The etcd-API Service. */
+  public readonly service: k8s.core.v1.Service;
+  /** The Deployment. */
+  public readonly deployment: k8s.apps.v1.Deployment;
+  /** The image reference deployed. */
+  public readonly image: pulumi.Output<string>;
+  /** Name of the Secret holding the serving certificate, when TLS is on. */
+  public readonly tlsSecretName?: pulumi.Output<string>;
+  /** The normalized settings. */
+  public readonly plan: MiddlewarePlan;
+
+  constructor(name: string, args: MiddlewareArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('harikube:index:Middleware', name, {}, opts);
+    const plan = planMiddleware(name, args);
+    this.plan = plan;
+    const { objectName, layer } = plan;
+    const labels = standardLabels(MIDDLEWARE_APP, layer, 'middleware', { 'harikube.info/layer': layer });
+    const selector = selectorLabels(MIDDLEWARE_APP, layer);
+    const ns = pulumi.output(args.namespace);
+    this.image = resolveImage(`${name}-image`, args.image, this);
+
+    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology)
+    let defaultEndpointSecret: pulumi.Output<string>;
+    if (args.topology) {
+      defaultEndpointSecret = args.topology.secretName;
+    } else {
+      const own = new k8s.core.v1.Secret(
+        `${name}-default-endpoint`,
+        {
+          metadata: { name: `${objectName}-default-endpoint`, namespace: args.namespace, labels },
+          type: 'Opaque',
+          stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT)) },
+        },
+        { parent: this },
+      );
+      defaultEndpointSecret = own.metadata.name;
+    }
+
+    // --- data volume
+    const storage = args.storage ?? {};
+    let dataVolume: k8s.types.input.core.v1.Volume;
+    if ('ephemeral' in storage) {
+      dataVolume = { name: 'data', emptyDir: { sizeLimit: storage.sizeLimit ?? '1Gi' } };
+    } else {
+      const pvc = new k8s.core.v1.PersistentVolumeClaim(
+        `${name}-data`,
+        {
+          // skipAwait: with a WaitForFirstConsumer StorageClass the claim binds only once the pod exists,
+          // and the pod (Deployment) is created after the claim; waiting here would deadlock.
+          metadata: { name: `${objectName}-data`, namespace: args.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: 'true' } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(storage.storageClass ? { storageClassName: storage.storageClass } : {}),
+            resources: { requests: { storage: storage.size ?? '5Gi' } },
+          },
+        },
+        { parent: this, retainOnDelete: storage.retainOnDelete !== false },
+      );
+      dataVolume = { name: 'data', persistentVolumeClaim: { claimName: pvc.metadata.name } };
+    }
+
+    // --- Services (explicit names: they are part of endpoints other layers store)
+    const scheme = plan.tls ? 'https' : 'http';
+    this.service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: objectName, namespace: args.namespace, labels },
+        spec: { selector, ports: [{ name: 'etcd', port: ETCD_PORT, targetPort: 'etcd', protocol: 'TCP', ...(plan.tls ? {} : { appProtocol: 'kubernetes.io/h2c' }) }] },
+      },
+      { parent: this },
+    );
+    new k8s.core.v1.Service(
+      `${name}-metrics`,
+      {
+        metadata: { name: `${objectName}-metrics`, namespace: args.namespace, labels },
+        spec: { selector, ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: 'metrics', protocol: 'TCP' }] },
+      },
+      { parent: this },
+    );
+    this.endpoint = pulumi.interpolate`${scheme}://${this.service.metadata.name}.${ns}.svc:${ETCD_PORT}`;
+
+    // --- serving TLS
+    let tlsSecret: pulumi.Input<string> | undefined;
+    const gates: pulumi.Input<pulumi.Resource>[] = [];
+    if (args.tls && 'issuerRef' in args.tls) {
+      const { issuerRef, dnsNames = [] } = args.tls;
+      const certificate = new k8s.apiextensions.CustomResource(
+        `${name}-certificate`,
+        {
+          apiVersion: 'cert-manager.io/v1',
+          kind: 'Certificate',
+          metadata: { name: `${objectName}-server`, namespace: args.namespace, labels, annotations: waitForReady() },
+          spec: ns.apply((n) => ({
+            secretName: `${objectName}-server-tls`,
+            issuerRef: { name: issuerRef.name, kind: issuerRef.kind ?? 'Issuer', group: issuerRef.group ?? 'cert-manager.io' },
+            commonName: serviceHost(objectName, n),
+            dnsNames: [objectName, `${objectName}.${n}`, serviceHost(objectName, n), `${serviceHost(objectName, n)}.cluster.local`, ...dnsNames],
+            usages: ['server auth', 'digital signature', 'key encipherment'],
+            privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+            duration: '2160h',
+            renewBefore: '360h',
+          })),
+        },
+        { parent: this },
+      );
+      tlsSecret = `${objectName}-server-tls`;
+      gates.push(certificate);
+    } else if (args.tls) {
+      tlsSecret = args.tls.secretName;
+    }
+    if (tlsSecret !== undefined) this.tlsSecretName = pulumi.output(tlsSecret);
+
+    // --- pod
+    const env: k8s.types.input.core.v1.EnvVar[] = [
+      { name: 'HARIKUBE_ENDPOINT', valueFrom: { secretKeyRef: { name: defaultEndpointSecret, key: DEFAULT_ENDPOINT_KEY } } },
+      args.topology
+        ? { name: 'TOPOLOGY_CONFIG', value: `file://${args.topology.mountPath}/${TOPOLOGY_DOCUMENT_KEY}` }
+        : { name: 'TOPOLOGY_CONFIG', value: `secret://${args.topologySecretRef}` },
+      { name: 'TOPOLOGY_CONFIG_TLS_DIR', value: TOPOLOGY_TLS_WORK_DIR },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ];
+    const volumes: k8s.types.input.core.v1.Volume[] = [
+      dataVolume,
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+      { name: 'topology-tls', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+    ];
+    const mounts: k8s.types.input.core.v1.VolumeMount[] = [
+      { name: 'data', mountPath: MIDDLEWARE_DATA_DIR },
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'topology-tls', mountPath: TOPOLOGY_TLS_WORK_DIR },
+    ];
+    if (args.topology) {
+      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretName, defaultMode: 0o440 } });
+      mounts.push({ name: 'topology', mountPath: args.topology.mountPath, readOnly: true });
+    }
+    [...(args.topology?.tlsMounts ?? []), ...(args.backendTlsMounts ?? [])].forEach((m, i) => {
+      volumes.push({ name: `backend-tls-${i}`, secret: { secretName: m.secretName, defaultMode: 0o440 } });
+      mounts.push({ name: `backend-tls-${i}`, mountPath: m.mountPath, readOnly: true });
+    });
+    if (tlsSecret !== undefined) {
+      volumes.push({ name: 'server-tls', secret: { secretName: tlsSecret, defaultMode: 0o440 } });
+      mounts.push({ name: 'server-tls', mountPath: SERVER_TLS_DIR, readOnly: true });
+    }
+
+    const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
+    if (args.topology) podAnnotations[TOPOLOGY_HASH_ANNOTATION] = args.topology.hash;
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: { name: objectName, namespace: args.namespace, labels },
+        spec: {
+          replicas: plan.replicas,
+          selector: { matchLabels: selector },
+          strategy:
+            plan.replicas === 1 && !plan.leaderElection
+              ? { type: 'Recreate' }
+              : { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+          template: {
+            metadata: { labels, annotations: podAnnotations },
+            spec: {
+              securityContext: restrictedPodSecurityContext(),
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              terminationGracePeriodSeconds: 30,
+              ...(args.priorityClassName ? { priorityClassName: args.priorityClassName } : {}),
+              ...(args.imagePullSecrets?.length ? { imagePullSecrets: args.imagePullSecrets.map((n) => ({ name: n })) } : {}),
+              containers: [
+                {
+                  name: 'middleware',
+                  image: this.image,
+                  args: middlewareArgs(plan, args.extraArgs),
+                  env,
+                  ports: [
+                    { name: 'etcd', containerPort: ETCD_PORT, protocol: 'TCP' },
+                    { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+                  ],
+                  // Startup may include schema migrations of every backend: give it time before liveness counts.
+                  startupProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 60 }),
+                  livenessProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 10, failureThreshold: 3 }),
+                  readinessProbe: httpProbe('/readyz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 2 }),
+                  resources: resourceRequirements(args.resources ?? {}, { cpuRequest: '250m', memoryRequest: '256Mi', memoryLimit: '1Gi' }),
+                  securityContext: restrictedContainerSecurityContext(),
+                  volumeMounts: mounts,
+                },
+              ],
+              volumes,
+            },
+          },
+        },
+      },
+      { parent: this, dependsOn: [...gates, ...inheritedDependsOn(opts)] },
+    );
+
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      {
+        metadata: { name: objectName, namespace: args.namespace, labels },
+        spec: {
+          ...(args.disruptionBudget?.minAvailable !== undefined
+            ? { minAvailable: args.disruptionBudget.minAvailable }
+            : { maxUnavailable: args.disruptionBudget?.maxUnavailable ?? 1 }),
+          // A crash-looping pod must not block node drains.
+          unhealthyPodEvictionPolicy: 'AlwaysAllow',
+          selector: { matchLabels: selector },
+        },
+      },
+      { parent: this },
+    );
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      {
+        metadata: { name: objectName, namespace: args.namespace, labels },
+        spec: ns.apply((n) => middlewareNetworkPolicySpec(selector, args, n)),
+      },
+      { parent: this },
+    );
+    if (!args.apiServer && !args.parentLayers?.length && !args.extraClientPeers?.length) {
+      pulumi.log.warn(`Middleware "${layer}": no apiServer, parentLayers or extraClientPeers; its NetworkPolicy admits no client on ${ETCD_PORT}`, this);
+    }
+
+    this.registerOutputs({ endpoint: this.endpoint, image: this.image, service: this.service.metadata.name });
+  }
+}

@@ -1,0 +1,474 @@
+/**
+ * `HariKubePlatform`: the whole deployment from one typed declaration: database operators and instances, the
+ * TopologyConfig operator, TLS, and a tree of middleware layers whose rules name their backends by reference
+ * (`{ postgres: "main", database: "configmaps" }`, `{ layer: "kube-system" }`) instead of by endpoint.
+ *
+ * Planning (`planPlatform`, pure) resolves references, finds the root layer (the one no other layer points
+ * at: it serves the Kubernetes API server), orders layers children-first (a parent's rules need its
+ * children's endpoints), collects the databases each instance must create, and rejects what would be wrong at
+ * runtime: cycles, unknown references, two rules or layers sharing one database (each backend is a separate
+ * identity with its own revisions), SQLite files under a multi-replica layer.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import * as random from '@pulumi/random';
+import type { BackendRule } from '../middleware/src/topology/schema.js';
+import type { RoutingTable } from '../middleware/src/topology/compile.js';
+import { AppTopology } from './appTopology.js';
+import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
+import { EtcdCluster, type EtcdClusterArgs } from './etcdCluster.js';
+import { MariaDbInstance, type MariaDbInstanceArgs } from './mariaDbInstance.js';
+import { Middleware, MIDDLEWARE_APP, type ApiServerPeers, type MiddlewareStorage } from './middleware.js';
+import { resolveImage, type ImageSource } from './middlewareImage.js';
+import { DEFAULT_SQLITE_ENDPOINT, sqliteOnDataVolume } from './paths.js';
+import { PostgresCluster, type PostgresClusterArgs } from './postgresCluster.js';
+import { mountedTls, Topology, type BackendTlsMount, type TopologyRuleArgs } from './topology.js';
+import { TopologyOperator } from './topologyOperator.js';
+import { dnsLabel, standardLabels, waitForReady, type ResourceSettings } from './kube.js';
+
+/** Where a rule's (or a layer's default) data goes, by reference to something the platform declares. */
+export type BackendRef =
+  | { /** Name of a `postgres` entry. */ postgres: string; /** Database; the cluster's bootstrap database when omitted. */ database?: string }
+  | { /** Name of a `mariadb` entry. */ mariadb: string; /** Database; the instance's first database when omitted. */ database?: string }
+  | { /** Name of an `etcd` entry. */ etcd: string }
+  | { /** Name of another layer: this rule delegates to it. */ layer: string }
+  | { /** SQLite file on the layer's data volume, e.g. `deployments.db`. */ sqlite: string }
+  | { /** Any endpoint (secret input), e.g. an external database. */ endpoint: pulumi.Input<string>; /** Non-secret name for the routing table. */ target?: string };
+
+/** A rule of a layer: a topology rule whose endpoint is a reference. */
+export interface PlatformRule extends Omit<BackendRule, 'endpoint'> {
+  /** The backend. */
+  backend: BackendRef;
+}
+
+export interface PlatformLayer {
+  /** Rules in order; the first match wins. */
+  rules: PlatformRule[];
+  /** Default backend (unmatched keys and the meta store); a SQLite file on the data volume when omitted. */
+  defaultBackend?: Exclude<BackendRef, { layer: string }>;
+  /** Replicas; default 1 (more need `leaderElection`). */
+  replicas?: number;
+  /** Standbys behind leader election. */
+  leaderElection?: boolean;
+  /** Data volume. */
+  storage?: MiddlewareStorage;
+  /** Requests/limits. */
+  resources?: ResourceSettings;
+  /**
+   * `pulumi` (default): rules compiled here into a routing ConfigMap + topology Secret.
+   * `operator` (root layer only): rules are published as a TopologyConfig at `topologyPosition`, merged by the
+   * operator with applications' TopologyConfigs into the Secret the layer reads (`secret://`).
+   */
+  topologySource?: 'pulumi' | 'operator';
+  /** Position of the platform's TopologyConfig with `topologySource: operator`; default 1 (first). */
+  topologyPosition?: number;
+}
+
+export interface PlatformTls {
+  /** Serve every layer over TLS with client certificates; default false. */
+  enabled: boolean;
+  /** A CA issuer (its Secrets carry `ca.crt`); when omitted a self-signed CA is bootstrapped in the namespace. */
+  issuerRef?: { name: string; kind?: 'Issuer' | 'ClusterIssuer' };
+}
+
+export interface HariKubePlatformArgs {
+  /** Namespace of the platform (created); default `harikube`. */
+  namespace?: string;
+  /** HariKube image for the middleware and the operator: a reference, or `{ build }`. */
+  image: ImageSource;
+  /** Image pull Secrets (in the namespace). */
+  imagePullSecrets?: string[];
+  /** Install CloudNativePG / mariadb-operator; default: those the declared databases need. `false`: they exist already. */
+  databaseOperators?: DatabaseOperatorsArgs | false;
+  /** PostgreSQL clusters by name. */
+  postgres?: Record<string, Omit<PostgresClusterArgs, 'namespace' | 'databases' | 'operatorsReady' | 'clusterName'>>;
+  /** MariaDB instances by name. */
+  mariadb?: Record<string, Omit<MariaDbInstanceArgs, 'namespace' | 'databases' | 'operatorsReady' | 'instanceName'>>;
+  /** etcd clusters by name. */
+  etcd?: Record<string, Omit<EtcdClusterArgs, 'namespace' | 'allowedClients' | 'clusterName'>>;
+  /** Middleware layers by name; exactly one (the root) is not referenced by another. */
+  layers: Record<string, PlatformLayer>;
+  /** Who may call the root layer (the Kubernetes API server). */
+  apiServer: ApiServerPeers;
+  /** TLS between the API server and the root layer and between layers. */
+  tls?: PlatformTls;
+  /** The TopologyConfig operator; default enabled. */
+  topologyOperator?: { enabled?: boolean; replicas?: number; resources?: ResourceSettings };
+  /**
+   * Provider of the cluster whose API server HariKube serves, when it is not the cluster the platform is
+   * deployed to (a hosted control plane): the TopologyOperator, its CRD and the platform's TopologyConfig go
+   * there, because the operator must write the topology Secret into the storage the root layer reads
+   * (`secret://` reads the root layer's own default backend). Default: the platform's provider.
+   */
+  controlPlaneProvider?: k8s.Provider;
+}
+
+/** The result of planning: references resolved, order fixed. */
+export interface PlatformPlan {
+  root: string;
+  /** Layers children first. */
+  order: string[];
+  /** Layer -> layers it delegates to. */
+  children: Record<string, string[]>;
+  /** Layer -> its parent layer (root has none). */
+  parentOf: Record<string, string>;
+  /** Databases to create per instance. */
+  postgresDatabases: Record<string, string[]>;
+  mariadbDatabases: Record<string, string[]>;
+  /** Operators needed by the declared databases. */
+  needsCnpg: boolean;
+  needsMariadb: boolean;
+}
+
+const BOOTSTRAP_DB = 'harikube';
+
+function refKind(ref: BackendRef): string {
+  return Object.keys(ref).find((k) => ['postgres', 'mariadb', 'etcd', 'layer', 'sqlite', 'endpoint'].includes(k)) ?? 'unknown';
+}
+
+/** Non-secret label of a reference for the routing table, e.g. `postgres/main/configmaps`. */
+export function targetOf(ref: BackendRef, layer: string): string | undefined {
+  if ('postgres' in ref) return `postgres/${ref.postgres}/${ref.database ?? BOOTSTRAP_DB}`;
+  if ('mariadb' in ref) return `mariadb/${ref.mariadb}/${ref.database ?? BOOTSTRAP_DB}`;
+  if ('etcd' in ref) return `etcd/${ref.etcd}`;
+  if ('layer' in ref) return `layer/${ref.layer}`;
+  if ('sqlite' in ref) return `sqlite/${layer}/${ref.sqlite}`;
+  return ref.target;
+}
+
+export function planPlatform(args: Pick<HariKubePlatformArgs, 'layers' | 'postgres' | 'mariadb' | 'etcd'>): PlatformPlan {
+  const layers = Object.keys(args.layers);
+  if (layers.length === 0) throw new Error('HariKubePlatform: declare at least one layer');
+  const children: Record<string, string[]> = {};
+  const parentOf: Record<string, string> = {};
+  const postgresDatabases: Record<string, string[]> = {};
+  const mariadbDatabases: Record<string, string[]> = {};
+  const owners = new Map<string, string>();
+  const claim = (key: string, who: string) => {
+    const prev = owners.get(key);
+    if (prev) throw new Error(`HariKubePlatform: ${who} and ${prev} use the same backend ${key}; every rule and layer default needs its own database`);
+    owners.set(key, who);
+  };
+  const use = (ref: BackendRef, layer: string, who: string) => {
+    if ('postgres' in ref) {
+      if (!args.postgres?.[ref.postgres]) throw new Error(`HariKubePlatform: ${who} refers to postgres "${ref.postgres}", which is not declared`);
+      const db = ref.database ?? BOOTSTRAP_DB;
+      (postgresDatabases[ref.postgres] ??= []).includes(db) || postgresDatabases[ref.postgres]!.push(db);
+    } else if ('mariadb' in ref) {
+      if (!args.mariadb?.[ref.mariadb]) throw new Error(`HariKubePlatform: ${who} refers to mariadb "${ref.mariadb}", which is not declared`);
+      const db = ref.database ?? BOOTSTRAP_DB;
+      (mariadbDatabases[ref.mariadb] ??= []).includes(db) || mariadbDatabases[ref.mariadb]!.push(db);
+    } else if ('etcd' in ref) {
+      if (!args.etcd?.[ref.etcd]) throw new Error(`HariKubePlatform: ${who} refers to etcd "${ref.etcd}", which is not declared`);
+    } else if ('layer' in ref) {
+      if (!args.layers[ref.layer]) throw new Error(`HariKubePlatform: ${who} refers to layer "${ref.layer}", which is not declared`);
+      if (ref.layer === layer) throw new Error(`HariKubePlatform: ${who} refers to its own layer`);
+      if (parentOf[ref.layer] && parentOf[ref.layer] !== layer) {
+        throw new Error(`HariKubePlatform: layer "${ref.layer}" is referenced by both "${parentOf[ref.layer]}" and "${layer}"; a layer has one parent (it shares the parent's revision space)`);
+      }
+      parentOf[ref.layer] = layer;
+      (children[layer] ??= []).includes(ref.layer) || children[layer]!.push(ref.layer);
+    } else if ('sqlite' in ref) {
+      sqliteOnDataVolume(ref.sqlite);
+      const spec = args.layers[layer]!;
+      if ((spec.replicas ?? 1) > 1) throw new Error(`HariKubePlatform: ${who} uses SQLite, but layer "${layer}" has several replicas`);
+      if (spec.storage && 'ephemeral' in spec.storage) {
+        pulumi.log.warn(`HariKubePlatform: ${who} stores data in SQLite on an ephemeral volume of layer "${layer}"; it is lost with the pod`);
+      }
+      claim(`sqlite/${layer}/${ref.sqlite}`, who);
+      return;
+    }
+    const t = targetOf(ref, layer);
+    if (t && !('layer' in ref)) claim(t, who);
+  };
+  for (const layer of layers) {
+    dnsLabel('harikube', layer);
+    const spec = args.layers[layer]!;
+    spec.rules.forEach((r) => use(r.backend, layer, `layer "${layer}" rule "${r.name}"`));
+    if (spec.defaultBackend) use(spec.defaultBackend, layer, `layer "${layer}" default backend`);
+    else claim(`sqlite/${layer}/default.db`, `layer "${layer}" default backend`);
+  }
+  const roots = layers.filter((l) => !parentOf[l]);
+  if (roots.length !== 1) {
+    throw new Error(
+      roots.length === 0
+        ? 'HariKubePlatform: every layer is referenced by another; layers form a cycle'
+        : `HariKubePlatform: layers ${roots.join(', ')} are all unreferenced; exactly one root layer serves the API server`,
+    );
+  }
+  const order: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (l: string) => {
+    if (order.includes(l)) return;
+    if (visiting.has(l)) throw new Error(`HariKubePlatform: layers form a cycle through "${l}"`);
+    visiting.add(l);
+    for (const c of children[l] ?? []) visit(c);
+    visiting.delete(l);
+    order.push(l);
+  };
+  visit(roots[0]!);
+  const unreachable = layers.filter((l) => !order.includes(l));
+  if (unreachable.length) throw new Error(`HariKubePlatform: layers ${unreachable.join(', ')} form a cycle unreachable from the root`);
+  for (const [l, spec] of Object.entries(args.layers)) {
+    if (spec.topologySource === 'operator' && l !== roots[0]) {
+      throw new Error(`HariKubePlatform: layer "${l}": only the root layer can take its topology from the operator`);
+    }
+  }
+  for (const name of Object.keys(args.postgres ?? {})) postgresDatabases[name] ??= [BOOTSTRAP_DB];
+  for (const name of Object.keys(args.mariadb ?? {})) mariadbDatabases[name] ??= [BOOTSTRAP_DB];
+  return {
+    root: roots[0]!,
+    order,
+    children,
+    parentOf,
+    postgresDatabases,
+    mariadbDatabases,
+    needsCnpg: Object.keys(args.postgres ?? {}).length > 0,
+    needsMariadb: Object.keys(args.mariadb ?? {}).length > 0,
+  };
+}
+
+export class HariKubePlatform extends pulumi.ComponentResource {
+  /** Namespace of the platform. */
+  public readonly namespace: pulumi.Output<string>;
+  /** Endpoint of the root layer: what the API server's `--etcd-servers` points at. */
+  public readonly endpoint: pulumi.Output<string>;
+  /** Middleware layers by name. */
+  public readonly layers: Record<string, Middleware>;
+  /** Compiled topologies of layers with `topologySource: pulumi`. */
+  public readonly topologies: Record<string, Topology>;
+  /** Routing tables by layer (not secret). */
+  public readonly routing: Record<string, pulumi.Output<RoutingTable>>;
+  /** The operator, when enabled. */
+  public readonly operator?: TopologyOperator;
+  /** `namespace/name` of the topology Secret the operator writes (apps' TopologyConfigs target it). */
+  public readonly targetSecret: string;
+  /** `namespace/name` of the Secret with the endpoint decryption key (apps' `encryption.decryptSecret`). */
+  public readonly decryptSecret?: string;
+  /** The endpoint encryption key, base64 (secret; apps' `encryption.key`). */
+  public readonly encryptionKey?: pulumi.Output<string>;
+  /** Secret with the API server's client certificate for the root layer (TLS only). */
+  public readonly apiServerClientSecretName?: string;
+  /** The resolved plan. */
+  public readonly plan: PlatformPlan;
+
+  constructor(name: string, args: HariKubePlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('harikube:index:HariKubePlatform', name, {}, opts);
+    const plan = planPlatform(args);
+    this.plan = plan;
+    const nsName = args.namespace ?? 'harikube';
+    const labels = standardLabels('harikube', name, 'platform');
+
+    const ns = new k8s.core.v1.Namespace(`${name}-ns`, { metadata: { name: nsName, labels: { 'app.kubernetes.io/part-of': 'harikube' } } }, { parent: this });
+    this.namespace = ns.metadata.name;
+    const image = resolveImage(`${name}-image`, args.image, this);
+    const inNs = { parent: this, dependsOn: [ns] };
+
+    // --- operators and databases
+    let operatorsReady: pulumi.Resource[] = [];
+    if (args.databaseOperators !== false && (plan.needsCnpg || plan.needsMariadb)) {
+      const d = args.databaseOperators || {};
+      const operators = new DatabaseOperators(
+        `${name}-db-operators`,
+        {
+          cloudNativePg: { enabled: plan.needsCnpg, ...d.cloudNativePg },
+          mariadbOperator: { enabled: plan.needsMariadb, ...d.mariadbOperator },
+        },
+        { parent: this },
+      );
+      operatorsReady = operators.ready;
+    }
+    const postgres: Record<string, PostgresCluster> = {};
+    for (const [db, spec] of Object.entries(args.postgres ?? {})) {
+      const dbs = plan.postgresDatabases[db]!;
+      postgres[db] = new PostgresCluster(`${name}-pg-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'pg', db), namespace: this.namespace, database: BOOTSTRAP_DB, databases: dbs, operatorsReady }, inNs);
+    }
+    const mariadb: Record<string, MariaDbInstance> = {};
+    for (const [db, spec] of Object.entries(args.mariadb ?? {})) {
+      mariadb[db] = new MariaDbInstance(`${name}-mariadb-${db}`, { ...spec, instanceName: dnsLabel('harikube', 'mariadb', db), namespace: this.namespace, databases: plan.mariadbDatabases[db], operatorsReady }, inNs);
+    }
+    const etcd: Record<string, EtcdCluster> = {};
+    for (const [db, spec] of Object.entries(args.etcd ?? {})) {
+      etcd[db] = new EtcdCluster(`${name}-etcd-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'etcd', db), namespace: this.namespace }, inNs);
+    }
+
+    // --- TLS: a CA issuer (given, or bootstrapped), and client certificates for each caller
+    const tls = args.tls?.enabled ? args.tls : undefined;
+    let issuerRef: { name: string; kind: 'Issuer' | 'ClusterIssuer' } | undefined;
+    const certificate = (logical: string, objectName: string, usages: string[], commonName: string) =>
+      new k8s.apiextensions.CustomResource(
+        `${name}-${logical}`,
+        {
+          apiVersion: 'cert-manager.io/v1',
+          kind: 'Certificate',
+          metadata: { name: objectName, namespace: this.namespace, labels, annotations: waitForReady() },
+          spec: {
+            secretName: objectName,
+            commonName,
+            usages,
+            issuerRef: { ...issuerRef!, group: 'cert-manager.io' },
+            privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+            duration: '2160h',
+            renewBefore: '360h',
+          },
+        },
+        inNs,
+      );
+    if (tls) {
+      if (tls.issuerRef) {
+        issuerRef = { name: tls.issuerRef.name, kind: tls.issuerRef.kind ?? 'ClusterIssuer' };
+      } else {
+        const selfSigned = new k8s.apiextensions.CustomResource(
+          `${name}-selfsigned-issuer`,
+          { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-selfsigned', namespace: this.namespace, labels }, spec: { selfSigned: {} } },
+          inNs,
+        );
+        const ca = new k8s.apiextensions.CustomResource(
+          `${name}-ca`,
+          {
+            apiVersion: 'cert-manager.io/v1',
+            kind: 'Certificate',
+            metadata: { name: 'harikube-ca', namespace: this.namespace, labels, annotations: waitForReady() },
+            spec: {
+              isCA: true,
+              commonName: 'harikube-ca',
+              secretName: 'harikube-ca',
+              duration: '87600h',
+              privateKey: { algorithm: 'ECDSA', size: 256 },
+              issuerRef: { name: 'harikube-selfsigned', kind: 'Issuer', group: 'cert-manager.io' },
+            },
+          },
+          { parent: this, dependsOn: [selfSigned] },
+        );
+        new k8s.apiextensions.CustomResource(
+          `${name}-ca-issuer`,
+          { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-ca', namespace: this.namespace, labels, annotations: waitForReady() }, spec: { ca: { secretName: 'harikube-ca' } } },
+          { parent: this, dependsOn: [ca] },
+        );
+        issuerRef = { name: 'harikube-ca', kind: 'Issuer' };
+      }
+      this.apiServerClientSecretName = 'harikube-apiserver-client';
+      certificate('apiserver-client', this.apiServerClientSecretName, ['client auth', 'digital signature'], 'kube-apiserver');
+    }
+
+    // --- operator (before the layers: an operator-managed root reads what it writes)
+    this.targetSecret = `${nsName}/topology-config`;
+    if (args.topologyOperator?.enabled !== false) {
+      const elsewhere = args.controlPlaneProvider;
+      this.operator = new TopologyOperator(
+        `${name}-operator`,
+        // In another cluster the namespace does not exist yet: the operator component creates it there.
+        { namespace: nsName, createNamespace: !!elsewhere, image, replicas: args.topologyOperator?.replicas, resources: args.topologyOperator?.resources, imagePullSecrets: args.imagePullSecrets },
+        elsewhere ? { parent: this, providers: [elsewhere] } : inNs,
+      );
+      const key = new random.RandomBytes(`${name}-topology-encryption-key`, { length: 32 }, { parent: this });
+      this.encryptionKey = pulumi.secret(key.base64);
+      this.decryptSecret = `${nsName}/topology-endpoint-keys`;
+      new k8s.core.v1.Secret(
+        `${name}-topology-endpoint-keys`,
+        // data is base64 of the value: the key's base64 text stores the raw 32 bytes, which the operator reads.
+        { metadata: { name: 'topology-endpoint-keys', namespace: nsName, labels }, type: 'Opaque', data: { 'key-1': this.encryptionKey } },
+        elsewhere ? { parent: this, provider: elsewhere, dependsOn: [this.operator] } : inNs,
+      );
+    }
+
+    // --- layers, children first
+    this.layers = {};
+    this.topologies = {};
+    this.routing = {};
+    const endpointOf = (ref: BackendRef): pulumi.Input<string> => {
+      if ('postgres' in ref) return postgres[ref.postgres]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
+      if ('mariadb' in ref) return mariadb[ref.mariadb]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
+      if ('etcd' in ref) return etcd[ref.etcd]!.endpoint;
+      if ('layer' in ref) return this.layers[ref.layer]!.endpoint;
+      if ('sqlite' in ref) return sqliteOnDataVolume(ref.sqlite);
+      return ref.endpoint;
+    };
+    for (const layer of plan.order) {
+      const spec = args.layers[layer]!;
+      const isRoot = layer === plan.root;
+      const clientCertificates: pulumi.Resource[] = [];
+      const rules: TopologyRuleArgs[] = spec.rules.map(({ backend, ...rule }) => {
+        const out: TopologyRuleArgs = { ...rule, endpoint: endpointOf(backend), target: targetOf(backend, layer) };
+        if (tls && 'layer' in backend) {
+          // The parent authenticates to the child with its own client certificate, mounted for this rule.
+          const secretName = dnsLabel('harikube', layer, 'to', backend.layer);
+          clientCertificates.push(certificate(`client-${layer}-to-${backend.layer}`, secretName, ['client auth', 'digital signature'], `harikube-${layer}`));
+          out.tlsSecretName = secretName;
+        }
+        return out;
+      });
+      const defaultEndpoint = spec.defaultBackend ? endpointOf(spec.defaultBackend) : DEFAULT_SQLITE_ENDPOINT;
+      const defaultTarget = spec.defaultBackend ? targetOf(spec.defaultBackend, layer) : `sqlite/${layer}/default.db`;
+      const common = {
+        namespace: this.namespace,
+        layerName: layer,
+        image,
+        replicas: spec.replicas,
+        leaderElection: spec.leaderElection,
+        storage: spec.storage,
+        resources: spec.resources,
+        imagePullSecrets: args.imagePullSecrets,
+        tls: issuerRef ? { issuerRef } : undefined,
+        apiServer: isRoot ? args.apiServer : undefined,
+        parentLayers: plan.parentOf[layer] ? [{ name: plan.parentOf[layer]! }] : undefined,
+      };
+      if (spec.topologySource === 'operator') {
+        if (!this.operator) throw new Error(`HariKubePlatform: layer "${layer}" takes its topology from the operator, which is disabled`);
+        const platformRules = new AppTopology(
+          `${name}-${layer}-rules`,
+          {
+            namespace: this.namespace,
+            resourceName: dnsLabel('harikube', layer, 'platform'),
+            position: spec.topologyPosition ?? 1,
+            targetSecret: this.targetSecret,
+            encryption: { key: this.encryptionKey!, decryptSecret: this.decryptSecret! },
+            rules: rules.map(({ target: _t, tlsSecretName, tlsMaterial: _m, ...r }) => (tlsSecretName !== undefined ? { ...r, backendTLS: mountedTls(r.name, r.backendTLS) } : r)),
+            // The operator runs in this stack: wait for its CRD and Deployment, not for Ready (the
+            // middleware that loads the rules is created after).
+            waitForReady: false,
+          },
+          { parent: this, dependsOn: this.operator.ready, ...(args.controlPlaneProvider ? { providers: [args.controlPlaneProvider] } : {}) },
+        );
+        const backendTlsMounts: BackendTlsMount[] = rules
+          .filter((r) => r.tlsSecretName !== undefined)
+          .map((r) => ({ rule: r.name, secretName: r.tlsSecretName!, mountPath: mountedTls(r.name).caFile!.replace(/\/ca\.crt$/, '') }));
+        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret, defaultEndpoint, backendTlsMounts }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
+        // The platform's own rules, described from their references (applications add theirs in the cluster).
+        this.routing[layer] = pulumi.output(declaredRouting(spec, layer));
+      } else {
+        const topology = new Topology(`${name}-${layer}-topology`, { namespace: this.namespace, objectName: dnsLabel('harikube', layer), rules, defaultEndpoint, defaultTarget }, inNs);
+        this.topologies[layer] = topology;
+        this.routing[layer] = topology.routing;
+        // The pods mount the client certificates' Secrets: wait until cert-manager has issued them.
+        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topology }, { parent: this, dependsOn: [ns, ...clientCertificates] });
+      }
+    }
+    this.endpoint = this.layers[plan.root]!.endpoint;
+    this.registerOutputs({ endpoint: this.endpoint, namespace: this.namespace, targetSecret: this.targetSecret });
+  }
+}
+
+const REF_TYPES: Record<string, string> = { postgres: 'postgres', mariadb: 'mysql', etcd: 'etcd', layer: 'etcd', sqlite: 'sqlite', endpoint: 'unknown' };
+
+/** A routing table from a layer's declaration alone (no endpoints needed): for operator-managed layers. */
+export function declaredRouting(spec: PlatformLayer, layer: string): RoutingTable {
+  const describe = (ref: BackendRef) => {
+    const target = targetOf(ref, layer);
+    return { type: REF_TYPES[refKind(ref)] ?? 'unknown', ...(target ? { target } : {}) };
+  };
+  return {
+    rules: spec.rules.map(({ backend, name, namespace, prefix, customresource, regexp }, i) => ({
+      name,
+      position: i + 1,
+      match: { ...(namespace ? { namespace } : {}), ...(prefix ? { prefix } : {}), ...(customresource ? { customresource } : {}), ...(regexp ? { regexp } : {}) },
+      backend: describe(backend),
+    })),
+    default: spec.defaultBackend ? describe(spec.defaultBackend) : { type: 'sqlite', target: `sqlite/${layer}/default.db` },
+  };
+}
+
+/** Label selector of a layer's pods (for policies elsewhere). */
+export function layerSelector(layer: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': MIDDLEWARE_APP, 'app.kubernetes.io/instance': layer };
+}
