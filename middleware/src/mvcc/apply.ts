@@ -200,12 +200,14 @@ export async function applyTxn(ctx: ApplyContext, req: TxnRequest): Promise<TxnR
     else if (op.request_delete_range) responses.push({ response_delete_range: await applyDeleteRange(ctx, op.request_delete_range) });
     else if (op.request_txn) responses.push({ response_txn: await applyTxn(ctx, op.request_txn) });
   }
-  // Responses built before a later op allocated the revision carry the observed one; etcd reports the
-  // transaction's revision in every nested header.
+  // etcd's responses inside a transaction carry only the transaction's revision (a nested transaction's
+  // header is empty); responses built before a later op allocated the revision get it here.
   const header = ctx.responseHeader();
+  const inner: ResponseHeader = { cluster_id: '0', member_id: '0', revision: header.revision, raft_term: 0 };
   for (const r of responses) {
-    const inner = r.response_range ?? r.response_put ?? r.response_delete_range ?? r.response_txn;
-    if (inner) inner.header = header;
+    if (r.response_txn) r.response_txn.header = { cluster_id: '0', member_id: '0', revision: 0, raft_term: 0 };
+    const op = r.response_range ?? r.response_put ?? r.response_delete_range;
+    if (op) op.header = inner;
   }
   return { header, succeeded, responses };
 }

@@ -45,7 +45,8 @@ export function maintenanceService(store: Store, identity: ServerIdentity): grpc
         hash = crc32(Buffer.from(`${kv.create_revision}:${kv.mod_revision}:${kv.version}:${kv.lease}`), hash);
         hash = crc32(kv.value, hash);
       }
-      return { header: store.header(), hash, compact_revision: store.compactRevision };
+      // etcd reports -1 before the first compaction
+      return { header: store.header(), hash, compact_revision: store.compactRevision || -1 };
     }),
     Hash: unary('Hash', () => {
       throw errNotCapable();

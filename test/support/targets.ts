@@ -1,0 +1,97 @@
+/**
+ * The servers the contract suite runs against: the reference (a real etcd) and the middleware on each SQL
+ * backend. HARIKUBE_TEST_TARGETS (comma list) picks a subset; default all four.
+ */
+import { Etcd } from './etcd.js';
+import { skipUnless } from './env.js';
+import { Middleware } from './middleware.js';
+import { createScratchStore, type StoreKind } from './scratch-store.js';
+
+export const ALL_TARGETS = ['etcd', 'middleware-sqlite', 'middleware-postgres', 'middleware-mariadb'] as const;
+export type TargetName = (typeof ALL_TARGETS)[number];
+
+/** The reference etcd the suite compares against is Debian's 3.4.23. */
+export const REFERENCE_VERSION = '3.4.23';
+
+const STORE_OF: Record<Exclude<TargetName, 'etcd'>, StoreKind> = {
+  'middleware-sqlite': 'sqlite',
+  'middleware-postgres': 'postgres',
+  'middleware-mariadb': 'mysql',
+};
+
+export function selectedTargets(): TargetName[] {
+  const raw = process.env.HARIKUBE_TEST_TARGETS?.trim();
+  if (!raw) return [...ALL_TARGETS];
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(ALL_TARGETS as readonly string[]).includes(n)) {
+      throw new Error(`HARIKUBE_TEST_TARGETS: unknown target "${n}" (known: ${ALL_TARGETS.join(', ')})`);
+    }
+  }
+  return names as TargetName[];
+}
+
+/** false when the target can run here; a skip message otherwise (throws under HARIKUBE_TEST_REQUIRE_ALL=1). */
+export function targetSkip(name: TargetName): Promise<string | false> {
+  switch (name) {
+    case 'etcd':
+      return skipUnless('etcd');
+    case 'middleware-postgres':
+      return skipUnless('postgres');
+    case 'middleware-mariadb':
+      return skipUnless('mysql');
+    case 'middleware-sqlite':
+      return Promise.resolve(false);
+  }
+}
+
+export interface ServerOptions {
+  /** Periodic progress notifications for watches that ask for them (default '1s'). */
+  progressNotifyInterval?: string;
+}
+
+export interface RunningServer {
+  readonly target: TargetName;
+  /** host:port of the etcd API, no scheme. */
+  readonly address: string;
+  /** Crash the server (SIGKILL, nothing flushed). */
+  kill9(): Promise<void>;
+  /** Start it again on the same data and address. */
+  restart(): Promise<void>;
+  /** Stop for good and remove its storage. */
+  stop(): Promise<void>;
+}
+
+/** Starts a fresh server of `target` with its own empty storage; stop() also removes that storage. */
+export async function startTarget(target: TargetName, options: ServerOptions = {}): Promise<RunningServer> {
+  const progressNotifyInterval = options.progressNotifyInterval ?? '1s';
+  if (target === 'etcd') {
+    const etcd = await Etcd.start({ progressNotifyInterval });
+    return {
+      target,
+      address: etcd.address,
+      kill9: () => etcd.kill9(),
+      restart: () => etcd.restart(),
+      stop: () => etcd.destroy(),
+    };
+  }
+  const store = await createScratchStore(STORE_OF[target]);
+  let middleware: Middleware;
+  try {
+    // --compact-interval 0: only the tests' explicit Compact RPCs compact, as with the reference etcd.
+    middleware = await Middleware.start({ endpoint: store.endpoint, progressNotifyInterval, compactInterval: '0' });
+  } catch (err) {
+    await store.dispose().catch(() => undefined);
+    throw err;
+  }
+  return {
+    target,
+    address: middleware.address,
+    kill9: () => middleware.kill9(),
+    restart: () => middleware.restart(),
+    stop: async () => {
+      await middleware.stop();
+      await store.dispose();
+    },
+  };
+}
