@@ -248,6 +248,9 @@ export class Store {
             break;
           }
         }
+        // Let the event loop read requests that arrived during the last commit first: with a synchronous
+        // database (SQLite) nothing is read while it commits, and these requests form the next group commit.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const batch = this.takeBatch();
         if (batch[0]!.direct) {
           const job = batch[0]!;

@@ -71,6 +71,11 @@ export class Watcher {
 
 const CATCH_UP_RETRY_MS = 1000;
 
+/** What an event holds in memory, roughly: key, value and previous value, each also encoded once. */
+function eventSize(e: WatchEvent): number {
+  return 2 * (e.kv.key.length + e.kv.value.length + (e.prevKv?.value.length ?? 0)) + 128;
+}
+
 export interface WatchHubOptions {
   backend: Backend;
   /** Watermark at start. */
@@ -78,6 +83,8 @@ export interface WatchHubOptions {
   compactRevision: number;
   /** Events kept in memory for catch-up (default 20,000). */
   ringEvents?: number;
+  /** Approximate bytes of keys and values the ring may hold (default 32 MiB). */
+  ringBytes?: number;
   /** Rows read from storage per catch-up step (default 1,000). */
   catchUpBatch?: number;
   onError?: (err: unknown, w: Watcher) => void;
@@ -91,7 +98,9 @@ export class WatchHub {
   private compactRev: number;
   private readonly live = new Set<Watcher>();
   private readonly all = new Set<Watcher>();
+  private ringSize = 0;
   private readonly ringEvents: number;
+  private readonly ringBytes: number;
   private readonly catchUpBatch: number;
 
   constructor(private readonly opts: WatchHubOptions) {
@@ -99,6 +108,7 @@ export class WatchHub {
     this.ringStart = opts.revision + 1;
     this.compactRev = opts.compactRevision;
     this.ringEvents = opts.ringEvents ?? 20_000;
+    this.ringBytes = opts.ringBytes ?? 32 * 1024 * 1024;
     this.catchUpBatch = opts.catchUpBatch ?? 1_000;
   }
 
@@ -135,7 +145,10 @@ export class WatchHub {
   /** Committed events up to `revision` (the new watermark), in revision order. */
   publish(events: WatchEvent[], revision: number): void {
     if (revision < this.head) return;
-    for (const e of events) this.ring.push(e);
+    for (const e of events) {
+      this.ring.push(e);
+      this.ringSize += eventSize(e);
+    }
     this.trimRing();
     this.head = revision;
     if (events.length === 0) return;
@@ -172,12 +185,18 @@ export class WatchHub {
   }
 
   private trimRing(): void {
-    if (this.ring.length <= this.ringEvents) return;
+    if (this.ring.length <= this.ringEvents && this.ringSize <= this.ringBytes) return;
     // drop whole revisions so the ring always holds complete revisions
-    let cut = this.ring.length - this.ringEvents;
+    let cut = 0;
+    let size = this.ringSize;
+    while (cut < this.ring.length && (this.ring.length - cut > this.ringEvents || size > this.ringBytes)) {
+      size -= eventSize(this.ring[cut]!);
+      cut++;
+    }
     const rev = this.ring[cut - 1]!.revision;
-    while (cut < this.ring.length && this.ring[cut]!.revision === rev) cut++;
+    while (cut < this.ring.length && this.ring[cut]!.revision === rev) size -= eventSize(this.ring[cut++]!);
     this.ring.splice(0, cut);
+    this.ringSize = size;
     this.ringStart = rev + 1;
   }
 

@@ -1,0 +1,73 @@
+/** Command line of `npm run bench -- [flags]`. */
+import { parseArgs } from 'node:util';
+import type { TargetName } from './servers.js';
+
+export interface BenchFlags {
+  /** Exit 1 when a floor fails (default: informational, exit 0). */
+  strict: boolean;
+  /** Rows to profile instead of benchmarking (middleware on SQLite under --cpu-prof). */
+  profile: string[];
+  /** Subset of rows (default all). */
+  rows: string[] | undefined;
+  targets: TargetName[];
+  /** Skip the 200k-key memory phase. */
+  skipMemory: boolean;
+  /** Keep the raw .cpuprofile files (printed paths) instead of deleting them. */
+  keepProfiles: boolean;
+  /** Run the middleware compiled (tsc + plain node, as in production) instead of under tsx. */
+  compiled: boolean;
+  /** Only the memory phase. */
+  memoryOnly: boolean;
+  help: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,mw-sqlite,mw-postgres]
+                        [--skip-memory | --memory-only] [--compiled] [--profile put-64,get-16 [--keep-profiles]]
+  --strict          exit 1 if a floor fails (default: print PASS/FAIL, exit 0)
+  --rows            run only these rows
+  --targets         servers to drive (etcd is always included: ratios need it)
+  --skip-memory     skip the 200k keys x 1 KiB RSS measurement
+  --memory-only     run only that measurement
+  --compiled        run the middleware as production does (tsc output, plain node) instead of under tsx
+  --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
+  --keep-profiles   keep the .cpuprofile files (in a temp dir; the path is printed)`;
+
+const ALL_TARGETS: TargetName[] = ['etcd', 'mw-sqlite', 'mw-postgres'];
+
+function list(v: string | undefined): string[] | undefined {
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+export function parseFlags(argv: string[]): BenchFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      strict: { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      rows: { type: 'string' },
+      targets: { type: 'string' },
+      'skip-memory': { type: 'boolean', default: false },
+      'keep-profiles': { type: 'boolean', default: false },
+      compiled: { type: 'boolean', default: false },
+      'memory-only': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  const targets = (list(values.targets) ?? ALL_TARGETS).map((t) => {
+    if (!ALL_TARGETS.includes(t as TargetName)) throw new Error(`--targets: unknown target "${t}" (known: ${ALL_TARGETS.join(', ')})`);
+    return t as TargetName;
+  });
+  if (!targets.includes('etcd')) targets.unshift('etcd');
+  return {
+    strict: values.strict!,
+    profile: list(values.profile) ?? [],
+    rows: list(values.rows),
+    targets: ALL_TARGETS.filter((t) => targets.includes(t)),
+    skipMemory: values['skip-memory']!,
+    keepProfiles: values['keep-profiles']!,
+    compiled: values.compiled!,
+    memoryOnly: values['memory-only']!,
+    help: values.help!,
+  };
+}

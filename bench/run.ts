@@ -1,0 +1,77 @@
+/**
+ * `npm run bench`: the middleware (SQLite, PostgreSQL) against a real etcd under the same load, on
+ * loopback; prints a table with ratios to etcd, PASS/FAIL per floor, and writes bench/results/<ts>.json.
+ * `--profile ROWS` profiles the SQLite middleware instead. Informational: exits 0 unless --strict and a
+ * floor fails (or the bench itself breaks: exit 2).
+ */
+import { cleanupAll, cleanupOnSignals } from './cleanup.js';
+import { compileMiddleware } from './compile.js';
+import { parseFlags, USAGE, type BenchFlags } from './flags.js';
+import { profileRow, type ProfileRun } from './profile.js';
+import { formatFloors, formatMemory, formatTable, timestamp, writeResults } from './report.js';
+import { runSuite } from './suite.js';
+
+/** Hard bound on the whole run, whatever hangs: cleanup, then exit. */
+const WATCHDOG_MS = 15 * 60_000;
+
+const log = (s: string) => process.stderr.write(s + '\n');
+
+async function bench(flags: BenchFlags): Promise<number> {
+  const result = await runSuite(flags, log);
+  const out = [
+    '',
+    formatTable(result.measurements),
+    '',
+    'thr x = middleware ops/s / etcd ops/s; p50 x, p99 x = middleware latency / etcd latency (lower is better)',
+    'srv us/op = server CPU per op; srv/cli cores = CPU seconds per wall second of server / bench client',
+    'batch = client writes per database transaction, commit ms = time per batch (apply + commit), from the middleware /metrics',
+    ...result.skipped.map((s) => `skipped: ${s}`),
+  ];
+  if (result.memory) out.push('', formatMemory(result.memory));
+  out.push('', 'floors (SQLite backend vs etcd, same run):', formatFloors(result.floors));
+  const file = await writeResults(timestamp(), result);
+  out.push('', `results: ${file}`);
+  process.stdout.write(out.join('\n') + '\n');
+  return flags.strict && result.floors.some((f) => f.pass === false) ? 1 : 0;
+}
+
+async function profile(flags: BenchFlags): Promise<number> {
+  const runs: ProfileRun[] = [];
+  const compiledCli = flags.compiled ? await compileMiddleware() : undefined;
+  for (const row of flags.profile) runs.push(await profileRow(row, flags.keepProfiles, (s) => process.stdout.write(s + '\n'), compiledCli));
+  const file = await writeResults(`profile-${timestamp()}`, runs);
+  process.stdout.write(`results: ${file}\n`);
+  return 0;
+}
+
+async function main(): Promise<number> {
+  let flags: BenchFlags;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  cleanupOnSignals();
+  const watchdog = setTimeout(() => {
+    log(`bench: still running after ${WATCHDOG_MS / 60_000} min; cleaning up and exiting`);
+    void cleanupAll().finally(() => process.exit(2));
+  }, WATCHDOG_MS);
+  watchdog.unref();
+  try {
+    return flags.profile.length ? await profile(flags) : await bench(flags);
+  } catch (err) {
+    log(`bench failed: ${(err as Error).stack ?? String(err)}`);
+    return 2;
+  } finally {
+    await cleanupAll();
+    clearTimeout(watchdog);
+  }
+}
+
+// exit explicitly: a stray handle (a gRPC channel a failure path missed) must not keep the bench alive
+process.exit(await main());
