@@ -27,6 +27,24 @@ export interface SqlDialect {
   readonly tableOptions: string;
   /** Longest key accepted by `insert` (index entry limits; see keys.ts). */
   readonly maxKeyBytes: number;
+  /**
+   * Appended inside the "newer row" NOT EXISTS probe to keep it a per-row index probe. PostgreSQL otherwise
+   * turns it into an anti join and, for open-ended ranges and counts, a merge or hash join over the whole
+   * index (seconds at 1M rows); ` OFFSET 0` stops that rewrite.
+   */
+  readonly probeFence: string;
+  /**
+   * The unique (name, rev) index also carries `deleted` (PostgreSQL `INCLUDE`), so a count is an index-only
+   * walk (DISTINCT ON, newest row per key) instead of a row fetch and probe per version (10x at 100k keys).
+   */
+  readonly coveringKeyIndex: boolean;
+  /**
+   * Cluster the table by (name, rev) instead of (rev, sub): the primary key is (name, rev) and (rev, sub) a
+   * unique secondary index (the same two constraints). For InnoDB, which stores rows in primary key order:
+   * key ranges and counts then read neighbouring rows instead of one random row lookup per version
+   * (measured at 1M keys: counts 4-6x, random-start pages 5x faster; revision scans ~1.7x slower).
+   */
+  readonly clusteredByKey: boolean;
   /** Rewrites the `?` placeholders the shared statements use (PostgreSQL numbers them). */
   placeholders(sql: string): string;
   /** An expression giving a BIGINT column as exact decimal text (lease IDs exceed 2^53). */

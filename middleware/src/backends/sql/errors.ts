@@ -44,3 +44,13 @@ export function classify(err: unknown, transient: (e: unknown) => boolean, conte
   if (err instanceof BackendUnavailableError || !transient(err)) return err;
   return new BackendUnavailableError(`${context}: ${messageOf(err)}; ${hint}`, { cause: err });
 }
+
+/**
+ * For failures of `open()`: unavailable as `classify` says, otherwise an ordinary error that still names the
+ * backend (driver messages such as "role x does not exist" do not say which database they are about).
+ */
+export function openFailure(err: unknown, transient: (e: unknown) => boolean, description: string, what: string, hint: string): unknown {
+  const classified = classify(err, transient, `${description}: ${what}`, hint);
+  if (classified !== err || !(err instanceof Error) || err.message.includes(description)) return classified;
+  return new Error(`${description}: ${what}: ${messageOf(err)}`, { cause: err });
+}

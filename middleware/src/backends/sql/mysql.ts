@@ -16,7 +16,8 @@ import type { BackendTLS, ConnectionPool } from '../../topology/schema.js';
 import type { KeyRow } from '../backend.js';
 import type { Deletion } from './compaction.js';
 import { marks, type SqlDialect } from './dialect.js';
-import { errorCode, isNetworkError, messageOf } from './errors.js';
+import { errorCode, messageOf } from './errors.js';
+import { mysqlConnectionLost, mysqlTransient } from './mysql-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
 import type { ServerDriver, SqlRunner, WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
@@ -36,6 +37,9 @@ export const mysqlDialect: SqlDialect = {
   },
   tableOptions: ' ENGINE=InnoDB ROW_FORMAT=DYNAMIC',
   maxKeyBytes: MAX_KEY_BYTES,
+  clusteredByKey: true,
+  coveringKeyIndex: false,
+  probeFence: '',
   placeholders: (sql) => sql,
   int64Text: (column) => column,
   // VALUES() rather than the row alias of MySQL 8.0.19+: MariaDB knows only VALUES().
@@ -59,40 +63,8 @@ const ROW_OVERHEAD = 128;
 /** Packet header, statement ID and parameter bitmaps. */
 const PACKET_RESERVE = 4096;
 const SCHEMA_LOCK_TIMEOUT_S = 30;
-
-const TRANSIENT_CODES = new Set([
-  'PROTOCOL_CONNECTION_LOST',
-  'PROTOCOL_SEQUENCE_TIMEOUT',
-  'ER_SERVER_SHUTDOWN',
-  'ER_NORMAL_SHUTDOWN',
-  'ER_SHUTDOWN_COMPLETE',
-  'ER_FORCING_CLOSE',
-  'ER_CON_COUNT_ERROR',
-  'ER_TOO_MANY_USER_CONNECTIONS',
-  'ER_LOCK_WAIT_TIMEOUT',
-  'ER_LOCK_DEADLOCK',
-  'ER_DISK_FULL',
-  'ER_RECORD_FILE_FULL',
-  'ER_OUT_OF_RESOURCES',
-  'ER_OUTOFMEMORY',
-  'ER_NET_READ_ERROR',
-  'ER_NET_READ_INTERRUPTED',
-  'ER_NET_ERROR_ON_WRITE',
-  'ER_NET_WRITE_INTERRUPTED',
-  'ER_QUERY_INTERRUPTED',
-  'ER_CLIENT_INTERACTION_TIMEOUT',
-  'ER_READ_ONLY_MODE',
-]);
-/** MariaDB's "Connection was killed" has no name in mysql2's table. */
-const ER_CONNECTION_KILLED = 1927;
-/** Connect-time failures that are configuration, not availability. */
-const CONFIG_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
-const CLOSED_MESSAGE = /closed state/;
-
-interface MysqlError {
-  errno?: number;
-  fatal?: boolean;
-}
+/** One (name, rev) equality per pair: MariaDB and MySQL plan it as that many ranges of the unique index. */
+const DELETE_MANY = `DELETE FROM kv WHERE ${Array.from({ length: DELETE_CHUNK }, () => '(name = ? AND rev = ?)').join(' OR ')}`;
 
 /**
  * Integers go over as decimal strings: mysql2 sends JS numbers as DOUBLE, which MySQL 8.0.22+ refuses for
@@ -188,7 +160,7 @@ export class MysqlDriver implements ServerDriver {
     readonly description: string,
     options: { tls?: BackendTLS; pool?: ConnectionPool },
   ) {
-    this.hint = `check that MySQL/MariaDB is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}" (HariKube reconnects by itself once it does)`;
+    this.hint = `check that MySQL/MariaDB is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
       host: endpoint.host,
@@ -221,6 +193,12 @@ export class MysqlDriver implements ServerDriver {
       waitForConnections: true,
       queueLimit: 0,
     });
+    // The pool drops a connection on its first error; this listener keeps any later one from going unhandled.
+    this.mysqlPool.on('connection', (conn) =>
+      (conn as unknown as NodeJS.EventEmitter).on('error', (err: unknown) =>
+        log.debug('pooled connection broke', { backend: this.description, error: messageOf(err) }),
+      ),
+    );
     this.runner = new MysqlRunner(this.mysqlPool);
     let rows: DbRow[];
     try {
@@ -287,7 +265,7 @@ export class MysqlDriver implements ServerDriver {
   }
 
   async deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number> {
-    const sql = `DELETE FROM kv WHERE ${Array.from({ length: DELETE_CHUNK }, () => '(name = ? AND rev = ?)').join(' OR ')}`;
+    const sql = DELETE_MANY;
     let deleted = 0;
     for (let i = 0; i < rows.length; i += DELETE_CHUNK) {
       const part = rows.slice(i, i + DELETE_CHUNK);
@@ -314,31 +292,11 @@ export class MysqlDriver implements ServerDriver {
   }
 
   transient(err: unknown): boolean {
-    const code = errorCode(err);
-    const e = err as MysqlError | null;
-    if (code !== undefined && CONFIG_CODES.has(code)) return false;
-    return (
-      isNetworkError(err) ||
-      (code !== undefined && TRANSIENT_CODES.has(code)) ||
-      e?.errno === ER_CONNECTION_KILLED ||
-      e?.fatal === true ||
-      CLOSED_MESSAGE.test(messageOf(err))
-    );
+    return mysqlTransient(err);
   }
 
   connectionLost(err: unknown): boolean {
-    const code = errorCode(err);
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ER_SERVER_SHUTDOWN') return false;
-    if (code !== undefined && CONFIG_CODES.has(code)) return false;
-    const e = err as MysqlError | null;
-    return (
-      code === 'PROTOCOL_CONNECTION_LOST' ||
-      code === 'ECONNRESET' ||
-      code === 'EPIPE' ||
-      e?.errno === ER_CONNECTION_KILLED ||
-      e?.fatal === true ||
-      CLOSED_MESSAGE.test(messageOf(err))
-    );
+    return mysqlConnectionLost(err);
   }
 
   async close(): Promise<void> {

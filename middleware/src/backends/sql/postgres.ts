@@ -12,7 +12,8 @@ import type { BackendTLS, ConnectionPool } from '../../topology/schema.js';
 import type { KeyRow } from '../backend.js';
 import type { Deletion } from './compaction.js';
 import { onConflictUpsert, type SqlDialect } from './dialect.js';
-import { errorCode, isNetworkError, messageOf } from './errors.js';
+import { errorCode, messageOf } from './errors.js';
+import { postgresConnectionLost, postgresTransient } from './postgres-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
 import type { ServerDriver, SqlRunner, WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
@@ -24,6 +25,9 @@ export const postgresDialect: SqlDialect = {
   types: { bigint: 'BIGINT', int: 'INTEGER', smallint: 'SMALLINT', key: 'BYTEA', value: 'BYTEA', name: 'TEXT', blob: 'BYTEA' },
   tableOptions: '',
   maxKeyBytes: MAX_KEY_BYTES,
+  clusteredByKey: false,
+  coveringKeyIndex: true,
+  probeFence: ' OFFSET 0',
   placeholders: (sql) => {
     let n = 0;
     return sql.replace(/\?/g, () => `$${++n}`);
@@ -35,13 +39,6 @@ export const postgresDialect: SqlDialect = {
 const log = logger.child({ component: 'sql', dialect: 'postgres' });
 const CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_OPEN = 10;
-/** SQLSTATE classes that may pass: connection (08), resources (53), shutdown (57P0x), cancel (57014), system I/O (58), serialization/deadlock. */
-const TRANSIENT_STATE = /^(08|53|57P0|57014|58|40001|40P01)/;
-/** The connection itself is gone (terminated by the server or the network). */
-const LOST_STATE = /^(08|57P0)/;
-/** pg's own messages for a broken or timed-out connection (these errors carry no code). */
-const LOST_MESSAGE = /Connection terminated|not queryable|timeout expired|timeout exceeded when trying to connect|Query read timeout/;
-
 const INSERT_MANY =
   'INSERT INTO kv (rev, sub, name, value, create_rev, prev_rev, version, lease, deleted) ' +
   'SELECT * FROM unnest($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::smallint[])';
@@ -134,7 +131,7 @@ export class PostgresDriver implements ServerDriver {
     readonly description: string,
     options: { tls?: BackendTLS; pool?: ConnectionPool },
   ) {
-    this.hint = `check that PostgreSQL is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}" (HariKube reconnects by itself once it does)`;
+    this.hint = `check that PostgreSQL is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
       host: endpoint.host,
@@ -233,14 +230,11 @@ export class PostgresDriver implements ServerDriver {
   }
 
   transient(err: unknown): boolean {
-    const code = errorCode(err);
-    return isNetworkError(err) || (code !== undefined && TRANSIENT_STATE.test(code)) || LOST_MESSAGE.test(messageOf(err));
+    return postgresTransient(err);
   }
 
   connectionLost(err: unknown): boolean {
-    const code = errorCode(err);
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND') return false; // the server is down: retrying now will not help
-    return isNetworkError(err) || (code !== undefined && LOST_STATE.test(code)) || LOST_MESSAGE.test(messageOf(err));
+    return postgresConnectionLost(err);
   }
 
   async close(): Promise<void> {

@@ -3,8 +3,9 @@
  * applied; a database written by a newer HariKube (higher version) is refused rather than misread.
  *
  * Indexes: the primary key (rev, sub) serves revision scans (changes, compaction, max revision); the unique
- * (name, rev) index serves key scans, per-key lookups and the "newer row" probes. Nothing else: every read
- * shape was checked with EXPLAIN on all three databases (see statements.ts).
+ * (name, rev) index serves key scans, per-key lookups and the "newer row" probes (on PostgreSQL it also
+ * carries `deleted`, for index-only counts; on MySQL the two swap roles, see `SqlDialect.clusteredByKey`). Nothing else: every read shape was checked with EXPLAIN on all
+ * three databases at 1M keys. `leasedKeys` alone scans the table; it runs once, when the middleware starts.
  */
 import type { SqlDialect } from './dialect.js';
 
@@ -20,17 +21,25 @@ export function metaTable(d: SqlDialect): string {
   return `CREATE TABLE IF NOT EXISTS meta (name ${d.types.name} NOT NULL PRIMARY KEY, value ${d.types.blob} NOT NULL)${d.tableOptions}`;
 }
 
+/** The two unique keys of `kv`: (rev, sub) identifies a row, (name, rev) orders a key's versions. */
+function keys(d: SqlDialect): string {
+  if (d.clusteredByKey) return 'PRIMARY KEY (name, rev), CONSTRAINT kv_rev_sub UNIQUE (rev, sub)';
+  return `PRIMARY KEY (rev, sub), CONSTRAINT kv_name_rev UNIQUE (name, rev)${d.coveringKeyIndex ? ' INCLUDE (deleted)' : ''}`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     statements: (d) => {
       const t = d.types;
       return [
+        // `value` last: SQLite stores columns in declared order and reads past a large value only through its
+        // overflow pages, so the small columns every filter needs come first.
         `CREATE TABLE IF NOT EXISTS kv (` +
-          `rev ${t.bigint} NOT NULL, sub ${t.int} NOT NULL, name ${t.key} NOT NULL, value ${t.value} NOT NULL, ` +
+          `rev ${t.bigint} NOT NULL, sub ${t.int} NOT NULL, name ${t.key} NOT NULL, ` +
           `create_rev ${t.bigint} NOT NULL, prev_rev ${t.bigint} NOT NULL, version ${t.bigint} NOT NULL, ` +
-          `lease ${t.bigint} NOT NULL, deleted ${t.smallint} NOT NULL, ` +
-          `PRIMARY KEY (rev, sub), CONSTRAINT kv_name_rev UNIQUE (name, rev))${d.tableOptions}`,
+          `lease ${t.bigint} NOT NULL, deleted ${t.smallint} NOT NULL, value ${t.value} NOT NULL, ` +
+          `${keys(d)})${d.tableOptions}`,
         `CREATE TABLE IF NOT EXISTS leases (id ${t.bigint} NOT NULL PRIMARY KEY, ttl ${t.bigint} NOT NULL, ` +
           `expires_at ${t.bigint} NOT NULL)${d.tableOptions}`,
       ];

@@ -7,10 +7,10 @@
  * reports it broken or too old. Compaction batches are single DELETE statements on the pool.
  */
 import { logger } from '../../log.js';
-import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams, type Deletion } from './compaction.js';
 import type { SqlDialect } from './dialect.js';
-import { classify } from './errors.js';
+import { classify, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { timed, type Operation } from './metrics.js';
 import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
@@ -95,16 +95,19 @@ export class ServerLogStore implements Backend {
       this.opened = true;
     } catch (err) {
       await this.driver.close().catch(() => undefined);
-      throw this.wrap(err, 'cannot open the database');
+      throw openFailure(err, (e) => this.driver.transient(e), this.description, 'cannot open the database', this.driver.hint);
     }
   }
 
+  /** Stops a running compaction after its batch, waits for a running write, then closes every connection. */
   async close(): Promise<void> {
     this.opened = false;
-    await this.writeLock.run(async () => {
-      this.writer?.destroy();
-      this.writer = undefined;
-    });
+    await this.compactLock.run(() =>
+      this.writeLock.run(async () => {
+        this.writer?.destroy();
+        this.writer = undefined;
+      }),
+    );
     await this.driver.close();
   }
 
@@ -135,15 +138,17 @@ export class ServerLogStore implements Backend {
       timed(this.d.name, 'write', async () => {
         const conn = await this.begin();
         const tx = new ServerWriteTxn(this, conn);
+        let committing = false;
         try {
           const result = await fn(tx);
           tx.end();
+          committing = true;
           await conn.commit();
           return result;
         } catch (err) {
           tx.end();
           await this.abandon(conn, err);
-          throw this.wrap(err, 'write transaction failed (it may or may not have committed)');
+          throw this.wrap(err, committing ? 'commit failed (the write may or may not have committed)' : 'write transaction failed and was rolled back');
         }
       }),
     );
@@ -157,7 +162,7 @@ export class ServerLogStore implements Backend {
       do {
         deleted += await timed(this.d.name, 'compact_batch', () => this.compactBatch(revision, batchSize));
         if (this.progress.isComplete(revision)) return { deleted, done: true };
-      } while (Date.now() < deadline);
+      } while (Date.now() < deadline && this.opened);
       return { deleted, done: false };
     });
   }
@@ -253,7 +258,7 @@ export class ServerLogStore implements Backend {
   }
 
   private async abandon(conn: WriteConnection, err: unknown): Promise<void> {
-    if (this.driver.transient(err)) {
+    if (err instanceof BackendUnavailableError || this.driver.transient(err)) {
       this.dropWriter();
       return;
     }
@@ -306,27 +311,36 @@ class ServerWriteTxn implements WriteTxn {
   }
 
   latest(key: Buffer): Promise<KeyRow | undefined> {
-    return this.store.latestOn(this.check(), key);
+    return this.run(() => this.store.latestOn(this.check(), key));
   }
 
   range(q: RangeQuery): Promise<KeyRow[]> {
-    return this.store.rangeOn(this.check(), q);
+    return this.run(() => this.store.rangeOn(this.check(), q));
   }
 
   insert(rows: KeyRow[]): Promise<void> {
-    return this.store.insertOn(this.check(), rows);
+    return this.run(() => this.store.insertOn(this.check(), rows));
   }
 
   setMeta(name: string, value: Buffer): Promise<void> {
-    return this.store.setMetaOn(this.check(), name, value);
+    return this.run(() => this.store.setMetaOn(this.check(), name, value));
   }
 
   putLease(lease: LeaseRow): Promise<void> {
-    return this.store.putLeaseOn(this.check(), lease);
+    return this.run(() => this.store.putLeaseOn(this.check(), lease));
   }
 
   deleteLease(id: string): Promise<void> {
-    return this.store.deleteLeaseOn(this.check(), id);
+    return this.run(() => this.store.deleteLeaseOn(this.check(), id));
+  }
+
+  /** Classifies failures right away, so the caller's callback already sees BackendUnavailableError. */
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.store.wrap(err, 'write transaction statement failed');
+    }
   }
 
   private check(): WriteConnection {

@@ -13,7 +13,7 @@ import type { SqliteEndpoint } from '../../topology/endpoint.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
 import { onConflictUpsert, type SqlDialect } from './dialect.js';
-import { classify, errorCode } from './errors.js';
+import { classify, errorCode, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { timed } from './metrics.js';
 import { MAX_KEY_BYTES, checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
@@ -26,6 +26,9 @@ export const sqliteDialect: SqlDialect = {
   types: { bigint: 'BIGINT', int: 'INTEGER', smallint: 'SMALLINT', key: 'BLOB', value: 'BLOB', name: 'TEXT', blob: 'BLOB' },
   tableOptions: '',
   maxKeyBytes: MAX_KEY_BYTES,
+  clusteredByKey: false,
+  coveringKeyIndex: false,
+  probeFence: '',
   placeholders: (sql) => sql,
   // Integers come back as JS numbers; the cast keeps int64 lease IDs exact without safeIntegers on every column.
   int64Text: (column) => `CAST(${column} AS TEXT)`,
@@ -34,11 +37,14 @@ export const sqliteDialect: SqlDialect = {
 
 const log = logger.child({ component: 'sql', dialect: 'sqlite' });
 const BUSY_TIMEOUT_MS = 5000;
-/** Page cache per connection (negative: KiB). */
-const CACHE_KIB = 32 * 1024;
+/**
+ * Page cache per connection (one writer, one reader), in KiB. The OS page cache holds the rest of the
+ * file; a larger cache buys little for indexed reads and costs resident memory at scale.
+ */
+const CACHE_KIB = 12 * 1024;
 /** SQLite result codes that may pass: locks held by another process, I/O and disk-full, cannot open. */
 const TRANSIENT = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|NOMEM|PROTOCOL|READONLY)/;
-const TRANSIENT_FS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EIO', 'EPERM']);
+const TRANSIENT_FS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EIO', 'EPERM', 'ENOTDIR']);
 
 function transient(err: unknown): boolean {
   const code = errorCode(err);
@@ -75,6 +81,7 @@ export class SqliteBackend implements Backend {
   private file = '';
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
+  private closing = false;
 
   constructor(
     private readonly endpoint: SqliteEndpoint,
@@ -84,6 +91,7 @@ export class SqliteBackend implements Backend {
   }
 
   async open(): Promise<void> {
+    this.closing = false;
     const ignored = Object.keys(this.endpoint.params);
     if (ignored.length > 0) log.debug('endpoint parameters ignored: HariKube always uses WAL, synchronous=FULL', { backend: this.description, ignored });
     try {
@@ -101,15 +109,21 @@ export class SqliteBackend implements Backend {
       log.debug('opened', { backend: this.description, file: this.file });
     } catch (err) {
       await this.close();
-      throw classify(err, transient, `${this.description}: cannot open SQLite database ${this.file}`, 'check that the directory exists, is writable and the disk is not full');
+      throw openFailure(err, transient, this.description, `cannot open SQLite database ${this.file}`, 'check that the directory exists, is writable and the disk is not full');
     }
   }
 
-  async close(): Promise<void> {
-    for (const c of [this.reader, this.writer]) if (c?.db.open) c.db.close();
-    this.reader = this.writer = undefined;
-    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
-    this.tempDir = undefined;
+  /** Stops a running compaction after its batch, waits for a running write, then closes both connections. */
+  close(): Promise<void> {
+    this.closing = true;
+    return this.compactLock.run(() =>
+      this.writeLock.run(() => {
+        for (const c of [this.reader, this.writer]) if (c?.db.open) c.db.close();
+        this.reader = this.writer = undefined;
+        if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
+        this.tempDir = undefined;
+      }),
+    );
   }
 
   async maxRevision(): Promise<number> {
@@ -161,7 +175,7 @@ export class SqliteBackend implements Backend {
       do {
         deleted += await this.writeLock.run(() => timed('sqlite', 'compact_batch', () => this.compactBatch(revision, batchSize)));
         if (this.progress.isComplete(revision)) return { deleted, done: true };
-      } while (Date.now() < deadline);
+      } while (Date.now() < deadline && !this.closing);
       return { deleted, done: false };
     });
   }

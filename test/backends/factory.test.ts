@@ -1,0 +1,27 @@
+/** openBackend: which endpoints make which backend, and what it refuses. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openBackend } from '../../middleware/src/backends/index.js';
+
+test('etcd and middleware endpoints are refused as not supported yet', () => {
+  for (const endpoint of ['http://127.0.0.1:2379', 'https://a:2379,b:2379']) {
+    assert.throws(() => openBackend(endpoint), /etcd and middleware backends are not supported yet/);
+  }
+});
+
+test('SQL endpoints make backends whose description hides the password', () => {
+  const pg = openBackend('postgres://user:topsecret@db.example:5432/kube');
+  assert.equal(pg.description, 'postgres://user:***@db.example:5432/kube');
+  const my = openBackend('mysql://root:topsecret@tcp(db.example:3306)/kube');
+  assert.ok(!my.description.includes('topsecret'));
+  assert.equal(openBackend('sqlite://./db/state.db').description, 'sqlite://./db/state.db');
+});
+
+test('malformed endpoints fail with the endpoint error', () => {
+  assert.throws(() => openBackend('postgres://db.example:5432'), /no database name/);
+  assert.throws(() => openBackend('redis://x'), /unknown scheme/);
+});
+
+test('a bad sslmode is refused when the backend is made', () => {
+  assert.throws(() => openBackend('postgres://u@h:5432/d?sslmode=sometimes'), /sslmode "sometimes"/);
+});

@@ -1,0 +1,56 @@
+/** The SQLite backend: the conformance suite plus what only SQLite has (files, WAL, `:memory:`). */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { BackendUnavailableError, openBackend } from '../../middleware/src/backends/index.js';
+import { backendConformance } from './conformance/suite.js';
+import { sqliteStore } from './support/stores.js';
+
+backendConformance('sqlite', false);
+
+describe('sqlite backend files', () => {
+  test('open creates missing parent directories and a WAL database with synchronous=FULL', async () => {
+    const store = await sqliteStore();
+    try {
+      assert.ok(!existsSync(store.name));
+      const be = store.backend();
+      await be.open();
+      try {
+        assert.ok(existsSync(store.name), `${store.name} exists`);
+        const [mode] = await store.sql('PRAGMA journal_mode');
+        assert.equal(mode?.journal_mode, 'wal');
+      } finally {
+        await be.close();
+      }
+    } finally {
+      await store.dispose();
+    }
+  });
+
+  test('sqlite://:memory: works and leaves nothing behind on close', async () => {
+    const before = new Set(readdirSync(os.tmpdir()).filter((n) => n.startsWith('harikube-memory-')));
+    const be = openBackend('sqlite://:memory:');
+    await be.open();
+    await be.write(async (tx) =>
+      tx.insert([{ key: Buffer.from('k'), value: Buffer.from('v'), modRevision: 1, sub: 0, createRevision: 1, prevRevision: 0, version: 1, lease: '0', deleted: false }]),
+    );
+    assert.equal((await be.range({ start: Buffer.from('k'), revision: 1, limit: 0 })).length, 1);
+    await be.close();
+    const after = readdirSync(os.tmpdir()).filter((n) => n.startsWith('harikube-memory-') && !before.has(n));
+    assert.deepEqual(after, []);
+  });
+
+  test('a path that cannot be created fails as unavailable naming the file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-backend-'));
+    try {
+      // A file where a directory should be.
+      writeFileSync(path.join(dir, 'plain-file'), '');
+      const be = openBackend(`sqlite://${path.join(dir, 'plain-file', 'sub', 'state.db')}`);
+      await assert.rejects(be.open(), (err) => err instanceof BackendUnavailableError && /plain-file/.test(err.message) && /writable/.test(err.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
