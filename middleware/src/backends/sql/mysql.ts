@@ -19,7 +19,7 @@ import { marks, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { mysqlConnectionLost, mysqlTransient } from './mysql-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import type { ServerDriver, SqlRunner, WriteConnection } from './server-store.js';
+import { ConnectionLife, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
 import { mysqlTls } from './tls.js';
 
@@ -106,25 +106,21 @@ class MysqlRunner implements SqlRunner {
 }
 
 class MysqlWriteConnection extends MysqlRunner implements WriteConnection {
-  private broken = false;
-  private readonly born = Date.now();
+  private readonly life: ConnectionLife;
 
   constructor(
     private readonly conn: mysql.Connection,
-    private readonly maxLifeMs: number,
+    maxLifeMs: number,
     description: string,
   ) {
     super(conn);
-    // Without a listener an error on the idle connection (server restart, KILL) would crash the process.
-    conn.on('error', (err: unknown) => {
-      this.broken = true;
-      log.warn('write connection broke', { backend: description, error: messageOf(err) });
-    });
-    conn.on('end', () => (this.broken = true));
+    this.life = new ConnectionLife(conn, maxLifeMs, (err) =>
+      log.warn('write connection broke', { backend: description, error: messageOf(err) }),
+    );
   }
 
   get usable(): boolean {
-    return !this.broken && (this.maxLifeMs === 0 || Date.now() - this.born < this.maxLifeMs);
+    return this.life.usable;
   }
 
   async begin(): Promise<void> {
@@ -140,7 +136,7 @@ class MysqlWriteConnection extends MysqlRunner implements WriteConnection {
   }
 
   destroy(): void {
-    this.broken = true;
+    this.life.end();
     this.conn.destroy();
   }
 }

@@ -15,7 +15,7 @@ import { onConflictUpsert, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { postgresConnectionLost, postgresTransient } from './postgres-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import type { ServerDriver, SqlRunner, WriteConnection } from './server-store.js';
+import { ConnectionLife, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
 import { postgresTls } from './tls.js';
 
@@ -78,25 +78,21 @@ class PgRunner implements SqlRunner {
 }
 
 class PgWriteConnection extends PgRunner implements WriteConnection {
-  private broken = false;
-  private readonly born = Date.now();
+  private readonly life: ConnectionLife;
 
   constructor(
     private readonly client: pg.Client,
-    private readonly maxLifeMs: number,
+    maxLifeMs: number,
     description: string,
   ) {
     super(client, true);
-    // Without a listener an error on the idle connection (server restart) would crash the process.
-    client.on('error', (err) => {
-      this.broken = true;
-      log.warn('write connection broke', { backend: description, error: messageOf(err) });
-    });
-    client.on('end', () => (this.broken = true));
+    this.life = new ConnectionLife(client, maxLifeMs, (err) =>
+      log.warn('write connection broke', { backend: description, error: messageOf(err) }),
+    );
   }
 
   get usable(): boolean {
-    return !this.broken && (this.maxLifeMs === 0 || Date.now() - this.born < this.maxLifeMs);
+    return this.life.usable;
   }
 
   async begin(): Promise<void> {
@@ -112,7 +108,7 @@ class PgWriteConnection extends PgRunner implements WriteConnection {
   }
 
   destroy(): void {
-    this.broken = true;
+    this.life.end();
     this.client.end().catch(() => undefined);
   }
 }

@@ -35,6 +35,36 @@ export interface WriteConnection extends SqlRunner {
   destroy(): void;
 }
 
+/**
+ * Whether a dedicated write connection may still be used: the driver has not seen it break (server
+ * restart, KILL, network) and it has not outlived the pool's maxLifeTime.
+ */
+export class ConnectionLife {
+  private broken = false;
+  private readonly born = Date.now();
+
+  constructor(
+    connection: { on(event: 'error' | 'end', listener: (err?: unknown) => void): unknown },
+    private readonly maxLifeMs: number,
+    onBreak: (err: unknown) => void,
+  ) {
+    // Without an error listener a failure on the idle connection would crash the process.
+    connection.on('error', (err) => {
+      this.broken = true;
+      onBreak(err);
+    });
+    connection.on('end', () => (this.broken = true));
+  }
+
+  get usable(): boolean {
+    return !this.broken && (this.maxLifeMs === 0 || Date.now() - this.born < this.maxLifeMs);
+  }
+
+  end(): void {
+    this.broken = true;
+  }
+}
+
 export interface ServerDriver {
   readonly dialect: SqlDialect;
   readonly description: string;
