@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdService } from '../../middleware/src/server/proto.js';
-import { encodeHeader, encodeWatchResponse, WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
+import { encodeHeader, encodeRangeResponse, encodeWatchResponse, WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
 
 // The hand-written encoder must produce exactly what etcd's proto describes: decode with the real schema.
 const decode = etcdService('Watch').Watch!.responseDeserialize as (b: Buffer) => any;
@@ -49,4 +49,26 @@ test('an event is encoded once per variant and reused', () => {
   );
   assert.equal(e.bytes(false), e.bytes(false));
   assert.equal(e.bytes(true), e.bytes(false), 'a create has no prev_kv, so both variants are the same bytes');
+});
+
+test('a range response encodes kvs, more and count as the etcd proto decodes them', () => {
+  const decodeRange = etcdService('KV').Range!.responseDeserialize as (b: Buffer) => any;
+  const msg = decodeRange(
+    encodeRangeResponse({
+      header: { cluster_id: '7', member_id: '8', revision: 12, raft_term: 1 },
+      kvs: [
+        { key: Buffer.from([0, 255]), create_revision: 3, mod_revision: 11, version: 4, value: Buffer.from('x'), lease: '0' },
+        { key: Buffer.from('b'), create_revision: 5, mod_revision: 5, version: 1, value: Buffer.alloc(0), lease: '9007199254740993' },
+      ],
+      more: true,
+      count: 250,
+    }),
+  );
+  assert.equal(msg.header.revision, '12');
+  assert.deepEqual(msg.kvs[0].key, Buffer.from([0, 255]));
+  assert.equal(msg.kvs[0].version, '4');
+  assert.equal(msg.kvs[1].lease, '9007199254740993', 'int64 lease IDs above 2^53 stay exact');
+  assert.equal(msg.kvs[1].value.length, 0);
+  assert.equal(msg.more, true);
+  assert.equal(msg.count, '250');
 });

@@ -3,7 +3,7 @@
  * encoded once and its bytes reused for every watcher (field numbers from etcd's kv.proto and rpc.proto).
  */
 import type { KeyRow } from '../backends/backend.js';
-import type { KeyValue, ResponseHeader } from './api.js';
+import type { KeyValue, RangeResponse, ResponseHeader } from './api.js';
 
 const enum Wire {
   Varint = 0,
@@ -173,4 +173,11 @@ export function encodeWatchResponse(r: WatchResponseFields): Buffer {
     .bytes(6, r.cancelReason);
   for (const e of r.events ?? []) w.bytes(11, e, true);
   return w.finish();
+}
+
+/** Encodes an etcdserverpb.RangeResponse (the hot read path: lists of many keys). */
+export function encodeRangeResponse(r: RangeResponse): Buffer {
+  const w = new ProtoWriter().bytes(1, encodeHeader(r.header), true);
+  for (const kv of r.kvs) w.bytes(2, encodeKeyValue(kv), true);
+  return w.varint(3, r.more).varint(4, r.count).finish();
 }

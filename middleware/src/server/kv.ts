@@ -3,6 +3,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { num, type RangeRequest, type RequestOp, type TxnRequest } from '../mvcc/api.js';
 import { errDuplicateKey, errEmptyKey, errTooManyOps } from '../mvcc/errors.js';
 import { rangeEnd, inRange } from '../mvcc/key-range.js';
+import { encodeRangeResponse } from '../mvcc/event-codec.js';
 import type { Store } from '../mvcc/store.js';
 import { checkRequestSize, unary } from './rpc.js';
 
@@ -60,9 +61,9 @@ export function checkTxn(req: TxnRequest): void {
 
 export function kvService(store: Store): grpc.UntypedServiceImplementation {
   return {
-    Range: unary('Range', (req: RangeRequest) => {
+    Range: unary('Range', async (req: RangeRequest) => {
       requireKey(req.key);
-      return store.range(req);
+      return encodeRangeResponse(await store.range(req));
     }),
     Put: unary('Put', (req: { key: Buffer }) => {
       checkRequestSize(req);
@@ -83,4 +84,9 @@ export function kvService(store: Store): grpc.UntypedServiceImplementation {
       header: await store.compact(num(req.revision), { physical: req.physical }),
     })),
   };
+}
+
+/** The KV service definition; Range responses arrive pre-encoded (`encodeRangeResponse`) and pass through. */
+export function kvDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return { ...def, Range: { ...def.Range!, responseSerialize: (b: Buffer) => b } } as grpc.ServiceDefinition;
 }

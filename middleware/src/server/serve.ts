@@ -12,7 +12,7 @@ import { redactEndpoint } from '../topology/endpoint.js';
 import { FlagError, parseServeFlags, serveUsage, type ServeConfig } from './flags.js';
 import { healthDefinition, healthService } from './health.js';
 import { startHttpServer } from './http.js';
-import { kvService } from './kv.js';
+import { kvDefinition, kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { clusterService, maintenanceService } from './maintenance.js';
 import { etcdService } from './proto.js';
@@ -77,7 +77,7 @@ export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
   const scheme = cfg.serverTls ? 'https' : 'http';
   const advertised = `${scheme}://${cfg.listenHost === '0.0.0.0' ? '127.0.0.1' : cfg.listenHost}:${cfg.listenPort}`;
   const identity = { version: cfg.etcdVersion, name: 'harikube', clientUrls: [advertised] };
-  server.addService(withRequestSizes(etcdService('KV')), kvService(store));
+  server.addService(kvDefinition(withRequestSizes(etcdService('KV'))), kvService(store));
   server.addService(watchDefinition(etcdService('Watch')), watchService(store));
   server.addService(withRequestSizes(etcdService('Lease')), leaseService(store));
   server.addService(etcdService('Maintenance'), maintenanceService(store, identity));
