@@ -18,11 +18,10 @@ export const PROTOBUF_PREFIX = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 /** The prefix kube-apiserver writes in front of values encrypted at rest (EncryptionConfiguration). */
 const ENCRYPTED_PREFIX = Buffer.from('k8s:enc:');
 
-export interface StoredSecret {
+/** The Secret fields both directions carry besides its data. */
+interface SecretFields {
   name: string;
   namespace: string;
-  /** Data keys in byte order of the key (the order the topology documents apply in). */
-  data: Map<string, Buffer>;
   type?: string;
   uid?: string;
   labels?: Record<string, string>;
@@ -30,6 +29,11 @@ export interface StoredSecret {
   finalizers?: string[];
   /** Whole seconds, as the API server keeps them. */
   creationTimestamp?: Date;
+}
+
+export interface StoredSecret extends SecretFields {
+  /** Data keys in byte order of the key (the order the topology documents apply in). */
+  data: Map<string, Buffer>;
 }
 
 export class SecretDecodeError extends Error {
@@ -283,16 +287,8 @@ function decodeJson(buf: Buffer): StoredSecret {
 
 // ---- encoding ----
 
-export interface SecretToStore {
-  name: string;
-  namespace: string;
+export interface SecretToStore extends SecretFields {
   data: Map<string, Buffer | string> | Record<string, Buffer | string>;
-  type?: string;
-  uid?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  creationTimestamp?: Date;
 }
 
 function entriesOf(data: SecretToStore['data']): [string, Buffer][] {
