@@ -12,7 +12,6 @@ import {
   type Compare,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
-  type KeyValue,
   type PutRequest,
   type PutResponse,
   type RangeRequest,
@@ -212,4 +211,3 @@ export async function applyTxn(ctx: ApplyContext, req: TxnRequest): Promise<TxnR
   return { header, succeeded, responses };
 }
 
-export type { KeyValue };

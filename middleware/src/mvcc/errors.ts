@@ -28,7 +28,6 @@ export const errLeaseProvided = make(Code.INVALID_ARGUMENT, 'etcdserver: lease i
 export const errKeyNotFound = make(Code.INVALID_ARGUMENT, 'etcdserver: key not found');
 export const errDuplicateKey = make(Code.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request');
 export const errTooManyOps = make(Code.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request');
-export const errNoSpace = make(Code.RESOURCE_EXHAUSTED, 'etcdserver: mvcc: database space exceeded');
 export const errNotCapable = make(Code.UNIMPLEMENTED, 'etcdserver: not capable');
 
 /** The storage is unreachable: clients retry. The message says which store and why. */

@@ -16,12 +16,3 @@ export function inRange(key: Buffer, start: Buffer, end: Buffer | undefined): bo
   if (Buffer.compare(key, start) < 0) return false;
   return end.length === 0 || Buffer.compare(key, end) < 0;
 }
-
-/** True when [aStart, aEnd) and [bStart, bEnd) share a key (ends in backend form). */
-export function rangesOverlap(aStart: Buffer, aEnd: Buffer | undefined, bStart: Buffer, bEnd: Buffer | undefined): boolean {
-  if (aEnd === undefined) return inRange(aStart, bStart, bEnd);
-  if (bEnd === undefined) return inRange(bStart, aStart, aEnd);
-  const aStartsBeforeBEnds = bEnd.length === 0 || Buffer.compare(aStart, bEnd) < 0;
-  const bStartsBeforeAEnds = aEnd.length === 0 || Buffer.compare(bStart, aEnd) < 0;
-  return aStartsBeforeBEnds && bStartsBeforeAEnds;
-}

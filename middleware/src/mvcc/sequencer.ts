@@ -49,15 +49,6 @@ export class Sequencer {
     if (advanced) for (const fn of this.listeners) fn(this.visible);
   }
 
-  /** Raises the counter so the next revision is above `rev` (after finding rows we did not know of). */
-  skipTo(rev: number): void {
-    if (rev >= this.next) this.next = rev + 1;
-    if (this.pending.length === 0 && rev > this.visible) {
-      this.visible = rev;
-      for (const fn of this.listeners) fn(this.visible);
-    }
-  }
-
   /** Revisions allocated but not finished (their outcome unknown or in progress). */
   get unfinished(): number[] {
     return this.pending.filter((p) => !p.done).map((p) => p.rev);
