@@ -1,0 +1,73 @@
+/**
+ * The routing in effect: which backend owns a key and which backends a range must read. Immutable; a
+ * topology change builds a new table and swaps it in between two write batches.
+ */
+import type { Backend } from '../backends/backend.js';
+import type { BackendRule, TopologyDocument } from '../topology/schema.js';
+import { DEFAULT_BACKEND, Router } from './router.js';
+
+/** What makes two rules the same backend: a rule whose connection settings change is a new backend. */
+export function backendIdentity(rule: BackendRule): string {
+  return JSON.stringify([rule.endpoint, rule.backendTLS ?? null, rule.connectionPool ?? null]);
+}
+
+export class RouteTable {
+  readonly router: Router;
+  private readonly byName: Map<string, Backend>;
+
+  constructor(
+    readonly document: TopologyDocument,
+    readonly defaultBackend: Backend,
+    /** The backend of every rule, by rule name. */
+    readonly backends: ReadonlyMap<string, Backend>,
+    /**
+     * Backends no rule routes to any more that may still hold history (old versions, tombstones): reads at
+     * old revisions and watch catch-up still consult them until the process restarts.
+     */
+    readonly retired: readonly Backend[] = [],
+  ) {
+    this.router = new Router(document.backends);
+    this.byName = new Map(backends);
+    this.byName.set(DEFAULT_BACKEND, defaultBackend);
+    for (const rule of document.backends) {
+      if (!backends.has(rule.name)) throw new Error(`route table: rule "${rule.name}" has no backend`);
+    }
+  }
+
+  /** A table that routes everything to the default backend. */
+  static single(defaultBackend: Backend): RouteTable {
+    return new RouteTable({ backends: [] }, defaultBackend, new Map());
+  }
+
+  /** True when every request goes to the default backend alone (no rules, nothing retired). */
+  get isSingle(): boolean {
+    return this.backends.size === 0 && this.retired.length === 0;
+  }
+
+  /** The backend that stores `key`. */
+  ownerOf(key: Buffer): Backend {
+    return this.byName.get(this.router.backendFor(key))!;
+  }
+
+  /** Rule name (DEFAULT_BACKEND for the default) owning `key`. */
+  ownerNameOf(key: Buffer): string {
+    return this.router.backendFor(key);
+  }
+
+  /** Backends a read of [start, end) must consult (`end` undefined: the single key `start`). */
+  readersOf(start: Buffer, end: Buffer | undefined): Backend[] {
+    const names = this.router.backendsFor(start, end);
+    const out = names.map((n) => this.byName.get(n)!);
+    return this.retired.length ? [...out, ...this.retired] : out;
+  }
+
+  /** Every backend: the default first, then rule order, then retired ones. */
+  all(): Backend[] {
+    return [this.defaultBackend, ...this.backends.values(), ...this.retired];
+  }
+
+  /** Backends in routing, by name (DEFAULT_BACKEND included). */
+  named(): [string, Backend][] {
+    return [...this.byName.entries()];
+  }
+}

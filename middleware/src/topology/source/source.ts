@@ -1,0 +1,359 @@
+/**
+ * Topology sources (`TOPOLOGY_CONFIG`, TOPOLOGY.md section 3): where the middleware reads its topology and how
+ * it notices changes. This file holds the contract, the spec parser and the logic every source shares
+ * (`SourceCore`): reads run one at a time, results are compared by content, deliveries are serialised and
+ * changes that arrive during a slow `onUpdate` are coalesced to the newest.
+ *
+ * The sources only read and validate. Applying a document (opening backends, refusing changes that would move
+ * existing keys) is the caller's `onUpdate`.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import type { TopologyDocument } from '../schema.js';
+import { logger as rootLogger, type Logger } from '../../log.js';
+import { FileTopologySource } from './file-source.js';
+import { HttpTopologySource, redactUrl } from './http-source.js';
+import { SecretTopologySource } from './secret-source.js';
+
+export interface TopologyUpdate {
+  /** The validated merged document. */
+  document: TopologyDocument;
+  /** Where it came from, for logs and errors, never with credentials: e.g. "file:///etc/topology.yaml", "secret://harikube/topology-config (revision 42)". */
+  origin: string;
+  /** SHA-256 (hex) of the canonical content (document plus any TLS material); equal hashes = equal content. */
+  hash: string;
+  /** secret:// only: absolute paths of TLS files whose content was (re)written for this update, so backends using them can reconnect. */
+  tlsFilesChanged?: string[];
+}
+
+export interface TopologySourceHandlers {
+  /**
+   * A new valid document (only when its content changed since the last one delivered). Never called
+   * concurrently: the source awaits it before delivering another, and coalesces changes that arrive meanwhile
+   * to the newest. If it throws/rejects, the source logs nothing itself but calls onError with that error and
+   * will deliver the next change normally (a document that was refused is delivered again only if its content
+   * changes again or on `reload()`).
+   */
+  onUpdate(update: TopologyUpdate): Promise<void>;
+  /**
+   * The source is unreadable or its content invalid: the last good topology stays active. Errors name the
+   * source, the rule (by index and name) and the field. The source does not log these itself. The same error
+   * twice in a row is reported once (until something else happens or on `reload()`).
+   */
+  onError(error: Error): void;
+}
+
+export interface TopologySource {
+  /** e.g. "file:///etc/topology.yaml" (credentials redacted for http URLs). */
+  readonly description: string;
+  /** Reads the current content (calling onUpdate/onError once before resolving, when there is content or an error) and then keeps watching. */
+  start(handlers: TopologySourceHandlers): Promise<void>;
+  /**
+   * Re-reads now and delivers the document even if unchanged (used after a refused change and for SIGHUP).
+   * Resolves once that delivery settled; called from inside `onUpdate` it resolves once queued instead, so it
+   * cannot deadlock.
+   */
+  reload(): Promise<void>;
+  /** Stops watching; waits for an `onUpdate` in progress (unless called from inside it). No handler runs afterwards. */
+  stop(): Promise<void>;
+}
+
+/** What secret:// needs from the middleware's own store (I implement it over the store; you test with a fake). */
+export interface StoredKeyReader {
+  /** The value of `key` now (undefined if absent) and the revision read at. */
+  get(key: Buffer): Promise<{ value: Buffer | undefined; revision: number }>;
+  /** Calls `onChange` for each change of `key` after `afterRevision`, in order (value undefined = deleted). Returns a function that cancels. `onError` if the watch breaks (e.g. compacted); the source then re-reads with get() and watches again. */
+  watch(
+    key: Buffer,
+    afterRevision: number,
+    onChange: (value: Buffer | undefined, revision: number) => void,
+    onError: (err: Error) => void,
+  ): () => void;
+}
+
+export interface SourceDeps {
+  /** The middleware's store; required for secret://. */
+  keys?: StoredKeyReader;
+  logger?: Logger;
+  /** http(s) poll interval ms, default 60000 */
+  pollIntervalMs?: number;
+  /** TOPOLOGY_CONFIG_TLS_DIR */
+  tlsDir?: string;
+  /** http(s) timeout of each request (headers and body) in ms, default 10000. */
+  requestTimeoutMs?: number;
+  /** file:// fallback re-stat interval ms, in case fs.watch misses an event; default 5000. */
+  fileStatIntervalMs?: number;
+  /** file:// uses fs.watch on the file's directory (default true); false leaves only the re-stat (filesystems without change notification). */
+  fileWatch?: boolean;
+}
+
+/** A source could not be read (content that was read but is invalid is a `TopologyValidationError`). */
+export class TopologySourceError extends Error {
+  constructor(
+    /** The source (and revision, where known), never with credentials. */
+    readonly source: string,
+    problem: string,
+  ) {
+    super(`topology source ${source}: ${problem}`);
+    this.name = 'TopologySourceError';
+  }
+}
+
+const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/s;
+const KNOWN_SCHEMES = ['file', 'http', 'https', 'secret'];
+const USAGE = 'use file://path, http(s)://url or secret://namespace/name';
+
+/** Parses TOPOLOGY_CONFIG: file://path (relative or absolute: file://./t.yaml, file:///abs/t.yaml), http(s)://url, secret://namespace/name. A bare path without scheme is a file. Throws a clear error for anything else. */
+export function createTopologySource(spec: string, deps: SourceDeps = {}): TopologySource {
+  const text = spec.trim();
+  const log = deps.logger ?? rootLogger.child({ component: 'topology-source' });
+  if (!text) throw new Error(`TOPOLOGY_CONFIG is empty; ${USAGE}`);
+  const m = SCHEME.exec(text);
+  if (!m) {
+    // "secret:ns/name" or "file:t.yaml" is a typo of a URL rather than a file named like that
+    const bare = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(text);
+    if (bare && KNOWN_SCHEMES.includes(bare[1]!.toLowerCase())) {
+      throw new Error(`TOPOLOGY_CONFIG "${redactUrl(text)}" lacks "//" after "${bare[1]}:"; ${USAGE}`);
+    }
+    return new FileTopologySource(text, fileOptions(deps, log));
+  }
+  const scheme = m[1]!.toLowerCase();
+  const rest = m[2]!;
+  switch (scheme) {
+    case 'file':
+      if (!rest) throw new Error(`TOPOLOGY_CONFIG "${text}" names no file; e.g. file:///etc/harikube/topology.yaml or file://./topology.yaml`);
+      return new FileTopologySource(rest, fileOptions(deps, log));
+    case 'http':
+    case 'https':
+      return new HttpTopologySource(text, {
+        logger: log,
+        pollIntervalMs: positive(deps.pollIntervalMs, 60_000, 'pollIntervalMs'),
+        requestTimeoutMs: positive(deps.requestTimeoutMs, 10_000, 'requestTimeoutMs'),
+      });
+    case 'secret': {
+      const parts = rest.split('/');
+      if (parts.length !== 2 || !parts[0] || !parts[1]) {
+        throw new Error(`TOPOLOGY_CONFIG "${text}" must be secret://namespace/name, e.g. secret://harikube/topology-config`);
+      }
+      if (!deps.keys) throw new Error(`TOPOLOGY_CONFIG "${text}" needs the middleware's store to read the Secret from (no StoredKeyReader given)`);
+      return new SecretTopologySource(parts[0], parts[1], { keys: deps.keys, logger: log, tlsDir: deps.tlsDir });
+    }
+    default:
+      throw new Error(`TOPOLOGY_CONFIG "${redactUrl(text)}" has the unknown scheme "${m[1]}"; ${USAGE}`);
+  }
+}
+
+function fileOptions(deps: SourceDeps, log: Logger) {
+  return {
+    logger: log,
+    statIntervalMs: positive(deps.fileStatIntervalMs, 5_000, 'fileStatIntervalMs'),
+    watch: deps.fileWatch ?? true,
+  };
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`topology source option ${name} must be a positive number of milliseconds, got ${value}`);
+  return value;
+}
+
+// ---- shared logic ----
+
+/** One reading of a source: a validated document, or why there is none. */
+export type SourceReading =
+  | {
+      kind: 'document';
+      document: TopologyDocument;
+      origin: string;
+      /** Content besides the document that counts for change detection (a digest of TLS material). */
+      extraContent?: string;
+      /** Runs just before `onUpdate` (writing TLS files); its result is merged into the update; a throw is reported through onError. */
+      prepare?: () => Promise<Partial<TopologyUpdate> | void>;
+    }
+  | { kind: 'error'; error: Error };
+
+/** Stable JSON: object keys sorted, so equal documents hash equally whatever the key order in the file. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const fields = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`);
+    return `{${fields.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** The content hash change detection uses (exported for tests and for callers that record what they applied). */
+export function topologyHash(document: TopologyDocument, extraContent = ''): string {
+  return createHash('sha256').update(canonicalJson(document)).update('\0').update(extraContent).digest('hex');
+}
+
+function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+interface Job {
+  reading: SourceReading;
+  force: boolean;
+  waiters: (() => void)[];
+}
+
+/** Marks code running inside `onUpdate`, so reload()/stop() from there do not wait for themselves. */
+const inHandler = new AsyncLocalStorage<boolean>();
+
+/**
+ * The part of every source that is not about reading: start/stop state, one read at a time (so results are
+ * queued in the order the reads started), change detection by content hash, serialised delivery and
+ * coalescing to the newest reading.
+ */
+export class SourceCore {
+  private handlers?: TopologySourceHandlers;
+  private state: 'new' | 'started' | 'stopped' = 'new';
+  private lastHash?: string;
+  private lastError?: string;
+  private pending?: Job;
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
+  private reads: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly description: string,
+    private readonly log: Logger,
+  ) {}
+
+  get stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
+  /** Records the handlers and runs `initial` (the first read and starting the watch). */
+  async start(handlers: TopologySourceHandlers, initial: () => Promise<void>): Promise<void> {
+    if (this.state !== 'new') throw new Error(`topology source ${this.description} was already ${this.state}; create a new one`);
+    this.handlers = handlers;
+    this.state = 'started';
+    await initial();
+  }
+
+  requireStarted(what: string): void {
+    if (this.state !== 'started') throw new Error(`topology source ${this.description}: ${what} needs a started source (it is ${this.state})`);
+  }
+
+  /**
+   * Runs `read` after every earlier read finished and queues its result (undefined = nothing to deliver).
+   * Resolves once queued; `delivered` resolves once handled (delivered, found unchanged, or superseded).
+   */
+  refresh(read: () => Promise<SourceReading | undefined>, force: boolean): Promise<{ delivered: Promise<void> }> {
+    const run = this.reads.then(async () => {
+      if (this.stopped) return { delivered: Promise.resolve() };
+      let reading: SourceReading | undefined;
+      try {
+        reading = await read();
+      } catch (e) {
+        // sources turn their failures into readings; this is the safety net for the unexpected
+        reading = { kind: 'error', error: new TopologySourceError(this.description, toError(e).message) };
+      }
+      return { delivered: reading ? this.submit(reading, force) : Promise.resolve() };
+    });
+    this.reads = run.catch(() => undefined);
+    return run;
+  }
+
+  /** `refresh`, then waits for the delivery, except inside `onUpdate` (where waiting would wait for itself). */
+  async deliverNow(read: () => Promise<SourceReading | undefined>, force: boolean): Promise<void> {
+    const { delivered } = await this.refresh(read, force);
+    if (!inHandler.getStore()) await delivered;
+  }
+
+  /** No handler runs after this; waits for an `onUpdate` in progress unless called from inside it. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    const job = this.pending;
+    this.pending = undefined;
+    job?.waiters.forEach((w) => w());
+    if (!inHandler.getStore()) await this.drained;
+  }
+
+  private submit(reading: SourceReading, force: boolean): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      if (this.pending) {
+        // a delivery is in progress: only the newest reading matters, but a reload's "even if unchanged" stays
+        this.pending.reading = reading;
+        this.pending.force ||= force;
+        this.pending.waiters.push(resolve);
+      } else {
+        this.pending = { reading, force, waiters: [resolve] };
+      }
+      if (!this.draining) {
+        this.draining = true;
+        this.drained = this.drain();
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending && !this.stopped) {
+        const job = this.pending;
+        this.pending = undefined;
+        try {
+          await this.handle(job.reading, job.force);
+        } finally {
+          job.waiters.forEach((w) => w());
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handle(reading: SourceReading, force: boolean): Promise<void> {
+    const handlers = this.handlers!;
+    if (reading.kind === 'error') {
+      if (!force && reading.error.message === this.lastError) {
+        this.log.debug('topology source still failing with the same error; not reported again', { source: this.description });
+        return;
+      }
+      this.lastError = reading.error.message;
+      this.reportError(reading.error);
+      return;
+    }
+    const hash = topologyHash(reading.document, reading.extraContent);
+    const recovered = this.lastError !== undefined;
+    this.lastError = undefined;
+    if (!force && hash === this.lastHash) {
+      const fields = { source: this.description, origin: reading.origin };
+      if (recovered) this.log.info('topology source is readable again; its topology is unchanged', fields);
+      else this.log.debug('topology unchanged; not delivered', fields);
+      return;
+    }
+    let extra: Partial<TopologyUpdate> = {};
+    try {
+      extra = (await reading.prepare?.()) ?? {};
+    } catch (e) {
+      const err = toError(e);
+      this.lastError = err.message;
+      this.reportError(err);
+      return;
+    }
+    if (this.stopped) return;
+    // recorded before the call: a refused document is not delivered again until it changes or reload()
+    this.lastHash = hash;
+    try {
+      await inHandler.run(true, () => handlers.onUpdate({ ...extra, document: reading.document, origin: reading.origin, hash }));
+    } catch (e) {
+      this.reportError(toError(e));
+    }
+  }
+
+  private reportError(err: Error): void {
+    try {
+      this.handlers!.onError(err);
+    } catch (e) {
+      this.log.error('topology source onError handler threw', { source: this.description, error: toError(e).message });
+    }
+  }
+}
