@@ -59,17 +59,37 @@ describe('serve refuses bad input', () => {
     assert.match(r.stderr, /unknown scheme "redis"/);
   });
 
-  it('a TOPOLOGY_CONFIG it cannot honour is refused rather than ignored', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-topo-'));
-    try {
-      const r = await serve(['--listen-address', `127.0.0.1:${await freePort()}`, '--endpoint', `sqlite://${dir}/s.db`], {
-        TOPOLOGY_CONFIG: `file://${dir}/topology.yaml`,
-      });
+  describe('a topology file that cannot be applied stops the start (serving without its rules would misplace keys)', () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'hk-topo-'));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const serveWith = async (topology: string | undefined) => {
+      const file = path.join(dir, `t-${Math.random().toString(36).slice(2)}.yaml`);
+      if (topology !== undefined) writeFileSync(file, topology);
+      return serve(['--listen-address', `127.0.0.1:${await freePort()}`, '--endpoint', `sqlite://${dir}/s.db`], { TOPOLOGY_CONFIG: `file://${file}` });
+    };
+
+    it('a missing file names the file', async () => {
+      const r = await serveWith(undefined);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /TOPOLOGY_CONFIG/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      assert.match(r.stderr, /topology file:\/\/.*t-[a-z0-9]+\.yaml: .*(no such file|ENOENT|not found|does not exist)/i);
+    });
+
+    it('an invalid rule names the rule and the field', async () => {
+      const r = await serveWith('backends:\n- name: pods\n  endpoint: sqlite://./x.db\n  prefix: { prefix: pods }\n  namespace: { namespace: a }\n');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /backends\[0\] \(name "pods"\)/);
+    });
+
+    it('an unreachable backend names the rule, without the password', async () => {
+      const port = await freePort();
+      const r = await serveWith(`backends:\n- name: pods\n  endpoint: postgres://u:hunter2@127.0.0.1:${port}/x\n  prefix: { prefix: pods/ }\n`);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`rule "pods" \\(postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${port}/x\\)`));
+      assert.doesNotMatch(r.stderr, /hunter2/);
+    });
   });
 });
 

@@ -1,19 +1,24 @@
 /**
- * The servers the contract suite runs against: the reference (a real etcd) and the middleware on each SQL
- * backend. HARIKUBE_TEST_TARGETS (comma list) picks a subset; default all four.
+ * The servers the contract suite runs against: the reference (a real etcd), the middleware on each SQL
+ * backend, and the middleware routing keys across all three at once. HARIKUBE_TEST_TARGETS (comma list)
+ * picks a subset; default all five.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
 import { Etcd } from './etcd.js';
 import { skipUnless } from './env.js';
 import { Middleware } from './middleware.js';
 import { createScratchStore, type StoreKind } from './scratch-store.js';
 
-export const ALL_TARGETS = ['etcd', 'middleware-sqlite', 'middleware-postgres', 'middleware-mariadb'] as const;
+export const ALL_TARGETS = ['etcd', 'middleware-sqlite', 'middleware-postgres', 'middleware-mariadb', 'middleware-routed'] as const;
 export type TargetName = (typeof ALL_TARGETS)[number];
 
 /** The reference etcd the suite compares against is Debian's 3.4.23. */
 export const REFERENCE_VERSION = '3.4.23';
 
-const STORE_OF: Record<Exclude<TargetName, 'etcd'>, StoreKind> = {
+const STORE_OF: Record<Exclude<TargetName, 'etcd' | 'middleware-routed'>, StoreKind> = {
   'middleware-sqlite': 'sqlite',
   'middleware-postgres': 'postgres',
   'middleware-mariadb': 'mysql',
@@ -40,6 +45,8 @@ export function targetSkip(name: TargetName): Promise<string | false> {
       return skipUnless('postgres');
     case 'middleware-mariadb':
       return skipUnless('mysql');
+    case 'middleware-routed':
+      return skipUnless('postgres', 'mysql');
     case 'middleware-sqlite':
       return Promise.resolve(false);
   }
@@ -75,6 +82,7 @@ export async function startTarget(target: TargetName, options: ServerOptions = {
       stop: () => etcd.destroy(),
     };
   }
+  if (target === 'middleware-routed') return startRouted(progressNotifyInterval);
   const store = await createScratchStore(STORE_OF[target]);
   let middleware: Middleware;
   try {
@@ -92,6 +100,51 @@ export async function startTarget(target: TargetName, options: ServerOptions = {
     stop: async () => {
       await middleware.stop();
       await store.dispose();
+    },
+  };
+}
+
+/**
+ * The routed target: keys whose last character is an even digit or a-m go to PostgreSQL, odd digits or n-z
+ * to MariaDB, everything else stays on the default SQLite backend. Contract keys differ in their last
+ * characters, so almost every range, transaction and watch in the suite spans three databases and must
+ * still answer exactly as one etcd does.
+ */
+export const ROUTED_RULES = [
+  { name: 'even', regexp: { key: '[02468a-m]$' } },
+  { name: 'odd', regexp: { key: '[13579n-z]$' } },
+] as const;
+
+async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
+  const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql')];
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
+  const dispose = async () => {
+    await Promise.all(stores.map((s) => s.dispose().catch(() => undefined)));
+    await rm(dir, { recursive: true, force: true });
+  };
+  const topology = path.join(dir, 'topology.yaml');
+  const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: stores[i + 1]!.endpoint }));
+  await writeFile(topology, stringify({ backends }));
+  let middleware: Middleware;
+  try {
+    middleware = await Middleware.start({
+      endpoint: stores[0]!.endpoint,
+      progressNotifyInterval,
+      compactInterval: '0',
+      extraArgs: ['--topology-config', `file://${topology}`],
+    });
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return {
+    target: 'middleware-routed',
+    address: middleware.address,
+    kill9: () => middleware.kill9(),
+    restart: () => middleware.restart(),
+    stop: async () => {
+      await middleware.stop();
+      await dispose();
     },
   };
 }

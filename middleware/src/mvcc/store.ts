@@ -353,6 +353,22 @@ export class Store {
     return errUnavailable(`unexpected storage error: ${(err as Error)?.message ?? String(err)}`);
   }
 
+  /**
+   * Runs `fn` between two write batches, with every earlier write committed and nothing else in flight
+   * (topology changes use it to swap the routing). What `fn` writes through `tx` commits together with the
+   * revision high-water mark, so revisions stay unique even if a backend that held the newest ones is
+   * dropped; `then` runs after that commit and before the next batch. When `fn` returns false nothing is
+   * written and `then` does not run (errors thrown by `fn` count as storage failures).
+   */
+  async exclusive(fn: (tx: WriteTxn, watermark: number) => Promise<boolean>, then: () => void): Promise<boolean> {
+    return this.submit(true, async (ctx) => {
+      if (!(await fn(ctx.tx, this.seq.watermark))) return false;
+      await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(this.seq.lastAllocated)));
+      ctx.afterCommit.push(then);
+      return true;
+    });
+  }
+
   // ---- compaction -----------------------------------------------------------------------------------
 
   private setCompactRevision(rev: number): void {

@@ -48,6 +48,16 @@ export const SERVE_FLAGS = {
   'compact-min-retain': { type: 'string', default: '1000', description: 'Revisions automatic compaction always keeps.' },
   'compact-batch-size': { type: 'string', default: '1000', description: 'Rows deleted per compaction step.' },
   'compact-timeout': { type: 'string', default: '5s', description: 'Longest one compaction step may take.' },
+  'topology-config': {
+    type: 'string',
+    description:
+      'Where routing rules come from: file://PATH, http(s)://URL or secret://NAMESPACE/NAME (a Secret read from the store itself). Without the flag: $TOPOLOGY_CONFIG. Unset: the topology in effect at the last run stays (none: everything on --endpoint).',
+  },
+  'topology-poll-interval': { type: 'string', default: '60s', description: 'How often an http(s):// topology is fetched.' },
+  'topology-tls-dir': {
+    type: 'string',
+    description: 'Directory where TLS files shipped in a secret:// topology are written. Without the flag: $TOPOLOGY_CONFIG_TLS_DIR.',
+  },
   debug: { type: 'boolean', description: 'Log at debug level.' },
   help: { type: 'boolean', description: 'Print this help.' },
 } satisfies Record<string, FlagSpec>;
@@ -67,6 +77,10 @@ export interface ServeConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   compactTimeoutMs: number;
+  /** TOPOLOGY_CONFIG source spec; undefined: no source. */
+  topologyConfig?: string;
+  topologyPollMs: number;
+  topologyTlsDir?: string;
   debug: boolean;
   help: boolean;
 }
@@ -97,6 +111,11 @@ function duration(flag: string, value: string): number {
   } catch (e) {
     throw new FlagError(`--${flag}: ${(e as Error).message}`);
   }
+}
+
+function positive(flag: string, ms: number): number {
+  if (ms <= 0) throw new FlagError(`--${flag} must be above 0`);
+  return ms;
 }
 
 function count(flag: string, value: string, min: number): number {
@@ -134,8 +153,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
   const keyFile = str('server-key-file');
   if (!!certFile !== !!keyFile) throw new FlagError('--server-cert-file and --server-key-file go together');
   if (str('server-ca-file') && !certFile) throw new FlagError('--server-ca-file needs --server-cert-file and --server-key-file');
-  const progressNotifyMs = duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!);
-  if (progressNotifyMs <= 0) throw new FlagError('--watch-progress-notify-interval must be above 0');
+  const progressNotifyMs = positive('watch-progress-notify-interval', duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!));
   return {
     listenHost: listen.host || '0.0.0.0',
     listenPort: listen.port,
@@ -153,6 +171,9 @@ export function parseServeFlags(args: string[]): ServeConfig {
     compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
     compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
     compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
+    topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
+    topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
+    topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),
     debug: values.debug === true,
     help: values.help === true,
   };

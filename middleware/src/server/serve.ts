@@ -1,11 +1,18 @@
 /**
- * `harikube serve`: the etcd-compatible middleware over its default backend. Exits non-zero with a
- * message naming the problem on bad flags or an unreachable database.
+ * `harikube serve`: the etcd-compatible middleware over its default backend and the backends its topology
+ * routes to. Exits non-zero with a message naming the problem on bad flags, an unreachable database or a
+ * topology file that cannot be applied.
  */
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
-import { openBackend } from '../backends/index.js';
+import { openBackend, type Backend } from '../backends/index.js';
+import { StoreKeyReader } from '../mvcc/key-reader.js';
+import { RoutedBackend } from '../router/routed-backend.js';
+import { countUnusableTopology } from '../router/metrics.js';
+import { TopologyApplier, TopologyRefusedError } from '../router/topology-applier.js';
+import type { BackendRule } from '../topology/schema.js';
+import { createTopologySource, type TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';
 import { Store } from '../mvcc/store.js';
 import { redactEndpoint } from '../topology/endpoint.js';
@@ -45,6 +52,54 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
   );
 }
 
+/** A rule's backend, with its own TLS and pool settings. */
+function ruleBackend(rule: BackendRule): Backend {
+  return openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool });
+}
+
+/**
+ * Starts the topology source and applies what it delivers. A file or URL that cannot be applied at startup
+ * stops the start (serving without its rules would store keys in the wrong place). A secret:// source lives
+ * in the store itself, so the middleware must serve for it to be fixed: a refused Secret is logged and the
+ * topology saved from the last run stays.
+ */
+async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBackend): Promise<TopologySource | undefined> {
+  const tlog = logger.child({ component: 'topology' });
+  const inEffect = routed.table.document.backends.length;
+  if (!cfg.topologyConfig) {
+    if (inEffect) tlog.warn('no topology source (TOPOLOGY_CONFIG) set: routing by the topology saved at the last run', { rules: inEffect });
+    return undefined;
+  }
+  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackend, logger: tlog });
+  const source = createTopologySource(cfg.topologyConfig, {
+    keys: new StoreKeyReader(store),
+    logger: tlog,
+    pollIntervalMs: cfg.topologyPollMs,
+    tlsDir: cfg.topologyTlsDir,
+  });
+  const fatalAtStart = !source.description.startsWith('secret://');
+  let starting = true;
+  let startError: Error | undefined;
+  await source.start({
+    onUpdate: async (update) => {
+      await applier.apply(update.document, update.origin);
+    },
+    onError: (err) => {
+      if (starting && fatalAtStart) startError ??= err;
+      // refusals are counted by the applier; this is a source that is unreadable or invalid
+      if (!(err instanceof TopologyRefusedError)) countUnusableTopology();
+      tlog.error('topology not applied; the topology in effect stays', { source: source.description, error: err.message });
+    },
+  });
+  starting = false;
+  if (startError) {
+    await source.stop();
+    throw new Error(`topology ${source.description}: ${startError.message}`);
+  }
+  tlog.info('topology source started', { source: source.description, rules: routed.table.document.backends.length });
+  return source;
+}
+
 export interface RunningServer {
   store: Store;
   grpcPort: number;
@@ -53,18 +108,20 @@ export interface RunningServer {
 
 /** Starts everything `serve` runs; resolves once clients can connect. */
 export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
-  if (process.env.TOPOLOGY_CONFIG) {
-    // Routing across backends is not in this version: refusing beats storing keys in the wrong place.
-    throw new FlagError(
-      `TOPOLOGY_CONFIG is set (${redactEndpoint(process.env.TOPOLOGY_CONFIG)}) but this version serves only the --endpoint backend; unset TOPOLOGY_CONFIG`,
-    );
-  }
-  const backend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
+  const defaultBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
+  const routed = new RoutedBackend(defaultBackend, ruleBackend);
   const store = await Store.open({
-    backend,
+    backend: routed,
     compactBatchSize: cfg.compactBatchSize,
     compactTimeoutMs: cfg.compactTimeoutMs,
   });
+  let topology: TopologySource | undefined;
+  try {
+    topology = await startTopology(cfg, store, routed);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
@@ -94,6 +151,7 @@ export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
       httpServer = await startHttpServer(cfg.metrics.host, cfg.metrics.port, store);
     } catch (e) {
       server.forceShutdown();
+      await topology?.stop();
       await store.close();
       throw new Error(`cannot listen on --metrics-bind-address ${cfg.metrics.host}:${cfg.metrics.port}: ${(e as Error).message}`);
     }
@@ -139,6 +197,7 @@ export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
       });
       await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
       httpServer?.closeAllConnections();
+      await topology?.stop();
       await store.close();
     },
   };
