@@ -8,27 +8,14 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { b, prefixEnd } from '../support/bytes.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
 import { waitUntil } from '../support/wait.js';
+import { keysIn, metricValue } from '../support/routed.js';
 
-function keysIn(file: string): string[] {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT DISTINCT name FROM kv ORDER BY name').all() as { name: Buffer }[]).map((r) => r.name.toString());
-  } finally {
-    db.close();
-  }
-}
 
-async function metric(m: Middleware, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://${m.metricsAddress}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-}
 
 describe('topology file hot reload', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-topo-file-'));
@@ -59,7 +46,7 @@ describe('topology file hot reload', () => {
   it('an added rule takes effect live', async () => {
     await client.put({ key: b('/registry/configmaps/default/a'), value: b('a') });
     writeTopology(stringify({ backends: [{ name: 'leases', endpoint: `sqlite://${db('leases')}`, prefix: { prefix: 'leases/' } }] }));
-    await waitUntil('one rule in effect', async () => ((await metric(middleware, 'harikube_topology_rules')) === 1 ? true : undefined));
+    await waitUntil('one rule in effect', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 1 ? true : undefined));
     await client.put({ key: b('/registry/leases/kube-node-lease/n1'), value: b('l') });
     assert.deepEqual(keysIn(db('leases')), ['/registry/leases/kube-node-lease/n1']);
     assert.deepEqual(keysIn(db('default')), ['/registry/configmaps/default/a']);
@@ -69,7 +56,7 @@ describe('topology file hot reload', () => {
 
   it('an invalid edit keeps the topology in effect; fixing it applies it', async () => {
     writeTopology('backends:\n- name: leases\n  endpoint: sqlite://x.db\n  prefix: { prefix: leases/ }\n  bogus: 1\n');
-    await waitUntil('the invalid edit to be reported', async () => ((await metric(middleware, 'harikube_topology_last_apply_failed')) === 1 ? true : undefined));
+    await waitUntil('the invalid edit to be reported', async () => ((await metricValue(middleware, 'harikube_topology_last_apply_failed')) === 1 ? true : undefined));
     assert.match(middleware.process!.tail(), /backends\[0\] \(name \\?"leases\\?"\)/);
     await client.put({ key: b('/registry/leases/kube-node-lease/n2'), value: b('l') });
     assert.ok(keysIn(db('leases')).includes('/registry/leases/kube-node-lease/n2'));
@@ -82,8 +69,8 @@ describe('topology file hot reload', () => {
         ],
       }),
     );
-    await waitUntil('two rules in effect', async () => ((await metric(middleware, 'harikube_topology_rules')) === 2 ? true : undefined));
-    assert.equal(await metric(middleware, 'harikube_topology_last_apply_failed'), 0);
+    await waitUntil('two rules in effect', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 2 ? true : undefined));
+    assert.equal(await metricValue(middleware, 'harikube_topology_last_apply_failed'), 0);
     await client.put({ key: b('/registry/events/default/e1'), value: b('e') });
     assert.deepEqual(keysIn(db('events')), ['/registry/events/default/e1']);
   });

@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { encodeStoredSecret, encodeStoredSecretJson, type SecretToStore } from '../../middleware/src/topology/secret-codec.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { startOperator, statusOf, tcObject } from '../operator/harness.js';
@@ -18,17 +17,10 @@ import { FakeKube } from '../support/fake-kube.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
 import { waitUntil } from '../support/wait.js';
+import { keysIn, metricValue } from '../support/routed.js';
 
 const SECRET_KEY = '/registry/secrets/harikube/topology-config';
 
-function keysIn(file: string): string[] {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT DISTINCT name FROM kv ORDER BY name').all() as { name: Buffer }[]).map((r) => r.name.toString());
-  } finally {
-    db.close();
-  }
-}
 
 /** The operator's Secret (as the API returns it) in kube-apiserver's storage form. */
 function stored(secret: Record<string, any>, json: boolean): Buffer {
@@ -45,11 +37,6 @@ function stored(secret: Record<string, any>, json: boolean): Buffer {
   return json ? encodeStoredSecretJson(s) : encodeStoredSecret(s);
 }
 
-async function metric(m: Middleware, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://${m.metricsAddress}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-}
 
 describe('operator Secret -> middleware secret:// routing', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-secret-e2e-'));
@@ -98,7 +85,7 @@ describe('operator Secret -> middleware secret:// routing', () => {
     fake.create(tcObject('shop', 'shirts', 10, [rule('shirts', { customresource: { group: 'stable.example.com', kind: 'shirts' } })]));
     await fake.until('shop/shirts Active', () => statusOf(fake, 'shop', 'shirts')?.deployStatus === 'Active');
     await syncSecret();
-    await waitUntil('the middleware to apply one rule', async () => ((await metric(middleware, 'harikube_topology_rules')) === 1 ? true : undefined));
+    await waitUntil('the middleware to apply one rule', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 1 ? true : undefined));
 
     await client.put({ key: b('/registry/stable.example.com/shirts/shop/red'), value: b('red') });
     await client.put({ key: b('/registry/configmaps/shop/c'), value: b('c') });
@@ -116,7 +103,7 @@ describe('operator Secret -> middleware secret:// routing', () => {
     fake.create(tcObject('infra', 'kube-system', 5, [rule('kube-system', { namespace: { namespace: 'kube-system' } })]));
     await fake.until('infra/kube-system Active', () => statusOf(fake, 'infra', 'kube-system')?.deployStatus === 'Active');
     await syncSecret(true);
-    await waitUntil('the middleware to apply two rules', async () => ((await metric(middleware, 'harikube_topology_rules')) === 2 ? true : undefined));
+    await waitUntil('the middleware to apply two rules', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 2 ? true : undefined));
     await client.put({ key: b('/registry/pods/kube-system/coredns'), value: b('p') });
     await client.put({ key: b('/registry/stable.example.com/shirts/kube-system/blue'), value: b('b') });
     assert.deepEqual(keysIn(file('kube-system')), ['/registry/pods/kube-system/coredns']);
@@ -127,9 +114,9 @@ describe('operator Secret -> middleware secret:// routing', () => {
     fake.create(tcObject('team-c', 'configmaps', 20, [rule('configmaps', { prefix: { prefix: 'configmaps/' } })]));
     await fake.until('team-c/configmaps Active', () => statusOf(fake, 'team-c', 'configmaps')?.deployStatus === 'Active');
     await syncSecret();
-    await waitUntil('the refusal', async () => ((await metric(middleware, 'harikube_topology_last_apply_failed')) === 1 ? true : undefined));
+    await waitUntil('the refusal', async () => ((await metricValue(middleware, 'harikube_topology_last_apply_failed')) === 1 ? true : undefined));
     assert.match(middleware.process!.tail(), /would move existing keys/);
-    assert.equal(await metric(middleware, 'harikube_topology_rules'), 2);
+    assert.equal(await metricValue(middleware, 'harikube_topology_rules'), 2);
     await client.put({ key: b('/registry/configmaps/shop/d'), value: b('d') });
     assert.ok(keysIn(file('default')).includes('/registry/configmaps/shop/d'));
   });

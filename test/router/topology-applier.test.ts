@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { StoreKeyReader } from '../../middleware/src/mvcc/key-reader.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
@@ -18,18 +17,10 @@ import type { BackendRule, TopologyDocument } from '../../middleware/src/topolog
 import { b, prefixEnd } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
 import { waitUntil } from '../support/wait.js';
+import { keysIn } from '../support/routed.js';
 
 const factory = (rule: BackendRule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool });
 
-/** Keys stored in a SQLite file, read with a separate connection: where the data physically is. */
-function keysIn(file: string): string[] {
-  const db = new Database(file, { readonly: true });
-  try {
-    return (db.prepare('SELECT DISTINCT name FROM kv ORDER BY name').all() as { name: Buffer }[]).map((r) => r.name.toString());
-  } finally {
-    db.close();
-  }
-}
 
 class Fixture {
   readonly dir = mkdtempSync(path.join(os.tmpdir(), 'hk-applier-'));

@@ -8,7 +8,6 @@ import { mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { LogFields, Logger } from '../../middleware/src/log.js';
 import { TopologyValidationError } from '../../middleware/src/topology/validate.js';
 import {
   createTopologySource,
@@ -18,21 +17,10 @@ import {
   type TopologyUpdate,
 } from '../../middleware/src/topology/source/index.js';
 import { waitUntil } from '../support/wait.js';
+import { doc, names, rule } from './source-fixtures.js';
+import { captureLogger, type LogRecord } from '../support/capture-logger.js';
 
-const rule = (name: string) => ({ name, endpoint: `sqlite://./db/${name}.db`, prefix: { prefix: name } });
-const doc = (...names: string[]) => stringify({ backends: names.map(rule) });
-const names = (u: TopologyUpdate) => u.document.backends.map((b) => b.name);
 
-interface LogRecord {
-  level: string;
-  msg: string;
-  fields: LogFields;
-}
-
-function captureLogger(records: LogRecord[], base: LogFields = {}): Logger {
-  const at = (level: string) => (msg: string, fields?: LogFields) => records.push({ level, msg, fields: { ...base, ...fields } });
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (f) => captureLogger(records, { ...base, ...f }) };
-}
 
 /** A temp dir, a source on `file` in it, recorded handler calls; everything is stopped and removed after the test. */
 async function setup(t: TestContext, file = 'topology.yaml', deps: SourceDeps = {}) {

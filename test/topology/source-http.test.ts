@@ -18,10 +18,8 @@ import {
   type TopologyUpdate,
 } from '../../middleware/src/topology/source/index.js';
 import { waitUntil } from '../support/wait.js';
+import { doc, names, rule } from './source-fixtures.js';
 
-const rule = (name: string) => ({ name, endpoint: `sqlite://./db/${name}.db`, prefix: { prefix: name } });
-const doc = (...names: string[]) => stringify({ backends: names.map(rule) });
-const names = (u: TopologyUpdate) => u.document.backends.map((b) => b.name);
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 

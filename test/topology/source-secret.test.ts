@@ -9,7 +9,6 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { LogFields, Logger } from '../../middleware/src/log.js';
 import { encodeStoredSecret, encodeStoredSecretJson } from '../../middleware/src/topology/secret-codec.js';
 import { TopologyValidationError } from '../../middleware/src/topology/validate.js';
 import {
@@ -21,11 +20,10 @@ import {
   type TopologyUpdate,
 } from '../../middleware/src/topology/source/index.js';
 import { waitUntil } from '../support/wait.js';
+import { doc, names, rule } from './source-fixtures.js';
+import { captureLogger, type LogRecord } from '../support/capture-logger.js';
 
 const KEY = '/registry/secrets/harikube/topology-config';
-const rule = (name: string) => ({ name, endpoint: `sqlite://./db/${name}.db`, prefix: { prefix: name } });
-const doc = (...names: string[]) => stringify({ backends: names.map(rule) });
-const names = (u: TopologyUpdate) => u.document.backends.map((b) => b.name);
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 type Data = Record<string, string | Buffer>;
@@ -78,16 +76,6 @@ class FakeKeys implements StoredKeyReader {
   }
 }
 
-interface LogRecord {
-  level: string;
-  msg: string;
-  fields: LogFields;
-}
-
-function captureLogger(records: LogRecord[], base: LogFields = {}): Logger {
-  const at = (level: string) => (msg: string, fields?: LogFields) => records.push({ level, msg, fields: { ...base, ...fields } });
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (f) => captureLogger(records, { ...base, ...f }) };
-}
 
 function setup(t: TestContext, deps: SourceDeps = {}) {
   const keys = new FakeKeys();

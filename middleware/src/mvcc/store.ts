@@ -516,10 +516,13 @@ export class Store {
     }
   }
 
-  /** True when the backend answers. */
+  /**
+   * True when the default backend (the meta store) answers. A routed backend that is down fails only the
+   * requests for its keys; reporting the whole server unready would take every other key offline too.
+   */
   async ready(): Promise<boolean> {
     try {
-      await this.backend.maxRevision();
+      await this.backend.getMeta(META.clusterId);
       return true;
     } catch {
       return false;

@@ -94,7 +94,8 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
   starting = false;
   if (startError) {
     await source.stop();
-    throw new Error(`topology ${source.description}: ${startError.message}`);
+    const named = startError.message.includes(source.description) ? startError.message : `topology ${source.description}: ${startError.message}`;
+    throw new Error(`${named}; the middleware does not start without the topology it was given`);
   }
   tlog.info('topology source started', { source: source.description, rules: routed.table.document.backends.length });
   return source;
