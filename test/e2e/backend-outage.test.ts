@@ -2,13 +2,17 @@
  * The database goes away while clients write: clients get Unavailable (never a wrong answer), the
  * middleware recovers by itself when the database is back, no acknowledged write is lost, no revision is
  * handed out twice, and watchers see exactly what the database holds (including writes whose commit
- * outcome was unknown when the connection died).
+ * outcome was unknown when the connection died). Once with PostgreSQL as the only backend, once with it
+ * as a routed backend next to SQLite, where one write batch commits in both and only one of them fails.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { skipUnless, POSTGRES_URL } from '../support/env.js';
-import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
+import { createScratchStore } from '../support/scratch-store.js';
 import { Middleware } from '../support/middleware.js';
 import { status as Status } from '@grpc/grpc-js';
 import { EtcdClient } from '../support/grpc.js';
@@ -20,17 +24,59 @@ const OUTAGES = 3;
 
 const skip = await skipUnless('postgres');
 
-describe('PostgreSQL connections killed mid-write', { skip }, () => {
-  let store: ScratchStore;
+interface Setup {
+  /** The PostgreSQL database whose connections are killed. */
+  database: string;
+  middleware: Middleware;
+  dispose(): Promise<void>;
+}
+
+/** PostgreSQL is the default backend. */
+async function postgresOnly(): Promise<Setup> {
+  const store = await createScratchStore('postgres');
+  const middleware = await Middleware.start({ endpoint: store.endpoint, compactInterval: '0' }).catch(async (err) => {
+    await store.dispose();
+    throw err;
+  });
+  return { database: (parseEndpoint(store.endpoint) as SqlServerEndpoint).database, middleware, dispose: () => store.dispose() };
+}
+
+/** SQLite is the default backend; keys ending in an even digit are routed to PostgreSQL. */
+async function routedToPostgres(): Promise<Setup> {
+  const sqlite = await createScratchStore('sqlite');
+  const postgres = await createScratchStore('postgres');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-outage-'));
+  const dispose = async () => {
+    await Promise.all([sqlite.dispose(), postgres.dispose()]);
+    await rm(dir, { recursive: true, force: true });
+  };
+  const topology = path.join(dir, 'topology.yaml');
+  await writeFile(topology, `backends:\n- name: even\n  endpoint: ${postgres.endpoint}\n  regexp: { key: "[02468]$" }\n`);
+  const middleware = await Middleware.start({
+    endpoint: sqlite.endpoint,
+    compactInterval: '0',
+    extraArgs: ['--topology-config', `file://${topology}`],
+  }).catch(async (err) => {
+    await dispose();
+    throw err;
+  });
+  return { database: (parseEndpoint(postgres.endpoint) as SqlServerEndpoint).database, middleware, dispose };
+}
+
+for (const [title, setup] of [
+  ['PostgreSQL connections killed mid-write', postgresOnly],
+  ['PostgreSQL connections of a routed backend killed mid-write', routedToPostgres],
+] as const) describe(title, { skip }, () => {
+  let s: Setup;
   let mw: Middleware;
   let client: EtcdClient;
   let admin: pg.Client;
   let database: string;
 
   before(async () => {
-    store = await createScratchStore('postgres');
-    database = (parseEndpoint(store.endpoint) as SqlServerEndpoint).database;
-    mw = await Middleware.start({ endpoint: store.endpoint, compactInterval: '0' });
+    s = await setup();
+    mw = s.middleware;
+    database = s.database;
     client = new EtcdClient(mw.address);
     admin = new pg.Client({ connectionString: POSTGRES_URL });
     await admin.connect();
@@ -40,7 +86,7 @@ describe('PostgreSQL connections killed mid-write', { skip }, () => {
     client?.close();
     await admin?.end();
     await mw?.stop();
-    await store?.dispose();
+    await s?.dispose();
   });
 
   it('loses no acknowledged write, reuses no revision, and watchers match the database', async (t) => {

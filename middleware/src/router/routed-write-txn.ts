@@ -9,8 +9,13 @@ import { BackendUnavailableError, type Backend, type KeyRow, type LeaseRow, type
 import { mergeByKey } from './merge.js';
 import type { RouteTable } from './route-table.js';
 
-/** Thrown inside a child transaction to make its backend roll back. */
-const ROLLBACK = Symbol('rollback');
+/** Thrown inside a child transaction to make its backend roll back (an Error: backends inspect what they catch). */
+class RollbackRequested extends Error {
+  constructor() {
+    super('rolled back: another part of the write batch failed');
+    this.name = 'RollbackRequested';
+  }
+}
 
 /** A backend transaction held open until the batch decides. */
 interface OpenTxn {
@@ -37,7 +42,7 @@ function openTxn(backend: Backend): Promise<OpenTxn> {
           }
         },
       });
-      if (!(await decision)) throw ROLLBACK;
+      if (!(await decision)) throw new RollbackRequested();
     });
     done.catch((err: unknown) => {
       if (!opened) rejectOpen(err);
