@@ -23,6 +23,8 @@ export interface MiddlewareOptions {
   /** --emulated-etcd-version. */
   emulatedEtcdVersion?: string;
   extraArgs?: string[];
+  /** What start() and restart() wait for: /readyz 200 (default) or only /healthz 200 (a standby replica). */
+  waitFor?: 'ready' | 'live';
 }
 
 export class Middleware {
@@ -89,7 +91,7 @@ export class Middleware {
       cwd: REPO_ROOT,
     });
     this.proc = proc;
-    const readyz = `http://${this.metricsAddress}/readyz`;
+    const readyz = `http://${this.metricsAddress}/${this.options.waitFor === 'live' ? 'healthz' : 'readyz'}`;
     try {
       const outcome = await waitUntil(
         `${readyz} to answer 200`,

@@ -71,6 +71,11 @@ export interface WriteTxn {
   insert(rows: KeyRow[]): Promise<void> | void;
   /** Sets a meta value (see `Backend.getMeta`). */
   setMeta(name: string, value: Buffer): Promise<void> | void;
+  /**
+   * Reads a meta value and holds it locked until the transaction ends, so no other writer can change it
+   * meanwhile (leader fencing: a deposed leader's batch fails instead of committing).
+   */
+  lockMeta(name: string): Promise<Buffer | undefined> | Buffer | undefined;
   putLease(lease: LeaseRow): Promise<void> | void;
   deleteLease(id: string): Promise<void> | void;
 }

@@ -58,6 +58,11 @@ export interface StoreOptions {
   /** Longest one compaction step may take, ms (default 5,000). */
   compactTimeoutMs?: number;
   logger?: Logger;
+  /**
+   * Runs first in every write transaction and throws if this process may no longer write (leader fencing:
+   * ARCHITECTURE.md, "One writer"). Its failure fails the batch before any revision is allocated.
+   */
+  fence?: (tx: WriteTxn) => Promise<void>;
 }
 
 type Job = {
@@ -273,6 +278,7 @@ export class Store {
     const started = performance.now();
     try {
       await this.backend.write(async (tx: WriteTxn) => {
+        if (this.opts.fence) await this.opts.fence(tx);
         for (const job of batch) {
           const ctx = new ApplyContext(
             tx,

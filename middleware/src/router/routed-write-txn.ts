@@ -89,6 +89,10 @@ export class RoutedWriteTxn implements WriteTxn {
     await (await this.txFor(this.table.defaultBackend)).setMeta(name, value);
   }
 
+  async lockMeta(name: string): Promise<Buffer | undefined> {
+    return (await this.txFor(this.table.defaultBackend)).lockMeta(name);
+  }
+
   async putLease(lease: LeaseRow): Promise<void> {
     await (await this.txFor(this.table.defaultBackend)).putLease(lease);
   }

@@ -2,6 +2,7 @@
  * Flags of `harikube serve`: one table drives parsing, validation, `--help` and the README's flag list.
  * Names follow the existing product (kine-style) where one exists.
  */
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../topology/duration.js';
 
@@ -58,6 +59,17 @@ export const SERVE_FLAGS = {
     type: 'string',
     description: 'Directory where TLS files shipped in a secret:// topology are written. Without the flag: $TOPOLOGY_CONFIG_TLS_DIR.',
   },
+  'leader-elect': {
+    type: 'boolean',
+    description:
+      'Run as one of several replicas on one shared default backend (PostgreSQL or MySQL): only the holder of a lease in that database serves; the others stand by (/readyz 503) and take over when it stops or its lease expires.',
+  },
+  'leader-elect-lease-duration': { type: 'string', default: '15s', description: 'How long the lease lasts without renewal before a standby takes over.' },
+  'leader-elect-renew-interval': { type: 'string', default: '5s', description: 'How often the leader renews the lease and standbys check it.' },
+  'leader-elect-identity': {
+    type: 'string',
+    description: 'This replica\'s name in the lease. Without the flag: $POD_NAME, else $HOSTNAME, else host name and process ID.',
+  },
   debug: { type: 'boolean', description: 'Log at debug level.' },
   help: { type: 'boolean', description: 'Print this help.' },
 } satisfies Record<string, FlagSpec>;
@@ -81,6 +93,8 @@ export interface ServeConfig {
   topologyConfig?: string;
   topologyPollMs: number;
   topologyTlsDir?: string;
+  /** Set with --leader-elect. */
+  leaderElection?: { identity: string; leaseDurationMs: number; renewIntervalMs: number };
   debug: boolean;
   help: boolean;
 }
@@ -133,6 +147,16 @@ function versionAtLeast(v: string, min: [number, number, number]): boolean {
   return true;
 }
 
+function leaderElection(str: (name: keyof typeof SERVE_FLAGS) => string | undefined): ServeConfig['leaderElection'] {
+  const leaseDurationMs = positive('leader-elect-lease-duration', duration('leader-elect-lease-duration', str('leader-elect-lease-duration')!));
+  const renewIntervalMs = positive('leader-elect-renew-interval', duration('leader-elect-renew-interval', str('leader-elect-renew-interval')!));
+  if (renewIntervalMs * 2 > leaseDurationMs) {
+    throw new FlagError('--leader-elect-renew-interval must be at most half of --leader-elect-lease-duration (the leader renews at least twice per lease)');
+  }
+  const identity = str('leader-elect-identity') || process.env.POD_NAME || process.env.HOSTNAME || `${hostname()}-${process.pid}`;
+  return { identity, leaseDurationMs, renewIntervalMs };
+}
+
 export function parseServeFlags(args: string[]): ServeConfig {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -174,6 +198,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
     topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
     topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),
+    leaderElection: values['leader-elect'] === true ? leaderElection(str) : undefined,
     debug: values.debug === true,
     help: values.help === true,
   };

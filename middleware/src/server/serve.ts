@@ -14,7 +14,8 @@ import { TopologyApplier, TopologyRefusedError } from '../router/topology-applie
 import type { BackendRule } from '../topology/schema.js';
 import { createTopologySource, type TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';
-import { Store } from '../mvcc/store.js';
+import { Store, type StoreOptions } from '../mvcc/store.js';
+import { LeaderElection } from '../leader/election.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { FlagError, parseServeFlags, serveUsage, type ServeConfig } from './flags.js';
 import { healthDefinition, healthService } from './health.js';
@@ -108,13 +109,14 @@ export interface RunningServer {
 }
 
 /** Starts everything `serve` runs; resolves once clients can connect. */
-export async function startServer(cfg: ServeConfig): Promise<RunningServer> {
+export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions['fence'] } = {}): Promise<RunningServer> {
   const defaultBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
   const routed = new RoutedBackend(defaultBackend, ruleBackend);
   const store = await Store.open({
     backend: routed,
     compactBatchSize: cfg.compactBatchSize,
     compactTimeoutMs: cfg.compactTimeoutMs,
+    fence: opts.fence,
   });
   let topology: TopologySource | undefined;
   try {
@@ -217,24 +219,80 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   configureLogging({ format: cfg.logFormat, level: cfg.debug ? 'debug' : 'info' });
-  let running: RunningServer;
+  const stopRequested = new AbortController();
+  let onStop: (signal: string) => void = () => {};
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info('shutting down', { signal });
+      stopRequested.abort();
+      onStop(signal);
+    });
+  }
+  let election: LeaderElection | undefined;
+  let electionBackend: Backend | undefined;
   try {
-    running = await startServer(cfg);
+    if (cfg.leaderElection) {
+      electionBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
+      await electionBackend.open();
+      election = new LeaderElection({ backend: electionBackend, ...cfg.leaderElection, logger: log });
+      if (!(await standBy(cfg, election, stopRequested.signal))) {
+        await electionBackend.close();
+        return 0;
+      }
+    }
   } catch (e) {
-    log.error('cannot start', { error: (e as Error).message });
+    await electionBackend?.close().catch(() => undefined);
     process.stderr.write(`harikube serve: ${(e as Error).message}\n`);
     return 1;
   }
+  let running: RunningServer;
+  try {
+    running = await startServer(cfg, { fence: election?.fence });
+  } catch (e) {
+    log.error('cannot start', { error: (e as Error).message });
+    process.stderr.write(`harikube serve: ${(e as Error).message}\n`);
+    await election?.release();
+    await electionBackend?.close().catch(() => undefined);
+    return 1;
+  }
+  let code = 0;
   await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info('shutting down', { signal });
-      running.stop().then(resolve, (err: unknown) => {
-        log.error('shutdown failed', { error: err });
-        resolve();
-      });
+    let stopping = false;
+    const shutdown = () => {
+      if (stopping) return;
+      stopping = true;
+      running
+        .stop()
+        .catch((err: unknown) => log.error('shutdown failed', { error: err }))
+        .then(() => election?.release())
+        .then(() => electionBackend?.close())
+        .catch((err: unknown) => log.warn('closing the election connection failed', { error: err }))
+        .then(() => resolve());
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    onStop = shutdown;
+    if (stopRequested.signal.aborted) shutdown();
+    // a deposed leader stops serving: its writes are fenced, and its reads may be stale
+    election?.startRenewing(() => {
+      code = 1;
+      shutdown();
+    });
   });
-  return 0;
+  return code;
+}
+
+/**
+ * Waits for the leader lease, answering /healthz (and /readyz with 503) meanwhile so the pod stays alive
+ * but receives no traffic. Resolves false when asked to stop first.
+ */
+async function standBy(cfg: ServeConfig, election: LeaderElection, signal: AbortSignal): Promise<boolean> {
+  const probes = cfg.metrics ? await startHttpServer(cfg.metrics.host, cfg.metrics.port, { ready: async () => false }) : undefined;
+  try {
+    return await election.acquire(signal);
+  } finally {
+    if (probes) {
+      const closed = new Promise<void>((resolve) => probes.close(() => resolve()));
+      probes.closeAllConnections();
+      await closed;
+    }
+  }
 }

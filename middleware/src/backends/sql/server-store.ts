@@ -236,6 +236,10 @@ export class ServerLogStore implements Backend {
     await c.execute(this.st.metaSet, [name, value]);
   }
 
+  async lockMetaOn(c: SqlRunner, name: string): Promise<Buffer | undefined> {
+    return (await c.query(this.st.metaLock, [name]))[0]?.value as Buffer | undefined;
+  }
+
   async putLeaseOn(c: SqlRunner, lease: LeaseRow): Promise<void> {
     await c.execute(this.st.leasePut, [this.driver.int64(checkInt64(lease.id, 'lease ID')), lease.ttl, lease.expiresAt]);
   }
@@ -354,6 +358,10 @@ class ServerWriteTxn implements WriteTxn {
 
   setMeta(name: string, value: Buffer): Promise<void> {
     return this.run(() => this.store.setMetaOn(this.check(), name, value));
+  }
+
+  lockMeta(name: string): Promise<Buffer | undefined> {
+    return this.run(() => this.store.lockMetaOn(this.check(), name));
   }
 
   putLease(lease: LeaseRow): Promise<void> {

@@ -232,6 +232,10 @@ export class SqliteBackend implements Backend {
     this.exec(() => c.get(this.st.metaSet).run(name, value));
   }
 
+  lockMetaOn(c: StatementCache, name: string): Buffer | undefined {
+    return this.exec(() => (c.get(this.st.metaLock).get(name) as DbRow | undefined)?.value as Buffer | undefined);
+  }
+
   putLeaseOn(c: StatementCache, lease: LeaseRow): void {
     this.exec(() => c.get(this.st.leasePut).run(BigInt(checkInt64(lease.id, 'lease ID')), lease.ttl, lease.expiresAt));
   }
@@ -345,6 +349,10 @@ class SqliteWriteTxn implements WriteTxn {
 
   setMeta(name: string, value: Buffer): void {
     this.backend.setMetaOn(this.check(), name, value);
+  }
+
+  lockMeta(name: string): Buffer | undefined {
+    return this.backend.lockMetaOn(this.check(), name);
   }
 
   putLease(lease: LeaseRow): void {

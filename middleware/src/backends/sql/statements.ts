@@ -34,6 +34,7 @@ export class Statements {
   readonly deleteRow: string;
   readonly compactScan: string;
   readonly metaGet: string;
+  readonly metaLock: string;
   readonly metaSet: string;
   readonly leaseList: string;
   readonly leasePut: string;
@@ -58,6 +59,8 @@ export class Statements {
       'SELECT rev, sub, name, prev_rev, deleted FROM kv WHERE rev >= ? AND rev <= ? AND (rev > ? OR sub > ?) ORDER BY rev, sub LIMIT ?',
     );
     this.metaGet = sql('SELECT value FROM meta WHERE name = ?');
+    // SQLite's BEGIN IMMEDIATE already excludes every other writer; the servers lock the row
+    this.metaLock = sql(`SELECT value FROM meta WHERE name = ?${d.name === 'sqlite' ? '' : ' FOR UPDATE'}`);
     this.metaSet = sql(d.upsert('meta', 'name', ['name', 'value']));
     this.leaseList = sql(`SELECT ${d.int64Text('id')} AS id, ttl, expires_at FROM leases ORDER BY id`);
     this.leasePut = sql(d.upsert('leases', 'id', ['id', 'ttl', 'expires_at']));
