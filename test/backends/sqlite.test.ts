@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import type { KeyRow } from '../../middleware/src/backends/backend.js';
 import { BackendUnavailableError, openBackend } from '../../middleware/src/backends/index.js';
+import { unpackRows } from '../../middleware/src/backends/sql/sqlite-pages.js';
 import { backendConformance } from './conformance/suite.js';
 import { sqliteStore } from './support/stores.js';
 
@@ -52,5 +54,34 @@ describe('sqlite backend files', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('sqlite packed range rows', () => {
+  const meta = (rows: [string, string, number][]) => JSON.stringify(rows.map(([k, v, rev]) => [Buffer.byteLength(k), Buffer.byteLength(v), rev, 0, rev, 0, 1, '9223372036854775807', 0]));
+
+  test('rows come back in key order even if SQLite aggregated them in another', () => {
+    const rows: [string, string, number][] = [
+      ['b', 'vb', 2],
+      ['a', '', 1],
+      ['c', 'value c', 3],
+    ];
+    const out: KeyRow[] = [];
+    const n = unpackRows({ bytes: Buffer.from(rows.map(([k, v]) => k + v).join('')), meta: meta(rows) }, out);
+    assert.equal(n, 3);
+    assert.deepEqual(
+      out.map((r) => [r.key.toString(), r.value.toString(), r.modRevision, r.lease]),
+      [
+        ['a', '', 1, '9223372036854775807'],
+        ['b', 'vb', 2, '9223372036854775807'],
+        ['c', 'value c', 3, '9223372036854775807'],
+      ],
+    );
+  });
+
+  test('an empty chunk and a chunk whose lengths do not add up', () => {
+    const out: KeyRow[] = [];
+    assert.equal(unpackRows({ bytes: null, meta: '[]' }, out), 0);
+    assert.throws(() => unpackRows({ bytes: Buffer.from('abc'), meta: meta([['a', 'b', 1]]) }, out), /3 bytes for rows of 2 bytes/);
   });
 });

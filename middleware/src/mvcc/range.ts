@@ -80,3 +80,47 @@ export function finishRange(req: RangeRequest, rows: KeyRow[], total: number, he
   }
   return { header, kvs: out.map((r) => rowToKeyValue(r, req.keys_only)), more, count: total };
 }
+
+interface PageCount {
+  end: Buffer;
+  revision: number;
+  /** Starts in (after, upTo] have `count` keys in [start, end). */
+  after: Buffer;
+  upTo: Buffer;
+  count: number;
+}
+
+/**
+ * etcd's `count` of a continued page without counting again. A page that read limit + 1 keys k1 < ... <
+ * k(limit+1) of [start, end) at revision R, whose count was C, shows that the keys of [s, end) for any s in
+ * (k(limit), k(limit+1)] are those of [start, end) but k1..k(limit): C - limit of them. The continue key of
+ * kube-apiserver and etcdctl (last key returned + "\0") falls in that interval. A snapshot at or below the
+ * watermark never changes (compaction removes only rows that no read at or above its revision sees, and
+ * reads below it are refused), so the count derived is exactly what counting again would give.
+ */
+export class PageCounts {
+  private readonly entries: PageCount[] = [];
+  private next = 0;
+
+  /** Bounded: concurrent paged lists each need one entry at a time. */
+  constructor(private readonly capacity = 64) {}
+
+  /** The count of [start, end) at `revision` if an earlier page determined it. */
+  lookup(start: Buffer, end: Buffer, revision: number): number | undefined {
+    for (const e of this.entries) {
+      if (e.revision === revision && Buffer.compare(start, e.after) > 0 && Buffer.compare(start, e.upTo) <= 0 && e.end.equals(end)) return e.count;
+    }
+    return undefined;
+  }
+
+  /** Records what a page that read `rows` (more than `limit`, in key order) with count `total` shows. */
+  remember(end: Buffer, revision: number, rows: KeyRow[], limit: number, total: number): void {
+    const after = rows[limit - 1]!.key;
+    const upTo = rows[limit]!.key;
+    if (this.lookup(upTo, end, revision) !== undefined) return;
+    // Copies: the rows' keys may be views of a much larger buffer that the cache must not keep alive.
+    const entry = { end: Buffer.from(end), revision, after: Buffer.from(after), upTo: Buffer.from(upTo), count: total - limit };
+    this.entries[this.next] = entry;
+    this.next = (this.next + 1) % this.capacity;
+  }
+}

@@ -31,7 +31,7 @@ import {
 import { WatchEvent } from './event-codec.js';
 import { rangeEnd } from './key-range.js';
 import { LeaseTable, MAX_LEASE_TTL, type LeaseState } from './leases.js';
-import { finishRange, needsFullRead } from './range.js';
+import { PageCounts, finishRange, needsFullRead } from './range.js';
 import { Sequencer } from './sequencer.js';
 import { WatchHub } from './watch-hub.js';
 import { storeMetrics } from './metrics.js';
@@ -186,6 +186,9 @@ export class Store {
     return requested;
   }
 
+  /** Counts of continued pages, derived from the page before (see PageCounts). */
+  private readonly pageCounts = new PageCounts();
+
   async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = this.readRevision(num(req.revision));
     const header = this.header();
@@ -198,8 +201,10 @@ export class Store {
       const fetchAll = limit <= 0 || needsFullRead(req);
       const keysOnly = req.keys_only && req.sort_target !== 'Value';
       const rows = await this.backend.range({ start: req.key, end, revision: rev, limit: fetchAll ? 0 : limit + 1, keysOnly });
+      if (fetchAll || rows.length <= limit || !end) return finishRange(req, rows, rows.length, header);
       // etcd's count is every key in the range, not only the page returned
-      const total = !fetchAll && rows.length > limit ? await this.backend.count(req.key, end, rev) : rows.length;
+      const total = this.pageCounts.lookup(req.key, end, rev) ?? (await this.backend.count(req.key, end, rev));
+      this.pageCounts.remember(end, rev, rows, limit, total);
       return finishRange(req, rows, total, header);
     } catch (err) {
       throw this.storageError(err);

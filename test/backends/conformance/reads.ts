@@ -98,6 +98,33 @@ export function readTests(suite: Suite): void {
       assert.equal(await be.maxRevision(), log.revision);
     }));
 
+  test('ranges of more keys than one read chunk come back whole and in order, at every limit', () =>
+    suite.fresh(async (be, log) => {
+      // 1,300 keys: more than two of the SQLite backend's 512-key chunks. Values of mixed sizes, some empty,
+      // some holding NUL and invalid UTF-8; then updates and deletes so the two revisions differ.
+      const name = (i: number) => Buffer.concat([b(`/l/${String(i).padStart(4, '0')}`), i % 9 === 0 ? Buffer.from([0, 0xff]) : Buffer.alloc(0)]);
+      const value = (i: number) => (i % 7 === 0 ? '' : i % 5 === 0 ? Buffer.alloc(3000, i) : Buffer.from([i & 0xff, 0, 0xc3, 0x28, i >> 8]));
+      await log.commit(...Array.from({ length: 1300 }, (_, i) => ({ put: name(i), value: value(i) })));
+      const ops: Op[] = [];
+      for (let i = 0; i < 1300; i += 11) ops.push(i % 2 === 0 ? { del: name(i) } : { put: name(i), value: `new ${i}` });
+      await log.commit(...ops);
+      const queries: Omit<RangeQuery, 'revision'>[] = [
+        { start: b('/l/'), end: b('/l0'), limit: 0 },
+        { start: b('/l/'), end: b('/l0'), limit: 0, keysOnly: true },
+        { start: b('/l/'), end: EVERYTHING, limit: 0 },
+        { start: b('/l/'), end: b('/l0'), limit: 511 },
+        { start: b('/l/'), end: b('/l0'), limit: 512 },
+        { start: b('/l/'), end: b('/l0'), limit: 513 },
+        { start: b('/l/'), end: b('/l0'), limit: 1025, keysOnly: true },
+        { start: b('/l/0100'), end: b('/l/1200'), limit: 0 },
+        { start: b('/l/0100'), end: b('/l0'), limit: 1199 },
+      ];
+      for (const rev of [1, 2]) {
+        for (const q of queries) await expectSame(be, log, { ...q, revision: rev });
+        assert.equal(await be.count(b('/l/'), b('/l0'), rev), log.count(b('/l/'), b('/l0'), rev));
+      }
+    }));
+
   test('a snapshot at an older revision ignores newer rows, deletes and creations', () =>
     suite.fresh(async (be, log) => {
       await log.commit({ put: 'k/1', value: 'old' }, { put: 'k/2', value: 'old' }); // 1

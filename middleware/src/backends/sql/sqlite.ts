@@ -18,7 +18,8 @@ import { Lock } from './lock.js';
 import { timed } from './metrics.js';
 import { MAX_KEY_BYTES, checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import { migrate } from './schema.js';
-import { Statements, rangeShape } from './statements.js';
+import { CHUNK_ROWS, keyAfter, packedRangeSql, unpackRows } from './sqlite-pages.js';
+import { Statements, rangeShape, shapeId, type RangeShape } from './statements.js';
 
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
@@ -52,6 +53,7 @@ function transient(err: unknown): boolean {
 }
 
 type Stmt = Database.Statement<unknown[], unknown>;
+type PackedRow = { bytes: Buffer | null; meta: string };
 
 /** Prepared statements of one connection, prepared on first use. */
 class StatementCache {
@@ -73,6 +75,7 @@ const toBigInt = (decimal: string) => BigInt(decimal);
 export class SqliteBackend implements Backend {
   readonly description: string;
   private readonly st = new Statements(sqliteDialect);
+  private readonly packedSqls = new Map<number, string>();
   private readonly writeLock = new Lock();
   private readonly compactLock = new Lock();
   private readonly progress = new CompactionProgress();
@@ -211,8 +214,33 @@ export class SqliteBackend implements Backend {
       const row = c.get(this.st.get(q.keysOnly === true)).get(q.start, q.revision) as DbRow | undefined;
       return row && Number(row.deleted) === 0 ? [toKeyRow(row)] : [];
     }
-    const shape = rangeShape(q);
-    return (c.get(this.st.range(shape)).all(...this.st.rangeParams(q, shape)) as DbRow[]).map((row) => toKeyRow(row));
+    // Ranges of more than one chunk read in one transaction: one snapshot, whatever commits meanwhile.
+    if ((q.limit === 0 || q.limit > CHUNK_ROWS) && !c.db.inTransaction) return c.db.transaction(() => this.packedRange(c, q)).deferred();
+    return this.packedRange(c, q);
+  }
+
+  /** A bounded range read CHUNK_ROWS keys at a time as packed rows (see sqlite-pages.ts). */
+  private packedRange(c: StatementCache, q: RangeQuery): KeyRow[] {
+    const shape = { ...rangeShape(q), limited: true };
+    const packed = c.get(this.packedSql(shape));
+    const rows: KeyRow[] = [];
+    let start = q.start;
+    for (;;) {
+      const want = q.limit > 0 ? Math.min(CHUNK_ROWS, q.limit - rows.length) : CHUNK_ROWS;
+      const got = unpackRows(packed.get(...this.st.rangeParams({ ...q, start, limit: want }, shape)) as PackedRow, rows);
+      if (got < want || rows.length === q.limit) return rows;
+      start = keyAfter(rows[rows.length - 1]!.key);
+    }
+  }
+
+  private packedSql(shape: RangeShape): string {
+    const id = shapeId(shape);
+    let s = this.packedSqls.get(id);
+    if (!s) {
+      s = packedRangeSql(this.st.range(shape), shape.keysOnly);
+      this.packedSqls.set(id, s);
+    }
+    return s;
   }
 
   latestOn(c: StatementCache, key: Buffer): KeyRow | undefined {
