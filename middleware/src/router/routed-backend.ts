@@ -14,7 +14,6 @@ import {
   type RangeQuery,
   type WriteTxn,
 } from '../backends/backend.js';
-import { validateTopology, formatIssue } from '../topology/validate.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
@@ -84,7 +83,7 @@ export class RoutedBackend implements Backend {
     await this.defaultBackend.open();
     const saved = await this.defaultBackend.getMeta(META_TOPOLOGY);
     if (!saved) return;
-    const doc = parseSavedTopology(saved, this.defaultBackend.description);
+    const doc = await parseSavedTopology(saved, this.defaultBackend.description);
     if (doc.backends.length === 0) return;
     let backends: Map<string, Backend>;
     try {
@@ -184,13 +183,15 @@ export class RoutedBackend implements Backend {
 }
 
 /** The persisted topology; it was valid when saved, so a failure here means the meta value was damaged. */
-export function parseSavedTopology(saved: Buffer, where: string): TopologyDocument {
+export async function parseSavedTopology(saved: Buffer, where: string): Promise<TopologyDocument> {
+  // the validator compiles the whole schema: loaded only when a topology was saved
   let parsed: unknown;
   try {
     parsed = JSON.parse(saved.toString('utf8'));
   } catch (err) {
     throw new Error(`${where}: the saved topology (meta "${META_TOPOLOGY}") is not JSON: ${(err as Error).message}`);
   }
+  const { validateTopology, formatIssue } = await import('../topology/validate.js');
   const v = validateTopology(parsed);
   if (!v.ok) throw new Error(`${where}: the saved topology (meta "${META_TOPOLOGY}") is invalid: ${v.issues.map(formatIssue).join('; ')}`);
   return v.value;

@@ -7,15 +7,12 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { openBackend, type Backend } from '../backends/index.js';
-import { StoreKeyReader } from '../mvcc/key-reader.js';
 import { RoutedBackend } from '../router/routed-backend.js';
-import { countUnusableTopology } from '../router/metrics.js';
-import { TopologyApplier, TopologyRefusedError } from '../router/topology-applier.js';
 import type { BackendRule } from '../topology/schema.js';
-import { createTopologySource, type TopologySource } from '../topology/source/source.js';
+import type { TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';
 import { Store, type StoreOptions } from '../mvcc/store.js';
-import { LeaderElection } from '../leader/election.js';
+import type { LeaderElection } from '../leader/election.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { FlagError, parseServeFlags, serveUsage, type ServeConfig } from './flags.js';
 import { healthDefinition, healthService } from './health.js';
@@ -71,6 +68,13 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     if (inEffect) tlog.warn('no topology source (TOPOLOGY_CONFIG) set: routing by the topology saved at the last run', { rules: inEffect });
     return undefined;
   }
+  // loaded only when a topology source is configured: the plain server stays small (RSS budget)
+  const [{ StoreKeyReader }, { countUnusableTopology }, { TopologyApplier, TopologyRefusedError }, { createTopologySource }] = await Promise.all([
+    import('../mvcc/key-reader.js'),
+    import('../router/metrics.js'),
+    import('../router/topology-applier.js'),
+    import('../topology/source/source.js'),
+  ]);
   const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackend, logger: tlog });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
@@ -234,6 +238,7 @@ export async function main(args: string[]): Promise<number> {
     if (cfg.leaderElection) {
       electionBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
       await electionBackend.open();
+      const { LeaderElection } = await import('../leader/election.js');
       election = new LeaderElection({ backend: electionBackend, ...cfg.leaderElection, logger: log });
       if (!(await standBy(cfg, election, stopRequested.signal))) {
         await electionBackend.close();
