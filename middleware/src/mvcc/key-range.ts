@@ -10,6 +10,11 @@ export function rangeEnd(rangeEndBytes: Buffer | undefined): Buffer | undefined 
   return rangeEndBytes;
 }
 
+/** The smallest key after `key` in bytewise order: where a read that resumes after `key` starts. */
+export function keyAfter(key: Buffer): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
+}
+
 /** True when `key` falls in [start, end) with `end` in backend form. */
 export function inRange(key: Buffer, start: Buffer, end: Buffer | undefined): boolean {
   if (end === undefined) return key.equals(start);

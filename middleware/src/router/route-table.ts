@@ -49,11 +49,6 @@ export class RouteTable {
     return this.byName.get(this.router.backendFor(key))!;
   }
 
-  /** Rule name (DEFAULT_BACKEND for the default) owning `key`. */
-  ownerNameOf(key: Buffer): string {
-    return this.router.backendFor(key);
-  }
-
   /** Backends a read of [start, end) must consult (`end` undefined: the single key `start`). */
   readersOf(start: Buffer, end: Buffer | undefined): Backend[] {
     const names = this.router.backendsFor(start, end);

@@ -110,13 +110,17 @@ export class RoutedBackend implements Backend {
   }
 
   async range(q: RangeQuery): Promise<KeyRow[]> {
-    const readers = this.current.readersOf(q.start, q.end);
+    const t = this.current;
+    if (t.isSingle) return this.defaultBackend.range(q);
+    const readers = t.readersOf(q.start, q.end);
     if (readers.length === 1) return readers[0]!.range(q);
     return mergeByKey(await Promise.all(readers.map((b) => b.range(q))), q.limit);
   }
 
   async count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
-    const readers = this.current.readersOf(start, end);
+    const t = this.current;
+    if (t.isSingle) return this.defaultBackend.count(start, end, revision);
+    const readers = t.readersOf(start, end);
     if (readers.length === 1) return readers[0]!.count(start, end, revision);
     const counts = await Promise.all(readers.map((b) => b.count(start, end, revision)));
     return counts.reduce((a, b) => a + b, 0);

@@ -6,6 +6,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
+import { keyAfter } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
 import { parseEndpoint, redactEndpoint, type Endpoint } from '../topology/endpoint.js';
 import type { TopologyDocument } from '../topology/schema.js';
@@ -226,7 +227,7 @@ export class TopologyApplier {
 
   /** Records every live key of `b` that the new table gives to another backend. */
   private async scan(b: Backend, revision: number, table: RouteTable, moves: MoveReport): Promise<void> {
-    let start = ALL_START;
+    let start: Buffer = ALL_START;
     for (;;) {
       const rows = await b.range({ start, end: TO_END, revision, limit: SCAN_PAGE, keysOnly: true });
       for (const row of rows) {
@@ -234,7 +235,7 @@ export class TopologyApplier {
         if (owner !== b) moves.add(b, owner, row.key);
       }
       if (rows.length < SCAN_PAGE) return;
-      start = Buffer.concat([rows[rows.length - 1]!.key, Buffer.from([0])]);
+      start = keyAfter(rows[rows.length - 1]!.key);
     }
   }
 }

@@ -53,8 +53,3 @@ export function unpackRows(packed: { bytes: Buffer | null; meta: string }, out: 
   }
   return meta.length;
 }
-
-/** The smallest key after `key` in bytewise order: where the next chunk starts. */
-export function keyAfter(key: Buffer): Buffer {
-  return Buffer.concat([key, Buffer.from([0])]);
-}

@@ -18,7 +18,8 @@ import { Lock } from './lock.js';
 import { timed } from './metrics.js';
 import { MAX_KEY_BYTES, checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import { migrate } from './schema.js';
-import { CHUNK_ROWS, keyAfter, packedRangeSql, unpackRows } from './sqlite-pages.js';
+import { keyAfter } from '../../mvcc/key-range.js';
+import { CHUNK_ROWS, packedRangeSql, unpackRows } from './sqlite-pages.js';
 import { Statements, rangeShape, shapeId, type RangeShape } from './statements.js';
 
 export const sqliteDialect: SqlDialect = {
