@@ -72,3 +72,51 @@ test('a range response encodes kvs, more and count as the etcd proto decodes the
   assert.equal(msg.more, true);
   assert.equal(msg.count, '250');
 });
+
+test('varint edges round-trip through the etcd proto: 7-bit, 31-bit, 32-bit and 53-bit boundaries, uint64 max, negative int64', () => {
+  const decodeRange = etcdService('KV').Range!.responseDeserialize as (b: Buffer) => any;
+  const edges = [1, 127, 128, 16383, 16384, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 35, 2 ** 49 + 3, Number.MAX_SAFE_INTEGER];
+  const kvs = edges.map((n, i) => ({
+    key: Buffer.alloc(n % 300, i),
+    create_revision: n,
+    mod_revision: n,
+    version: String(n),
+    value: Buffer.alloc(n % 200, 7),
+    lease: i % 2 ? String(-n) : String(BigInt(n) * 1000n),
+  }));
+  const msg = decodeRange(
+    encodeRangeResponse({ header: { cluster_id: '18446744073709551615', member_id: '9223372036854775808', revision: 2 ** 40, raft_term: 1 }, kvs, more: false, count: 2 ** 33 }),
+  );
+  assert.equal(msg.header.cluster_id, '18446744073709551615');
+  assert.equal(msg.header.member_id, '9223372036854775808');
+  assert.equal(msg.header.revision, String(2 ** 40));
+  assert.equal(msg.count, String(2 ** 33));
+  assert.equal(msg.more, false);
+  assert.equal(msg.kvs.length, edges.length);
+  edges.forEach((n, i) => {
+    const kv = msg.kvs[i];
+    assert.equal(kv.create_revision, String(n), `create_revision ${n}`);
+    assert.equal(kv.mod_revision, String(n));
+    assert.equal(kv.version, String(n));
+    assert.equal(kv.key.length, n % 300);
+    assert.equal(kv.value.length, n % 200);
+    assert.equal(kv.lease, kvs[i]!.lease, `lease ${kvs[i]!.lease}`);
+  });
+});
+
+test('a watch response with a cancel reason and many events decodes with the etcd proto', () => {
+  const events = Array.from({ length: 300 }, (_, i) =>
+    WatchEvent.fromRow(
+      { key: Buffer.from(`key-${i}`), value: Buffer.alloc(i * 7, 1), modRevision: 1000 + i, sub: 0, createRevision: 3, prevRevision: 0, version: i + 1, lease: '0', deleted: i % 5 === 0 },
+      undefined,
+    ).bytes(true),
+  );
+  const header = encodeHeader({ cluster_id: '1', member_id: '2', revision: 1299, raft_term: 1 });
+  const msg = decode(encodeWatchResponse({ header, watchId: 2 ** 40, canceled: true, cancelReason: 'etcdserver: mvcc: required revision has been compacted', events }));
+  assert.equal(msg.watch_id, String(2 ** 40));
+  assert.equal(msg.cancel_reason, 'etcdserver: mvcc: required revision has been compacted');
+  assert.equal(msg.events.length, 300);
+  assert.equal(msg.events[299].kv.value.length, 299 * 7);
+  assert.equal(msg.events[5].type, 'Delete');
+  assert.equal(msg.events[6].kv.mod_revision, '1006');
+});

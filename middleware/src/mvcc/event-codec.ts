@@ -1,98 +1,148 @@
 /**
- * Hand-written protobuf encoding of the hot messages (KeyValue, Event, WatchResponse). A watch event is
- * encoded once and its bytes reused for every watcher (field numbers from etcd's kv.proto and rpc.proto).
+ * Hand-written protobuf encoding of the hot messages (KeyValue, Event, WatchResponse, RangeResponse), field
+ * numbers from etcd's kv.proto and rpc.proto. Each message is sized first and then written into one buffer
+ * of exactly that size: a list of 500 keys is one allocation, not one per field. A watch event is encoded
+ * once and its bytes reused for every watcher.
  */
 import type { KeyRow } from '../backends/backend.js';
-import type { KeyValue, RangeResponse, ResponseHeader } from './api.js';
+import type { Int64, KeyValue, RangeResponse, ResponseHeader } from './api.js';
 
-const enum Wire {
-  Varint = 0,
-  Bytes = 2,
+// Every field number here is below 16, so every tag is one byte: (field << 3) | wire type.
+const VARINT = 0;
+const BYTES = 2;
+
+/** A varint to write: a non-negative safe integer as a number, anything larger (or negative) as a uint64. */
+type Varint = number | bigint;
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The proto3 int64/uint64/bool value of a field; 0 is the default and is not written. */
+function varintOf(v: Int64 | boolean | undefined): Varint {
+  if (typeof v === 'number') return v >= 0 && v <= Number.MAX_SAFE_INTEGER ? v : BigInt.asUintN(64, BigInt(v));
+  if (v === undefined || v === false || v === '' || v === '0') return 0;
+  if (v === true) return 1;
+  const big = BigInt.asUintN(64, BigInt(v));
+  return big <= MAX_SAFE ? Number(big) : big;
 }
 
-function varintSize(v: bigint): number {
-  let n = 1;
-  while (v >= 0x80n) {
-    v >>= 7n;
-    n++;
+function varintLength(v: Varint): number {
+  if (typeof v === 'number') {
+    if (v < 0x80) return 1;
+    if (v < 0x4000) return 2;
+    if (v < 0x200000) return 3;
+    if (v < 0x10000000) return 4;
+    let n = 4;
+    for (let x = Math.floor(v / 0x10000000); x > 0; x = Math.floor(x / 0x80)) n++;
+    return n;
   }
+  let n = 1;
+  for (let x = v; x >= 0x80n; x >>= 7n) n++;
   return n;
 }
 
-/** Accumulates encoded parts; `finish()` joins them. */
-export class ProtoWriter {
-  private parts: Buffer[] = [];
+/** Bytes a varint field takes (none when it holds the default). */
+function varintFieldSize(v: Varint): number {
+  return v === 0 ? 0 : 1 + varintLength(v);
+}
 
-  private varintRaw(value: number | bigint | string): void {
-    let v = BigInt.asUintN(64, BigInt(value));
-    const out = Buffer.allocUnsafe(varintSize(v));
-    let i = 0;
-    while (v >= 0x80n) {
-      out[i++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
+/** Bytes a length-delimited field of `length` bytes takes (none when empty unless `always`). */
+function bytesFieldSize(length: number, always = false): number {
+  return length === 0 && !always ? 0 : 1 + varintLength(length) + length;
+}
+
+/** Writes into a buffer sized in advance; a size mismatch is a bug and throws rather than sends garbage. */
+class Out {
+  readonly buf: Buffer;
+  private pos = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  private raw(v: Varint): void {
+    const buf = this.buf;
+    let pos = this.pos;
+    if (typeof v === 'number') {
+      for (; v > 0x7fffffff; v = Math.floor(v / 0x80)) buf[pos++] = (v % 0x80) | 0x80;
+      for (; v >= 0x80; v >>>= 7) buf[pos++] = (v & 0x7f) | 0x80;
+      buf[pos++] = v;
+    } else {
+      for (; v >= 0x80n; v >>= 7n) buf[pos++] = Number(v & 0x7fn) | 0x80;
+      buf[pos++] = Number(v);
     }
-    out[i] = Number(v);
-    this.parts.push(out);
+    this.pos = pos;
   }
 
-  private smallVarint(v: number): void {
-    // fast path for non-negative values below 2^31 (tags, lengths, most revisions)
-    if (v < 0x80) {
-      this.parts.push(Buffer.of(v));
-      return;
-    }
-    if (v > 0x7fffffff) {
-      this.varintRaw(v);
-      return;
-    }
-    const out: number[] = [];
-    while (v >= 0x80) {
-      out.push((v & 0x7f) | 0x80);
-      v >>>= 7;
-    }
-    out.push(v);
-    this.parts.push(Buffer.from(out));
+  varint(field: number, v: Varint): void {
+    if (v === 0) return;
+    this.buf[this.pos++] = (field << 3) | VARINT;
+    this.raw(v);
   }
 
-  /** int64/uint64/bool/enum field; omitted when zero (proto3 default). */
-  varint(field: number, value: number | bigint | string | boolean | undefined): this {
-    if (value === undefined || value === 0 || value === false || value === '0' || value === 0n || value === '') return this;
-    this.smallVarint((field << 3) | Wire.Varint);
-    if (value === true) this.parts.push(Buffer.of(1));
-    else if (typeof value === 'number' && value >= 0) this.smallVarint(value);
-    else this.varintRaw(value);
-    return this;
+  /** The tag and length of a length-delimited field whose body the caller writes next. */
+  open(field: number, length: number): void {
+    this.buf[this.pos++] = (field << 3) | BYTES;
+    this.raw(length);
   }
 
-  /** bytes/string/message field; omitted when empty unless `always`. */
-  bytes(field: number, value: Buffer | string | undefined, always = false): this {
-    if (value === undefined) return this;
-    const buf = typeof value === 'string' ? Buffer.from(value) : value;
-    if (buf.length === 0 && !always) return this;
-    this.smallVarint((field << 3) | Wire.Bytes);
-    this.smallVarint(buf.length);
-    this.parts.push(buf);
-    return this;
+  bytes(field: number, b: Buffer, always = false): void {
+    if (b.length === 0 && !always) return;
+    this.open(field, b.length);
+    this.pos += b.copy(this.buf, this.pos);
   }
 
-  finish(): Buffer {
-    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+  done(): Buffer {
+    if (this.pos !== this.buf.length) throw new Error(`protobuf encoder: wrote ${this.pos} bytes of a ${this.buf.length}-byte message`);
+    return this.buf;
   }
+}
+
+function keyValueSize(kv: KeyValue): number {
+  return (
+    bytesFieldSize(kv.key.length) +
+    varintFieldSize(varintOf(kv.create_revision)) +
+    varintFieldSize(varintOf(kv.mod_revision)) +
+    varintFieldSize(varintOf(kv.version)) +
+    bytesFieldSize(kv.value.length) +
+    varintFieldSize(varintOf(kv.lease))
+  );
+}
+
+function writeKeyValue(out: Out, kv: KeyValue): void {
+  out.bytes(1, kv.key);
+  out.varint(2, varintOf(kv.create_revision));
+  out.varint(3, varintOf(kv.mod_revision));
+  out.varint(4, varintOf(kv.version));
+  out.bytes(5, kv.value);
+  out.varint(6, varintOf(kv.lease));
 }
 
 export function encodeKeyValue(kv: KeyValue): Buffer {
-  return new ProtoWriter()
-    .bytes(1, kv.key)
-    .varint(2, kv.create_revision)
-    .varint(3, kv.mod_revision)
-    .varint(4, kv.version)
-    .bytes(5, kv.value)
-    .varint(6, kv.lease)
-    .finish();
+  const out = new Out(keyValueSize(kv));
+  writeKeyValue(out, kv);
+  return out.done();
+}
+
+function headerSize(h: ResponseHeader): number {
+  return (
+    varintFieldSize(varintOf(h.cluster_id)) +
+    varintFieldSize(varintOf(h.member_id)) +
+    varintFieldSize(varintOf(h.revision)) +
+    varintFieldSize(varintOf(h.raft_term))
+  );
+}
+
+function writeHeader(out: Out, h: ResponseHeader): void {
+  out.varint(1, varintOf(h.cluster_id));
+  out.varint(2, varintOf(h.member_id));
+  out.varint(3, varintOf(h.revision));
+  out.varint(4, varintOf(h.raft_term));
 }
 
 export function encodeHeader(h: ResponseHeader): Buffer {
-  return new ProtoWriter().varint(1, h.cluster_id).varint(2, h.member_id).varint(3, h.revision).varint(4, h.raft_term).finish();
+  const out = new Out(headerSize(h));
+  writeHeader(out, h);
+  return out.done();
 }
 
 /** The etcd KeyValue of a stored row (tombstones carry only key and mod_revision, as etcd's DELETE events do). */
@@ -140,15 +190,24 @@ export class WatchEvent {
   /** The encoded mvccpb.Event, with or without prev_kv. */
   bytes(includePrev: boolean): Buffer {
     if (includePrev && this.prevKv) {
-      return (this.withPrev ??= this.encode(true));
+      return (this.withPrev ??= this.encode(this.prevKv));
     }
-    return (this.plain ??= this.encode(false));
+    return (this.plain ??= this.encode(undefined));
   }
 
-  private encode(includePrev: boolean): Buffer {
-    const w = new ProtoWriter().varint(1, this.type === 'Delete' ? 1 : 0).bytes(2, encodeKeyValue(this.kv), true);
-    if (includePrev && this.prevKv) w.bytes(3, encodeKeyValue(this.prevKv), true);
-    return w.finish();
+  private encode(prevKv: KeyValue | undefined): Buffer {
+    const type = this.type === 'Delete' ? 1 : 0;
+    const kvSize = keyValueSize(this.kv);
+    const prevSize = prevKv ? keyValueSize(prevKv) : 0;
+    const out = new Out(varintFieldSize(type) + bytesFieldSize(kvSize, true) + (prevKv ? bytesFieldSize(prevSize, true) : 0));
+    out.varint(1, type);
+    out.open(2, kvSize);
+    writeKeyValue(out, this.kv);
+    if (prevKv) {
+      out.open(3, prevSize);
+      writeKeyValue(out, prevKv);
+    }
+    return out.done();
   }
 }
 
@@ -162,22 +221,54 @@ export interface WatchResponseFields {
   events?: Buffer[];
 }
 
+const NO_EVENTS: Buffer[] = [];
+
 /** Encodes an etcdserverpb.WatchResponse from pre-encoded header and events. */
 export function encodeWatchResponse(r: WatchResponseFields): Buffer {
-  const w = new ProtoWriter()
-    .bytes(1, r.header, true)
-    .varint(2, r.watchId)
-    .varint(3, r.created)
-    .varint(4, r.canceled)
-    .varint(5, r.compactRevision)
-    .bytes(6, r.cancelReason);
-  for (const e of r.events ?? []) w.bytes(11, e, true);
-  return w.finish();
+  const watchId = varintOf(r.watchId);
+  const created = varintOf(r.created);
+  const canceled = varintOf(r.canceled);
+  const compactRevision = varintOf(r.compactRevision);
+  const cancelReason = r.cancelReason ? Buffer.from(r.cancelReason) : undefined;
+  const events = r.events ?? NO_EVENTS;
+  let size =
+    bytesFieldSize(r.header.length, true) +
+    varintFieldSize(watchId) +
+    varintFieldSize(created) +
+    varintFieldSize(canceled) +
+    varintFieldSize(compactRevision) +
+    (cancelReason ? bytesFieldSize(cancelReason.length) : 0);
+  for (const e of events) size += bytesFieldSize(e.length, true);
+  const out = new Out(size);
+  out.bytes(1, r.header, true);
+  out.varint(2, watchId);
+  out.varint(3, created);
+  out.varint(4, canceled);
+  out.varint(5, compactRevision);
+  if (cancelReason) out.bytes(6, cancelReason);
+  for (const e of events) out.bytes(11, e, true);
+  return out.done();
 }
 
 /** Encodes an etcdserverpb.RangeResponse (the hot read path: lists of many keys). */
 export function encodeRangeResponse(r: RangeResponse): Buffer {
-  const w = new ProtoWriter().bytes(1, encodeHeader(r.header), true);
-  for (const kv of r.kvs) w.bytes(2, encodeKeyValue(kv), true);
-  return w.varint(3, r.more).varint(4, r.count).finish();
+  const hSize = headerSize(r.header);
+  const kvSizes = new Array<number>(r.kvs.length);
+  let size = bytesFieldSize(hSize, true);
+  for (let i = 0; i < r.kvs.length; i++) {
+    const s = (kvSizes[i] = keyValueSize(r.kvs[i]!));
+    size += bytesFieldSize(s, true);
+  }
+  const more = varintOf(r.more);
+  const count = varintOf(r.count);
+  const out = new Out(size + varintFieldSize(more) + varintFieldSize(count));
+  out.open(1, hSize);
+  writeHeader(out, r.header);
+  for (let i = 0; i < r.kvs.length; i++) {
+    out.open(2, kvSizes[i]!);
+    writeKeyValue(out, r.kvs[i]!);
+  }
+  out.varint(3, more);
+  out.varint(4, count);
+  return out.done();
 }
