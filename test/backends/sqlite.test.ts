@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { KeyRow } from '../../middleware/src/backends/backend.js';
+import type { Backend, KeyRow } from '../../middleware/src/backends/backend.js';
 import { BackendUnavailableError, openBackend } from '../../middleware/src/backends/index.js';
 import { unpackRows } from '../../middleware/src/backends/sql/sqlite-pages.js';
 import { backendConformance } from './conformance/suite.js';
@@ -83,5 +83,67 @@ describe('sqlite packed range rows', () => {
     const out: KeyRow[] = [];
     assert.equal(unpackRows({ bytes: null, meta: '[]' }, out), 0);
     assert.throws(() => unpackRows({ bytes: Buffer.from('abc'), meta: meta([['a', 'b', 1]]) }, out), /3 bytes for rows of 2 bytes/);
+  });
+});
+
+describe('sqlite read worker', () => {
+  const KEYS = 20_000;
+  const key = (i: number) => Buffer.from(`/registry/pods/default/${String(i).padStart(6, '0')}`);
+  const ALL = { start: Buffer.from('/registry/pods/'), end: Buffer.from('/registry/pods0'), limit: 0 };
+
+  async function loaded(): Promise<{ be: Backend; dispose: () => Promise<void> }> {
+    const store = await sqliteStore();
+    const be = store.backend();
+    await be.open();
+    const value = Buffer.alloc(512, 7);
+    await be.write(async (tx) =>
+      tx.insert(Array.from({ length: KEYS }, (_, i) => ({ key: key(i), value, modRevision: i + 1, sub: 0, createRevision: i + 1, prevRevision: 0, version: 1, lease: '0', deleted: false }))),
+    );
+    return { be, dispose: async () => (await be.close(), await store.dispose()) };
+  }
+
+  test('an unlimited range runs beside the event loop: a single-key read issued after it answers first', async () => {
+    const { be, dispose } = await loaded();
+    try {
+      const order: string[] = [];
+      const big = be.range({ ...ALL, revision: KEYS }).then((rows) => (order.push('range'), rows));
+      const one = be.range({ start: key(7), revision: KEYS, limit: 0 }).then((rows) => (order.push('get'), rows));
+      const [rows, [single]] = await Promise.all([big, one]);
+      assert.deepEqual(order, ['get', 'range'], 'on the main thread the range would have finished before the get began');
+      assert.equal(rows.length, KEYS);
+      assert.deepEqual(rows[KEYS - 1]!.key, key(KEYS - 1));
+      assert.ok(rows.every((r, i) => r.key.equals(key(i))), 'every key, in order');
+      assert.deepEqual(single!.key, key(7));
+      assert.equal(await be.count(ALL.start, ALL.end, KEYS), KEYS);
+      assert.equal(await be.count(ALL.start, ALL.end, 100), 100, 'a count at an older revision');
+    } finally {
+      await dispose();
+    }
+  });
+
+  test('a worker that dies fails its reads as unavailable and the next read starts a new one', async () => {
+    const { be, dispose } = await loaded();
+    try {
+      const failed = assert.rejects(be.range({ ...ALL, revision: KEYS }), (err) => err instanceof BackendUnavailableError && /read worker stopped/.test(err.message));
+      await new Promise((r) => setImmediate(r)); // the read is on the worker now (20,000 rows take it a while)
+      const thread = (be as unknown as { readThread: { current?: { worker: { terminate(): Promise<number> } } } }).readThread;
+      await thread.current!.worker.terminate();
+      await failed;
+      assert.equal((await be.range({ ...ALL, revision: KEYS })).length, KEYS, 'a new worker answers');
+    } finally {
+      await dispose();
+    }
+  });
+
+  test('closing the backend fails a read still running on the worker, and close finishes', async () => {
+    const { be, dispose } = await loaded();
+    try {
+      const failed = assert.rejects(be.range({ ...ALL, revision: KEYS }), (err) => err instanceof BackendUnavailableError && /closed/.test(err.message));
+      await be.close();
+      await failed;
+      await assert.rejects(be.range({ ...ALL, revision: KEYS }), /not open/);
+    } finally {
+      await dispose(); // closing twice is harmless
+    }
   });
 });

@@ -93,7 +93,8 @@ export interface Backend {
 
   /**
    * Connects, creates the database if missing, creates or migrates the schema. Throws
-   * `BackendUnavailableError` when the database cannot be reached, with a message naming it.
+   * `BackendUnavailableError` when the database cannot be reached, with a message naming it. Opening an
+   * open backend does nothing; a closed one may be opened again.
    */
   open(): Promise<void>;
   close(): Promise<void>;

@@ -55,6 +55,7 @@ export async function openRuleBackends(rules: readonly BackendRule[], factory: B
 
 export class RoutedBackend implements Backend {
   private current: RouteTable;
+  private opened = false;
 
   constructor(
     readonly defaultBackend: Backend,
@@ -80,7 +81,18 @@ export class RoutedBackend implements Backend {
 
   /** Opens the default backend, then the backends of the topology that was in effect before (persisted in meta). */
   async open(): Promise<void> {
+    if (this.opened) return;
     await this.defaultBackend.open();
+    try {
+      await this.openSavedTopology();
+    } catch (err) {
+      await this.defaultBackend.close();
+      throw err;
+    }
+    this.opened = true;
+  }
+
+  private async openSavedTopology(): Promise<void> {
     const saved = await this.defaultBackend.getMeta(META_TOPOLOGY);
     if (!saved) return;
     const doc = await parseSavedTopology(saved, this.defaultBackend.description);
@@ -89,7 +101,6 @@ export class RoutedBackend implements Backend {
     try {
       backends = await openRuleBackends(doc.backends, this.factory);
     } catch (err) {
-      await this.defaultBackend.close();
       throw new BackendUnavailableError(
         `${(err as Error).message}; it belongs to the topology in effect and may hold data, so the middleware does not start without it`,
         { cause: err },
@@ -99,6 +110,7 @@ export class RoutedBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.opened = false;
     await Promise.allSettled(this.current.all().slice(1).map((b) => b.close()));
     await this.defaultBackend.close();
   }

@@ -108,6 +108,7 @@ export class ServerLogStore implements Backend {
   }
 
   async open(): Promise<void> {
+    if (this.opened) return; // already open (the store opens the backend it is given; a test may have too)
     try {
       await this.driver.connect();
       const found = await this.driver.withSchemaLock((c) =>

@@ -5,7 +5,10 @@
  * packed row carries up to CHUNK_ROWS keys: their keys and values concatenated in one BLOB and the other
  * columns as one JSON array; rows come out as views of that BLOB.
  */
-import type { KeyRow } from '../backend.js';
+import type { KeyRow, RangeQuery } from '../backend.js';
+import { keyAfter } from '../../mvcc/key-range.js';
+import type { StatementCache } from './sqlite-connection.js';
+import { rangeShape, shapeId, type RangeShape, type Statements } from './statements.js';
 
 /**
  * Keys per packed row. Bounds the packed BLOB below SQLite's 1e9-byte string limit (512 x (2 KiB key +
@@ -13,27 +16,89 @@ import type { KeyRow } from '../backend.js';
  */
 export const CHUNK_ROWS = 512;
 
+/** One packed row: up to CHUNK_ROWS rows of a range. */
+export interface PackedRow {
+  /** Each key followed by its value; null when the chunk is empty. */
+  bytes: Buffer | null;
+  /** Per row [key length, value length, rev, sub, create_rev, prev_rev, version, lease (decimal text), deleted]. */
+  meta: string;
+  /** Rows in the chunk. */
+  n: number;
+  /** Its greatest key (where the next chunk starts after); null when empty. */
+  last: Buffer | null;
+}
+
 /**
- * Wraps a snapshot range statement (statements.ts, with LIMIT) so its rows come back as one row: `bytes`,
- * each key followed by its value, and `meta`, per row [key length, value length, rev, sub, create_rev,
- * prev_rev, version, lease (decimal text), deleted]. Both aggregates take the rows in the same order, so
- * they agree; `||` and group_concat copy BLOB bytes unchanged in a UTF-8 database.
+ * Wraps a snapshot range statement (statements.ts, with LIMIT) so its rows come back as one PackedRow.
+ * `bytes` and `meta` take the rows in the same order, so they agree; `||` and group_concat copy BLOB bytes
+ * unchanged in a UTF-8 database; max() of BLOBs compares bytewise, as keys are ordered.
  */
 export function packedRangeSql(rangeSql: string, keysOnly: boolean): string {
   const bytes = keysOnly ? 'p.name' : 'p.name || p.value';
   const valueLength = keysOnly ? '0' : 'octet_length(p.value)';
   return (
     `SELECT CAST(group_concat(${bytes}, '') AS BLOB) AS bytes, json_group_array(json_array(octet_length(p.name), ${valueLength}, ` +
-    `p.rev, p.sub, p.create_rev, p.prev_rev, p.version, p.lease, p.deleted)) AS meta FROM (${rangeSql}) AS p`
+    `p.rev, p.sub, p.create_rev, p.prev_rev, p.version, p.lease, p.deleted)) AS meta, COUNT(*) AS n, max(p.name) AS last ` +
+    `FROM (${rangeSql}) AS p`
   );
+}
+
+/** Reads bounded snapshot ranges as packed rows, on whichever connection it is given. */
+export class PackedRanges {
+  private readonly sqls = new Map<number, string>();
+
+  constructor(private readonly st: Statements) {}
+
+  /**
+   * The packed chunks of range `q` (q.end defined), CHUNK_ROWS keys at a time. A range of more than one
+   * chunk is read in one transaction unless the connection is in one already: one snapshot, whatever
+   * commits meanwhile.
+   */
+  read(c: StatementCache, q: RangeQuery): PackedRow[] {
+    if ((q.limit === 0 || q.limit > CHUNK_ROWS) && !c.db.inTransaction) return c.db.transaction(() => this.chunks(c, q)).deferred();
+    return this.chunks(c, q);
+  }
+
+  private chunks(c: StatementCache, q: RangeQuery): PackedRow[] {
+    const shape = { ...rangeShape(q), limited: true };
+    const statement = c.get(this.sql(shape));
+    const chunks: PackedRow[] = [];
+    let start = q.start;
+    let rows = 0;
+    for (;;) {
+      const want = q.limit > 0 ? Math.min(CHUNK_ROWS, q.limit - rows) : CHUNK_ROWS;
+      const chunk = statement.get(...this.st.rangeParams({ ...q, start, limit: want }, shape)) as PackedRow;
+      chunks.push(chunk);
+      rows += chunk.n;
+      if (chunk.n < want || rows === q.limit) return chunks;
+      start = keyAfter(chunk.last!);
+    }
+  }
+
+  private sql(shape: RangeShape): string {
+    const id = shapeId(shape);
+    let s = this.sqls.get(id);
+    if (!s) {
+      s = packedRangeSql(this.st.range(shape), shape.keysOnly);
+      this.sqls.set(id, s);
+    }
+    return s;
+  }
 }
 
 type Meta = [number, number, number, number, number, number, number, string, number];
 
 const EMPTY = Buffer.alloc(0);
 
+/** The rows of packed chunks, in key order. */
+export function unpackChunks(chunks: PackedRow[]): KeyRow[] {
+  const rows: KeyRow[] = [];
+  for (const chunk of chunks) unpackRows(chunk, rows);
+  return rows;
+}
+
 /** Appends the rows of one packed row to `out` in key order; returns how many it held. */
-export function unpackRows(packed: { bytes: Buffer | null; meta: string }, out: KeyRow[]): number {
+export function unpackRows(packed: Pick<PackedRow, 'bytes' | 'meta'>, out: KeyRow[]): number {
   const meta = JSON.parse(packed.meta) as Meta[];
   const bytes = packed.bytes ?? EMPTY;
   const first = out.length;

@@ -1,10 +1,11 @@
 /**
- * The SQLite backend (better-sqlite3). Two connections to one WAL database: the writer runs the single write
- * transaction and compaction batches (serialised by a lock), the reader serves every other read, so reads
- * never see a write transaction that is still open. better-sqlite3 is synchronous: every statement is a
+ * The SQLite backend (better-sqlite3). Connections to one WAL database: the writer runs the single write
+ * transaction and compaction batches (serialised by a lock), the reader serves single-key reads and small
+ * pages, and a read worker thread serves larger ranges and counts (sqlite-read-thread.ts), so reads never
+ * see a write transaction that is still open. better-sqlite3 is synchronous: every statement is a
  * cheap in-process call, which is why the WriteTxn methods return plain values instead of promises.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,76 +13,39 @@ import { logger } from '../../log.js';
 import type { SqliteEndpoint } from '../../topology/endpoint.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
-import { onConflictUpsert, type SqlDialect } from './dialect.js';
-import { classify, errorCode, openFailure } from './errors.js';
+import { classify, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { timed } from './metrics.js';
-import { MAX_KEY_BYTES, checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
+import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import { migrate } from './schema.js';
-import { keyAfter } from '../../mvcc/key-range.js';
-import { CHUNK_ROWS, packedRangeSql, unpackRows } from './sqlite-pages.js';
-import { Statements, rangeShape, shapeId, type RangeShape } from './statements.js';
-
-export const sqliteDialect: SqlDialect = {
-  name: 'sqlite',
-  label: 'SQLite',
-  types: { bigint: 'BIGINT', int: 'INTEGER', smallint: 'SMALLINT', key: 'BLOB', value: 'BLOB', name: 'TEXT', blob: 'BLOB' },
-  tableOptions: '',
-  maxKeyBytes: MAX_KEY_BYTES,
-  clusteredByKey: false,
-  coveringKeyIndex: false,
-  probeFence: '',
-  placeholders: (sql) => sql,
-  // Integers come back as JS numbers; the cast keeps int64 lease IDs exact without safeIntegers on every column.
-  int64Text: (column) => `CAST(${column} AS TEXT)`,
-  upsert: onConflictUpsert,
-};
+import { connectSqlite, StatementCache } from './sqlite-connection.js';
+import { sqliteDialect, transientSqliteError as transient } from './sqlite-dialect.js';
+import { PackedRanges, unpackChunks } from './sqlite-pages.js';
+import { SqliteReadThread } from './sqlite-read-thread.js';
+import { Statements } from './statements.js';
 
 const log = logger.child({ component: 'sql', dialect: 'sqlite' });
-const BUSY_TIMEOUT_MS = 5000;
-/**
- * Page cache per connection (one writer, one reader), in KiB. The OS page cache holds the rest of the
- * file; a larger cache buys little for indexed reads and costs resident memory at scale.
- */
-const CACHE_KIB = 12 * 1024;
-/** SQLite result codes that may pass: locks held by another process, I/O and disk-full, cannot open. */
-const TRANSIENT = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|NOMEM|PROTOCOL|READONLY)/;
-const TRANSIENT_FS = new Set(['ENOSPC', 'EACCES', 'EROFS', 'EIO', 'EPERM', 'ENOTDIR']);
-
-function transient(err: unknown): boolean {
-  const code = errorCode(err);
-  return code !== undefined && (TRANSIENT.test(code) || TRANSIENT_FS.has(code));
-}
-
-type Stmt = Database.Statement<unknown[], unknown>;
-type PackedRow = { bytes: Buffer | null; meta: string };
-
-/** Prepared statements of one connection, prepared on first use. */
-class StatementCache {
-  private readonly byText = new Map<string, Stmt>();
-  constructor(readonly db: Database.Database) {}
-
-  get(sql: string): Stmt {
-    let s = this.byText.get(sql);
-    if (!s) {
-      s = this.db.prepare<unknown[], unknown>(sql);
-      this.byText.set(sql, s);
-    }
-    return s;
-  }
-}
 
 const toBigInt = (decimal: string) => BigInt(decimal);
+
+/**
+ * Ranges limited to at most this many keys (kube-apiserver pages 500) read on the main thread: well under a
+ * millisecond, less than the hop to the read worker costs in CPU. Unlimited or larger ranges, and counts
+ * (which scan the whole range whatever the limit), go to the worker.
+ */
+const MAIN_THREAD_MAX_ROWS = 1000;
 
 export class SqliteBackend implements Backend {
   readonly description: string;
   private readonly st = new Statements(sqliteDialect);
-  private readonly packedSqls = new Map<number, string>();
+  private readonly pages = new PackedRanges(this.st);
   private readonly writeLock = new Lock();
   private readonly compactLock = new Lock();
   private readonly progress = new CompactionProgress();
   private writer?: StatementCache;
   private reader?: StatementCache;
+  /** Multi-key ranges and counts, off the event loop (sqlite-read-thread.ts). */
+  private readThread?: SqliteReadThread;
   private file = '';
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
@@ -95,6 +59,7 @@ export class SqliteBackend implements Backend {
   }
 
   async open(): Promise<void> {
+    if (this.writer) return; // already open (the store opens the backend it is given; a test may have too)
     this.closing = false;
     const ignored = Object.keys(this.endpoint.params);
     if (ignored.length > 0) log.debug('endpoint parameters ignored: HariKube always uses WAL, synchronous=FULL', { backend: this.description, ignored });
@@ -110,6 +75,8 @@ export class SqliteBackend implements Backend {
       this.writer = new StatementCache(writer);
       await this.migrateSchema(writer);
       this.reader = new StatementCache(this.connect(true));
+      this.readThread = new SqliteReadThread({ file: this.file, description: this.description });
+      await this.readThread.start();
       log.debug('opened', { backend: this.description, file: this.file });
     } catch (err) {
       await this.close();
@@ -118,8 +85,10 @@ export class SqliteBackend implements Backend {
   }
 
   /** Stops a running compaction after its batch, waits for a running write, then closes both connections. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closing = true;
+    await this.readThread?.close();
+    this.readThread = undefined;
     return this.compactLock.run(() =>
       this.writeLock.run(() => {
         for (const c of [this.reader, this.writer]) if (c?.db.open) c.db.close();
@@ -135,14 +104,14 @@ export class SqliteBackend implements Backend {
   }
 
   async range(q: RangeQuery): Promise<KeyRow[]> {
-    return this.read(q.end === undefined ? 'get' : 'range', (r) => this.rangeOn(r, q));
+    if (q.end === undefined) return this.read('get', (r) => this.rangeOn(r, q));
+    if (q.limit > 0 && q.limit <= MAIN_THREAD_MAX_ROWS) return this.read('range', (r) => this.rangeOn(r, q));
+    return timed('sqlite', 'range', () => this.onThread(async (t) => unpackChunks(await t.range(q))));
   }
 
   async count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
-    return this.read('count', (r) => {
-      if (end === undefined) return this.rangeOn(r, { start, revision, limit: 1, keysOnly: true }).length;
-      return Number((r.get(this.st.count(end.length > 0)).get(...this.st.countParams(start, end, revision)) as DbRow).n);
-    });
+    if (end === undefined) return this.read('count', (r) => this.rangeOn(r, { start, revision, limit: 1, keysOnly: true }).length);
+    return timed('sqlite', 'count', () => this.onThread((t) => t.count(start, end, revision)));
   }
 
   async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
@@ -215,33 +184,7 @@ export class SqliteBackend implements Backend {
       const row = c.get(this.st.get(q.keysOnly === true)).get(q.start, q.revision) as DbRow | undefined;
       return row && Number(row.deleted) === 0 ? [toKeyRow(row)] : [];
     }
-    // Ranges of more than one chunk read in one transaction: one snapshot, whatever commits meanwhile.
-    if ((q.limit === 0 || q.limit > CHUNK_ROWS) && !c.db.inTransaction) return c.db.transaction(() => this.packedRange(c, q)).deferred();
-    return this.packedRange(c, q);
-  }
-
-  /** A bounded range read CHUNK_ROWS keys at a time as packed rows (see sqlite-pages.ts). */
-  private packedRange(c: StatementCache, q: RangeQuery): KeyRow[] {
-    const shape = { ...rangeShape(q), limited: true };
-    const packed = c.get(this.packedSql(shape));
-    const rows: KeyRow[] = [];
-    let start = q.start;
-    for (;;) {
-      const want = q.limit > 0 ? Math.min(CHUNK_ROWS, q.limit - rows.length) : CHUNK_ROWS;
-      const got = unpackRows(packed.get(...this.st.rangeParams({ ...q, start, limit: want }, shape)) as PackedRow, rows);
-      if (got < want || rows.length === q.limit) return rows;
-      start = keyAfter(rows[rows.length - 1]!.key);
-    }
-  }
-
-  private packedSql(shape: RangeShape): string {
-    const id = shapeId(shape);
-    let s = this.packedSqls.get(id);
-    if (!s) {
-      s = packedRangeSql(this.st.range(shape), shape.keysOnly);
-      this.packedSqls.set(id, s);
-    }
-    return s;
+    return unpackChunks(this.pages.read(c, q));
   }
 
   latestOn(c: StatementCache, key: Buffer): KeyRow | undefined {
@@ -278,7 +221,21 @@ export class SqliteBackend implements Backend {
     try {
       return fn();
     } catch (err) {
-      throw classify(err, transient, `${this.description}: SQLite database ${this.file}`, 'check the disk (space, permissions) and other processes using the file');
+      throw this.classify(err);
+    }
+  }
+
+  private classify(err: unknown): unknown {
+    return classify(err, transient, `${this.description}: SQLite database ${this.file}`, 'check the disk (space, permissions) and other processes using the file');
+  }
+
+  /** A read on the worker thread, its failures classified as those on the main thread are. */
+  private async onThread<T>(fn: (t: SqliteReadThread) => Promise<T>): Promise<T> {
+    if (!this.readThread) throw new Error(`${this.description}: the backend is not open (call open() first, and not after close())`);
+    try {
+      return await fn(this.readThread);
+    } catch (err) {
+      throw this.classify(err);
     }
   }
 
@@ -292,20 +249,7 @@ export class SqliteBackend implements Backend {
   }
 
   private connect(reader: boolean): Database.Database {
-    const db = new Database(this.file, { timeout: BUSY_TIMEOUT_MS });
-    try {
-      if (!reader) {
-        const mode = db.pragma('journal_mode = WAL', { simple: true });
-        if (String(mode).toLowerCase() !== 'wal') throw new Error(`${this.description}: SQLite refused WAL mode (got "${mode}") for ${this.file}: use a local file system`);
-        db.pragma('synchronous = FULL');
-      }
-      db.pragma(`cache_size = -${CACHE_KIB}`);
-      if (reader) db.pragma('query_only = ON');
-      return db;
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    return connectSqlite(this.file, reader ? 'reader' : 'writer', this.description);
   }
 
   private async migrateSchema(db: Database.Database): Promise<void> {
