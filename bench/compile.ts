@@ -1,6 +1,6 @@
 /**
- * `--compiled`: the middleware as production runs it (tsc output under plain node, as bin/harikube.js and
- * the image do) instead of under tsx. tsx keeps an esbuild loader and a hooks worker thread in the
+ * The middleware as production runs it (tsc output under plain node, as bin/harikube.js and the image do),
+ * the bench's default; `--tsx` runs the sources under tsx instead. tsx keeps an esbuild loader and a hooks worker thread in the
  * process, which shows in RSS and startup. Compiled into bench/.tmp/ (gitignored) so node still resolves
  * the repository's node_modules, and removed at cleanup; only middleware/ is compiled, so work in
  * progress elsewhere in the tree cannot break it.

@@ -44,7 +44,7 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
   const rows = flags.memoryOnly ? [] : flags.rows ? flags.rows.map(rowNamed) : [...ROWS];
   const launch: MiddlewareLaunch = {};
   if (flags.compiled) {
-    log('compiling the middleware (--compiled)...');
+    log('compiling the middleware (as production runs it; --tsx to run the sources instead)...');
     launch.compiledCli = await compileMiddleware();
   }
 
