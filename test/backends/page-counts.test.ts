@@ -52,9 +52,9 @@ describe('paged list counts', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** The count a request must report: every key of its range at its revision, counted afresh. */
+  /** The count a request must report: every key of its range at its revision, read afresh (no count call). */
   async function freshCount(req: RangeRequest): Promise<number> {
-    return Number((await store.range({ ...req, limit: 0, count_only: true })).count);
+    return (await store.range({ ...req, limit: 0, keys_only: true })).kvs.length;
   }
 
   async function expectCount(req: RangeRequest, what: string): Promise<void> {
@@ -80,8 +80,9 @@ describe('paged list counts', () => {
         key = after0(res.kvs.at(-1)!.key);
       }
       assert.ok(pages >= 5, `${pages} pages`);
-      // One count per fresh check, plus one for the first page only.
-      assert.equal(countCalls() - calls, pages + 1, 'the backend counted the first page only');
+      // The backend counts the first page only; at the current revision not even that: the count taken at the
+      // pinned one is carried forward by the events since (mvcc/range-counts.ts).
+      assert.equal(countCalls() - calls, revision === pinned ? 1 : 0, 'the backend counted the first page only');
     }
   });
 

@@ -32,6 +32,7 @@ import { WatchEvent } from './event-codec.js';
 import { rangeEnd } from './key-range.js';
 import { LeaseTable, MAX_LEASE_TTL, type LeaseState } from './leases.js';
 import { PageCounts, finishRange, needsFullRead } from './range.js';
+import { RangeCounts } from './range-counts.js';
 import { Sequencer } from './sequencer.js';
 import { WatchHub } from './watch-hub.js';
 import { storeMetrics } from './metrics.js';
@@ -188,6 +189,8 @@ export class Store {
 
   /** Counts of continued pages, derived from the page before (see PageCounts). */
   private readonly pageCounts = new PageCounts();
+  /** Counts of whole ranges, carried forward by the events since (see RangeCounts). */
+  private readonly rangeCounts = new RangeCounts({ eventsBetween: (after, upTo, max, fn) => this.hub.eventsBetween(after, upTo, max, fn) });
 
   async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = this.readRevision(num(req.revision));
@@ -195,7 +198,7 @@ export class Store {
     const end = rangeEnd(req.range_end);
     try {
       if (req.count_only) {
-        return finishRange(req, [], await this.backend.count(req.key, end, rev), header);
+        return finishRange(req, [], await this.count(req.key, end, rev), header);
       }
       const limit = num(req.limit);
       const fetchAll = limit <= 0 || needsFullRead(req);
@@ -203,12 +206,22 @@ export class Store {
       const rows = await this.backend.range({ start: req.key, end, revision: rev, limit: fetchAll ? 0 : limit + 1, keysOnly });
       if (fetchAll || rows.length <= limit || !end) return finishRange(req, rows, rows.length, header);
       // etcd's count is every key in the range, not only the page returned
-      const total = this.pageCounts.lookup(req.key, end, rev) ?? (await this.backend.count(req.key, end, rev));
+      const total = this.pageCounts.lookup(req.key, end, rev) ?? (await this.count(req.key, end, rev));
       this.pageCounts.remember(end, rev, rows, limit, total);
       return finishRange(req, rows, total, header);
     } catch (err) {
       throw this.storageError(err);
     }
+  }
+
+  /** Live keys of [start, end) at `rev`: from a count already taken when the events since are known. */
+  private async count(start: Buffer, end: Buffer | undefined, rev: number): Promise<number> {
+    if (end === undefined) return this.backend.count(start, end, rev);
+    const known = this.rangeCounts.lookup(start, end, rev);
+    if (known !== undefined) return known;
+    const counted = await this.backend.count(start, end, rev);
+    this.rangeCounts.remember(start, end, rev, counted);
+    return counted;
   }
 
   // ---- writes ---------------------------------------------------------------------------------------

@@ -200,7 +200,8 @@ export class WatchHub {
     this.ringStart = rev + 1;
   }
 
-  private ringFrom(rev: number): WatchEvent[] {
+  /** Index of the first ring event at or above `rev`. */
+  private ringIndex(rev: number): number {
     let lo = 0;
     let hi = this.ring.length;
     while (lo < hi) {
@@ -208,7 +209,24 @@ export class WatchHub {
       if (this.ring[mid]!.revision < rev) lo = mid + 1;
       else hi = mid;
     }
-    return this.ring.slice(lo);
+    return lo;
+  }
+
+  private ringFrom(rev: number): WatchEvent[] {
+    return this.ring.slice(this.ringIndex(rev));
+  }
+
+  /**
+   * Calls `fn` for each published event of revisions (after, upTo], in order. False, without calling it,
+   * when the ring does not hold all of them or they are more than `max`.
+   */
+  eventsBetween(after: number, upTo: number, max: number, fn: (e: WatchEvent) => void): boolean {
+    if (after + 1 < this.ringStart || upTo > this.head) return false;
+    const from = this.ringIndex(after + 1);
+    const to = this.ringIndex(upTo + 1);
+    if (to - from > max) return false;
+    for (let i = from; i < to; i++) fn(this.ring[i]!);
+    return true;
   }
 
   private async catchUp(w: Watcher): Promise<void> {
