@@ -12,6 +12,8 @@ export interface BenchFlags {
   targets: TargetName[];
   /** Skip the 200k-key memory phase. */
   skipMemory: boolean;
+  /** Rows run (unprofiled) on the same server before each profiled row, as the full bench runs them. */
+  profileAfter: string[];
   /** Keep the raw .cpuprofile files (printed paths) instead of deleting them. */
   keepProfiles: boolean;
   /** Run the middleware compiled (tsc + plain node, as production does); false with --tsx. */
@@ -22,7 +24,7 @@ export interface BenchFlags {
 }
 
 export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,mw-sqlite,mw-postgres]
-                        [--skip-memory | --memory-only] [--tsx] [--profile put-64,get-16 [--keep-profiles]]
+                        [--skip-memory | --memory-only] [--tsx] [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a floor fails (default: print PASS/FAIL, exit 0)
   --rows            run only these rows
   --targets         servers to drive (etcd is always included: ratios need it)
@@ -31,6 +33,7 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [
   --tsx             run the middleware from source under tsx (default: compiled with tsc and run under plain
                     node, as production runs it; tsx adds ~35 MiB of RSS and its own startup)
   --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
+  --profile-after ROWS  run ROWS first on the same server (not profiled): the state the full bench leaves
   --keep-profiles   keep the .cpuprofile files (in a temp dir; the path is printed)`;
 
 const ALL_TARGETS: TargetName[] = ['etcd', 'mw-sqlite', 'mw-postgres'];
@@ -49,6 +52,7 @@ export function parseFlags(argv: string[]): BenchFlags {
       targets: { type: 'string' },
       'skip-memory': { type: 'boolean', default: false },
       'keep-profiles': { type: 'boolean', default: false },
+      'profile-after': { type: 'string' },
       tsx: { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -63,6 +67,7 @@ export function parseFlags(argv: string[]): BenchFlags {
   return {
     strict: values.strict!,
     profile: list(values.profile) ?? [],
+    profileAfter: list(values['profile-after']) ?? [],
     rows: list(values.rows),
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
     skipMemory: values['skip-memory']!,

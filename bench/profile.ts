@@ -31,14 +31,19 @@ async function mainThreadProfile(dir: string, pid: number): Promise<string> {
   return path.join(dir, sized[0].f);
 }
 
-export async function profileRow(rowName: string, keep: boolean, log: (s: string) => void, compiledCli?: string): Promise<ProfileRun> {
+export async function profileRow(rowName: string, keep: boolean, log: (s: string) => void, compiledCli?: string, after: string[] = []): Promise<ProfileRun> {
   const workload = rowNamed(rowName);
+  const before = after.map(rowNamed);
   const dir = await mkdtemp(path.join(os.tmpdir(), `hk-bench-prof-${rowName}-`));
   const removeDir = onCleanup(`remove ${dir}`, () => (keep ? undefined : rm(dir, { recursive: true, force: true })));
   // a generous grace: the profile is serialised at exit and only on a clean exit
   const server = await startMiddleware('sqlite', { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], stopGraceMs: 60_000, compiledCli });
   let measurement: Measurement;
   try {
+    for (const w of before) {
+      log(`  first ${w.name} (not profiled)`);
+      await measureRow(w, server);
+    }
     log(`  profiling ${rowName} on ${server.target} (pid ${server.pid})`);
     measurement = await measureRow(workload, server);
   } finally {
