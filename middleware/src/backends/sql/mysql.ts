@@ -19,7 +19,7 @@ import { marks, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { mysqlConnectionLost, mysqlTransient } from './mysql-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import { ConnectionLife, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
+import { DedicatedWriteConnection, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
 import { mysqlTls } from './tls.js';
 
@@ -102,42 +102,6 @@ class MysqlRunner implements SqlRunner {
   async execute(sql: string, params: unknown[]): Promise<number> {
     const [result] = this.text ? await this.target.query(sql, bind(params)) : await this.target.execute(sql, bind(params));
     return (result as mysql.ResultSetHeader).affectedRows;
-  }
-}
-
-class MysqlWriteConnection extends MysqlRunner implements WriteConnection {
-  private readonly life: ConnectionLife;
-
-  constructor(
-    private readonly conn: mysql.Connection,
-    maxLifeMs: number,
-    description: string,
-  ) {
-    super(conn);
-    this.life = new ConnectionLife(conn, maxLifeMs, (err) =>
-      log.warn('write connection broke', { backend: description, error: messageOf(err) }),
-    );
-  }
-
-  get usable(): boolean {
-    return this.life.usable;
-  }
-
-  async begin(): Promise<void> {
-    await this.conn.query('START TRANSACTION');
-  }
-
-  async commit(): Promise<void> {
-    await this.conn.query('COMMIT');
-  }
-
-  async rollback(): Promise<void> {
-    await this.conn.query('ROLLBACK');
-  }
-
-  destroy(): void {
-    this.life.end();
-    this.conn.destroy();
   }
 }
 
@@ -228,7 +192,8 @@ export class MysqlDriver implements ServerDriver {
   async openWriteConnection(): Promise<WriteConnection> {
     const conn = await mysql.createConnection(this.config);
     const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
-    return new MysqlWriteConnection(conn, maxLife, this.description);
+    const control = { begin: 'START TRANSACTION', run: (sql: string) => conn.query(sql), close: () => conn.destroy() };
+    return new DedicatedWriteConnection(conn, new MysqlRunner(conn), control, maxLife, this.description);
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {

@@ -15,7 +15,7 @@ import { onConflictUpsert, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { postgresConnectionLost, postgresTransient } from './postgres-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import { ConnectionLife, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
+import { DedicatedWriteConnection, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
 import { Statements } from './statements.js';
 import { postgresTls } from './tls.js';
 
@@ -74,42 +74,6 @@ class PgRunner implements SqlRunner {
 
   private config(text: string, values: unknown[]): pg.QueryConfig {
     return this.named ? { name: statementName(text), text, values } : { text, values };
-  }
-}
-
-class PgWriteConnection extends PgRunner implements WriteConnection {
-  private readonly life: ConnectionLife;
-
-  constructor(
-    private readonly client: pg.Client,
-    maxLifeMs: number,
-    description: string,
-  ) {
-    super(client, true);
-    this.life = new ConnectionLife(client, maxLifeMs, (err) =>
-      log.warn('write connection broke', { backend: description, error: messageOf(err) }),
-    );
-  }
-
-  get usable(): boolean {
-    return this.life.usable;
-  }
-
-  async begin(): Promise<void> {
-    await this.client.query('BEGIN');
-  }
-
-  async commit(): Promise<void> {
-    await this.client.query('COMMIT');
-  }
-
-  async rollback(): Promise<void> {
-    await this.client.query('ROLLBACK');
-  }
-
-  destroy(): void {
-    this.life.end();
-    this.client.end().catch(() => undefined);
   }
 }
 
@@ -195,7 +159,8 @@ export class PostgresDriver implements ServerDriver {
       throw err;
     }
     const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
-    return new PgWriteConnection(client, maxLife, this.description);
+    const control = { begin: 'BEGIN', run: (sql: string) => client.query(sql), close: () => void client.end().catch(() => undefined) };
+    return new DedicatedWriteConnection(client, new PgRunner(client, true), control, maxLife, this.description);
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {

@@ -10,7 +10,7 @@ import { logger } from '../../log.js';
 import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams, type Deletion } from './compaction.js';
 import type { SqlDialect } from './dialect.js';
-import { classify, openFailure } from './errors.js';
+import { classify, messageOf, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { timed, type Operation } from './metrics.js';
 import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
@@ -35,23 +35,40 @@ export interface WriteConnection extends SqlRunner {
   destroy(): void;
 }
 
+/** What a write connection watches on the driver's own connection object. */
+export interface ConnectionEvents {
+  on(event: 'error' | 'end', listener: (err?: unknown) => void): unknown;
+}
+
+/** The driver's side of a dedicated connection: how it runs plain SQL, starts a transaction and closes. */
+export interface ConnectionControl {
+  /** The statement that starts a transaction. */
+  begin: string;
+  run(sql: string): Promise<unknown>;
+  /** Closes without waiting for the server (it may be gone). */
+  close(): void;
+}
+
 /**
- * Whether a dedicated write connection may still be used: the driver has not seen it break (server
- * restart, KILL, network) and it has not outlived the pool's maxLifeTime.
+ * The write transaction's connection: statements through the driver's runner on it, transaction control,
+ * and whether it may still be used: the driver has not seen it break (server restart, KILL, network) and
+ * it has not outlived the pool's maxLifeTime.
  */
-export class ConnectionLife {
+export class DedicatedWriteConnection implements WriteConnection {
   private broken = false;
   private readonly born = Date.now();
 
   constructor(
-    connection: { on(event: 'error' | 'end', listener: (err?: unknown) => void): unknown },
+    connection: ConnectionEvents,
+    private readonly runner: SqlRunner,
+    private readonly control: ConnectionControl,
     private readonly maxLifeMs: number,
-    onBreak: (err: unknown) => void,
+    description: string,
   ) {
     // Without an error listener a failure on the idle connection would crash the process.
     connection.on('error', (err) => {
       this.broken = true;
-      onBreak(err);
+      logger.warn('write connection broke', { component: 'sql', backend: description, error: messageOf(err) });
     });
     connection.on('end', () => (this.broken = true));
   }
@@ -60,8 +77,29 @@ export class ConnectionLife {
     return !this.broken && (this.maxLifeMs === 0 || Date.now() - this.born < this.maxLifeMs);
   }
 
-  end(): void {
+  query(sql: string, params: unknown[]): Promise<DbRow[]> {
+    return this.runner.query(sql, params);
+  }
+
+  execute(sql: string, params: unknown[]): Promise<number> {
+    return this.runner.execute(sql, params);
+  }
+
+  async begin(): Promise<void> {
+    await this.control.run(this.control.begin);
+  }
+
+  async commit(): Promise<void> {
+    await this.control.run('COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    await this.control.run('ROLLBACK');
+  }
+
+  destroy(): void {
     this.broken = true;
+    this.control.close();
   }
 }
 
