@@ -17,7 +17,14 @@ export interface BackendOptions {
   tls?: BackendTLS;
   /** Connection pool of a database server (PostgreSQL, MySQL). */
   pool?: ConnectionPool;
+  /**
+   * Longest one statement on a database server may take before it fails as unavailable and its connection
+   * is dropped (default 30 s; 0: no limit). SQLite waits on locks for 5 s and has no network to hang on.
+   */
+  queryTimeoutMs?: number;
 }
+
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 export function openBackend(endpoint: string, options: BackendOptions = {}): Backend {
   const parsed = parseEndpoint(endpoint);
@@ -26,9 +33,9 @@ export function openBackend(endpoint: string, options: BackendOptions = {}): Bac
     case 'sqlite':
       return new SqliteBackend(parsed, description);
     case 'postgres':
-      return new ServerLogStore(new PostgresDriver(parsed, description, options));
+      return new ServerLogStore(new PostgresDriver(parsed, description, { ...options, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS }));
     case 'mysql':
-      return new ServerLogStore(new MysqlDriver(parsed, description, options));
+      return new ServerLogStore(new MysqlDriver(parsed, description, { ...options, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS }));
     case 'etcd':
       throw new Error(`endpoint "${description}": etcd and middleware backends are not supported yet; use a sqlite://, postgres:// or mysql:// endpoint`);
   }

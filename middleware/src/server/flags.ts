@@ -49,6 +49,12 @@ export const SERVE_FLAGS = {
   'compact-min-retain': { type: 'string', default: '1000', description: 'Revisions automatic compaction always keeps.' },
   'compact-batch-size': { type: 'string', default: '1000', description: 'Rows deleted per compaction step.' },
   'compact-timeout': { type: 'string', default: '5s', description: 'Longest one compaction step may take.' },
+  'query-timeout': {
+    type: 'string',
+    default: '30s',
+    description:
+      'Longest one statement on a PostgreSQL or MySQL database may take (a hung server or a silent network): the request then fails with Unavailable and the connection is replaced. 0: no limit.',
+  },
   'topology-config': {
     type: 'string',
     description:
@@ -89,6 +95,8 @@ export interface ServeConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   compactTimeoutMs: number;
+  /** Longest one statement on a database server may take; 0: no limit. */
+  queryTimeoutMs: number;
   /** TOPOLOGY_CONFIG source spec; undefined: no source. */
   topologyConfig?: string;
   topologyPollMs: number;
@@ -195,6 +203,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
     compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
     compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
     compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
+    queryTimeoutMs: duration('query-timeout', str('query-timeout')!),
     topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
     topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),

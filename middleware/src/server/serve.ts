@@ -50,9 +50,9 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
   );
 }
 
-/** A rule's backend, with its own TLS and pool settings. */
-function ruleBackend(rule: BackendRule): Backend {
-  return openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool });
+/** The backends of a topology's rules, with their own TLS and pool settings. */
+function ruleBackends(cfg: ServeConfig): (rule: BackendRule) => Backend {
+  return (rule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool, queryTimeoutMs: cfg.queryTimeoutMs });
 }
 
 /**
@@ -75,7 +75,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     import('../router/topology-applier.js'),
     import('../topology/source/source.js'),
   ]);
-  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackend, logger: tlog });
+  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
     logger: tlog,
@@ -114,8 +114,8 @@ export interface RunningServer {
 
 /** Starts everything `serve` runs; resolves once clients can connect. */
 export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions['fence'] } = {}): Promise<RunningServer> {
-  const defaultBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
-  const routed = new RoutedBackend(defaultBackend, ruleBackend);
+  const defaultBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls, queryTimeoutMs: cfg.queryTimeoutMs });
+  const routed = new RoutedBackend(defaultBackend, ruleBackends(cfg));
   const store = await Store.open({
     backend: routed,
     compactBatchSize: cfg.compactBatchSize,
@@ -236,7 +236,7 @@ export async function main(args: string[]): Promise<number> {
   let electionBackend: Backend | undefined;
   try {
     if (cfg.leaderElection) {
-      electionBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls });
+      electionBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls, queryTimeoutMs: cfg.queryTimeoutMs });
       await electionBackend.open();
       const { LeaderElection } = await import('../leader/election.js');
       election = new LeaderElection({ backend: electionBackend, ...cfg.leaderElection, logger: log });

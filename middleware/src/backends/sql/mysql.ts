@@ -87,21 +87,62 @@ function sslOptions(tls: ConnectionOptions | undefined): mysql.SslOptions | unde
   };
 }
 
+type MysqlTarget = mysql.Pool | mysql.PoolConnection | mysql.Connection;
+
 class MysqlRunner implements SqlRunner {
   constructor(
-    private readonly target: mysql.Pool | mysql.PoolConnection | mysql.Connection,
+    private readonly target: MysqlTarget,
+    /** A statement still running after this long fails and its connection is closed; 0: no limit. */
+    private readonly timeoutMs: number,
     /** Text protocol (for DDL and locks, which are not worth preparing). */
     private readonly text = false,
   ) {}
 
   async query(sql: string, params: unknown[]): Promise<DbRow[]> {
-    const [rows] = this.text ? await this.target.query(sql, bind(params)) : await this.target.execute(sql, bind(params));
+    const [rows] = await this.run(sql, params);
     return rows as DbRow[];
   }
 
   async execute(sql: string, params: unknown[]): Promise<number> {
-    const [result] = this.text ? await this.target.query(sql, bind(params)) : await this.target.execute(sql, bind(params));
+    const [result] = await this.run(sql, params);
     return (result as mysql.ResultSetHeader).affectedRows;
+  }
+
+  private async run(sql: string, params: unknown[]) {
+    if (this.timeoutMs <= 0) return this.send(this.target, sql, params);
+    // mysql2's own `timeout` does not cover prepared statements, and a destroyed connection does not fail
+    // the statement it was running: race a timer, on a connection of our own so the hung one can be closed
+    const pooled = 'getConnection' in this.target;
+    const conn = pooled ? await (this.target as mysql.Pool).getConnection() : (this.target as mysql.Connection);
+    const sent = this.send(conn, sql, params);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        sent.catch(() => undefined); // settles, if ever, after the caller has moved on
+        conn.destroy();
+        reject(
+          Object.assign(new Error(`no answer to a statement within ${this.timeoutMs} ms (--query-timeout); its connection was closed`), {
+            code: 'PROTOCOL_SEQUENCE_TIMEOUT',
+            fatal: true,
+          }),
+        );
+      }, this.timeoutMs);
+    });
+    try {
+      const result = await Promise.race([sent, expired]);
+      if (pooled) (conn as mysql.PoolConnection).release();
+      return result;
+    } catch (err) {
+      // a connection whose statement failed goes back unless it was closed (mysql2 drops fatal ones itself)
+      if (pooled && (err as { code?: string }).code !== 'PROTOCOL_SEQUENCE_TIMEOUT') (conn as mysql.PoolConnection).release();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private send(target: MysqlTarget, sql: string, params: unknown[]) {
+    return this.text ? target.query(sql, bind(params)) : target.execute(sql, bind(params));
   }
 }
 
@@ -111,6 +152,7 @@ export class MysqlDriver implements ServerDriver {
   private readonly config: mysql.ConnectionOptions;
   private readonly poolOptions: ConnectionPool;
   private mysqlPool?: mysql.Pool;
+  private readonly queryTimeoutMs: number;
   private runner?: MysqlRunner;
   private maxPacket = 0;
   private readonly st = new Statements(mysqlDialect);
@@ -118,8 +160,9 @@ export class MysqlDriver implements ServerDriver {
   constructor(
     private readonly endpoint: SqlServerEndpoint,
     readonly description: string,
-    options: { tls?: BackendTLS; pool?: ConnectionPool },
+    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number },
   ) {
+    this.queryTimeoutMs = options.queryTimeoutMs;
     this.hint = `check that MySQL/MariaDB is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
@@ -159,7 +202,7 @@ export class MysqlDriver implements ServerDriver {
         log.debug('pooled connection broke', { backend: this.description, error: messageOf(err) }),
       ),
     );
-    this.runner = new MysqlRunner(this.mysqlPool);
+    this.runner = new MysqlRunner(this.mysqlPool, this.queryTimeoutMs);
     let rows: DbRow[];
     try {
       rows = await this.runner.query('SELECT @@max_allowed_packet AS m', []);
@@ -180,7 +223,7 @@ export class MysqlDriver implements ServerDriver {
         throw new Error(`${this.description}: waited ${SCHEMA_LOCK_TIMEOUT_S} s for the schema lock "${lock}" held by another HariKube opening this database; retry once it is done`);
       }
       try {
-        return await fn(new MysqlRunner(conn, true));
+        return await fn(new MysqlRunner(conn, 0, true)); // migrations may take long (DDL)
       } finally {
         await conn.query('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
       }
@@ -192,8 +235,14 @@ export class MysqlDriver implements ServerDriver {
   async openWriteConnection(): Promise<WriteConnection> {
     const conn = await mysql.createConnection(this.config);
     const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
-    const control = { begin: 'START TRANSACTION', run: (sql: string) => conn.query(sql), close: () => conn.destroy() };
-    return new DedicatedWriteConnection(conn, new MysqlRunner(conn), control, maxLife, this.description);
+    const control = new MysqlRunner(conn, this.queryTimeoutMs, true);
+    return new DedicatedWriteConnection(
+      conn,
+      new MysqlRunner(conn, this.queryTimeoutMs),
+      { begin: 'START TRANSACTION', run: (sql) => control.query(sql, []), close: () => conn.destroy() },
+      maxLife,
+      this.description,
+    );
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {

@@ -62,6 +62,8 @@ class PgRunner implements SqlRunner {
   constructor(
     private readonly target: pg.Pool | pg.PoolClient | pg.Client,
     private readonly named: boolean,
+    /** pg fails the query with "Query read timeout" after this long; 0: no limit. */
+    private readonly timeoutMs: number,
   ) {}
 
   async query(sql: string, values: unknown[]): Promise<DbRow[]> {
@@ -73,7 +75,9 @@ class PgRunner implements SqlRunner {
   }
 
   private config(text: string, values: unknown[]): pg.QueryConfig {
-    return this.named ? { name: statementName(text), text, values } : { text, values };
+    const q: pg.QueryConfig & { query_timeout?: number } = this.named ? { name: statementName(text), text, values } : { text, values };
+    if (this.timeoutMs > 0) q.query_timeout = this.timeoutMs;
+    return q;
   }
 }
 
@@ -83,14 +87,16 @@ export class PostgresDriver implements ServerDriver {
   private readonly config: pg.ClientConfig;
   private readonly poolOptions: ConnectionPool;
   private pgPool?: pg.Pool;
+  private readonly queryTimeoutMs: number;
   private runner?: PgRunner;
   private readonly st = new Statements(postgresDialect);
 
   constructor(
     private readonly endpoint: SqlServerEndpoint,
     readonly description: string,
-    options: { tls?: BackendTLS; pool?: ConnectionPool },
+    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number },
   ) {
+    this.queryTimeoutMs = options.queryTimeoutMs;
     this.hint = `check that PostgreSQL is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
@@ -122,7 +128,7 @@ export class PostgresDriver implements ServerDriver {
     });
     // Idle pooled connections that break (server restart) are dropped by the pool; this only logs it.
     this.pgPool.on('error', (err) => log.warn('idle pooled connection broke', { backend: this.description, error: messageOf(err) }));
-    this.runner = new PgRunner(this.pgPool, true);
+    this.runner = new PgRunner(this.pgPool, true, this.queryTimeoutMs);
     try {
       await this.pgPool.query('SELECT 1');
     } catch (err) {
@@ -138,7 +144,7 @@ export class PostgresDriver implements ServerDriver {
     try {
       await client.query('BEGIN');
       await client.query(SCHEMA_LOCK);
-      const result = await fn(new PgRunner(client, false));
+      const result = await fn(new PgRunner(client, false, 0)); // migrations may wait for the lock and take long
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -159,8 +165,13 @@ export class PostgresDriver implements ServerDriver {
       throw err;
     }
     const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
-    const control = { begin: 'BEGIN', run: (sql: string) => client.query(sql), close: () => void client.end().catch(() => undefined) };
-    return new DedicatedWriteConnection(client, new PgRunner(client, true), control, maxLife, this.description);
+    const timeout = this.queryTimeoutMs > 0 ? { query_timeout: this.queryTimeoutMs } : {};
+    const control = {
+      begin: 'BEGIN',
+      run: (text: string) => client.query({ text, ...timeout } as pg.QueryConfig),
+      close: () => void client.end().catch(() => undefined),
+    };
+    return new DedicatedWriteConnection(client, new PgRunner(client, true, this.queryTimeoutMs), control, maxLife, this.description);
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {
