@@ -1,10 +1,10 @@
 /**
  * Range and count reads of the SQLite backend on a worker thread. better-sqlite3 is synchronous, so a read
- * on the main thread stops every other request until it returns: a 500-key page is a few hundred
- * microseconds, a 10,000-key list tens of milliseconds. On its own thread and connection it runs while
- * the event loop keeps serving gRPC. Single-key reads stay on the main thread, where they cost less than
- * the hop. The worker is started with the backend, restarted on first use after it dies, and stopped
- * with the backend; its connection sees every committed write, as the main reader does.
+ * on the main thread stops every other request until it returns: a 10,000-key list takes tens of
+ * milliseconds, a count of a large range as long. On its own thread and connection it runs while the event
+ * loop keeps serving gRPC. Single-key reads and small pages stay on the main thread (sqlite.ts decides),
+ * where they cost less than the hop. The worker is started with the backend, restarted on first use after
+ * it dies, and stopped with the backend; its connection sees every committed write, as the main reader does.
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -68,7 +68,7 @@ const asBuffer = (u: Uint8Array | null): Buffer | null => (u === null ? null : B
 const exact = (b: Buffer): Uint8Array => new Uint8Array(b);
 
 /** Rebuilds a worker's error with its code, so the caller can classify it as it would a local one. */
-export function workerError(e: WorkerError): Error {
+function workerError(e: WorkerError): Error {
   const err = new Error(e.message) as Error & { code?: string };
   if (e.code) err.code = e.code;
   if (e.name) err.name = e.name;
