@@ -117,12 +117,6 @@ function writeKeyValue(out: Out, kv: KeyValue): void {
   out.varint(6, varintOf(kv.lease));
 }
 
-export function encodeKeyValue(kv: KeyValue): Buffer {
-  const out = new Out(keyValueSize(kv));
-  writeKeyValue(out, kv);
-  return out.done();
-}
-
 function headerSize(h: ResponseHeader): number {
   return (
     varintFieldSize(varintOf(h.cluster_id)) +

@@ -165,13 +165,14 @@ export class PostgresDriver implements ServerDriver {
       throw err;
     }
     const maxLife = this.poolOptions.maxLifeTime !== undefined ? parseDuration(this.poolOptions.maxLifeTime) : 0;
-    const timeout = this.queryTimeoutMs > 0 ? { query_timeout: this.queryTimeoutMs } : {};
-    const control = {
-      begin: 'BEGIN',
-      run: (text: string) => client.query({ text, ...timeout } as pg.QueryConfig),
-      close: () => void client.end().catch(() => undefined),
-    };
-    return new DedicatedWriteConnection(client, new PgRunner(client, true, this.queryTimeoutMs), control, maxLife, this.description);
+    const control = new PgRunner(client, false, this.queryTimeoutMs); // BEGIN/COMMIT/ROLLBACK: not prepared
+    return new DedicatedWriteConnection(
+      client,
+      new PgRunner(client, true, this.queryTimeoutMs),
+      { begin: 'BEGIN', run: (sql) => control.execute(sql, []), close: () => void client.end().catch(() => undefined) },
+      maxLife,
+      this.description,
+    );
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {

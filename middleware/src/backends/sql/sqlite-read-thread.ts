@@ -59,7 +59,8 @@ function newWorker(init: WorkerInit, options: WorkerOptions): Worker {
 /** A worker holds little JavaScript: a small young generation keeps its share of RSS small. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
-const asBuffer = (u: Uint8Array | null): Buffer | null => (u === null ? null : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+/** Structured clone turns Buffers into plain Uint8Arrays: views of the same bytes, as Buffers again. */
+export const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /**
  * The bytes of `b` in a buffer of their own. Structured clone copies a view's whole ArrayBuffer, and keys
@@ -94,8 +95,8 @@ export class SqliteReadThread {
     const query = { ...q, start: exact(q.start), end: exact(q.end!) };
     const reply = (await this.call({ id: 0, op: 'range', query })) as { chunks: PackedRow[] };
     for (const chunk of reply.chunks) {
-      chunk.bytes = asBuffer(chunk.bytes);
-      chunk.last = asBuffer(chunk.last);
+      chunk.bytes = chunk.bytes && asBuffer(chunk.bytes);
+      chunk.last = chunk.last && asBuffer(chunk.last);
     }
     return reply.chunks;
   }

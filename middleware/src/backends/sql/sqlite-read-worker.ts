@@ -7,16 +7,13 @@ import { connectSqlite, StatementCache } from './sqlite-connection.js';
 import { sqliteDialect } from './sqlite-dialect.js';
 import { PackedRanges } from './sqlite-pages.js';
 import { Statements } from './statements.js';
-import type { ReadReply, ReadRequest, WorkerError, WorkerInit } from './sqlite-read-thread.js';
+import { asBuffer, type ReadReply, type ReadRequest, type WorkerError, type WorkerInit } from './sqlite-read-thread.js';
 import type { DbRow } from './rows.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const st = new Statements(sqliteDialect);
 const pages = new PackedRanges(st);
-
-/** Structured clone turns Buffers into plain Uint8Arrays: views of the same bytes, as Buffers again. */
-const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 function errorOf(err: unknown): WorkerError {
   const e = err as { message?: unknown; code?: unknown; name?: unknown };
@@ -32,7 +29,7 @@ function answer(c: StatementCache, req: ReadRequest): void {
   const transfer: ArrayBuffer[] = [];
   try {
     if (req.op === 'range') {
-      const q = { ...req.query, start: asBuffer(req.query.start), end: asBuffer(req.query.end!) };
+      const q = { ...req.query, start: asBuffer(req.query.start), end: asBuffer(req.query.end) };
       const chunks = pages.read(c, q);
       for (const chunk of chunks) {
         // hand the packed bytes over instead of copying them, when they own their memory
