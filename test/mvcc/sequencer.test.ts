@@ -29,3 +29,18 @@ test('finishing an unknown revision is a bug, reported loudly', () => {
   const s = new Sequencer(1);
   assert.throws(() => s.finish(7), /not allocated/);
 });
+
+test('rewind takes back revisions of a rolled-back transaction: the next write gets the next revision', () => {
+  const s = new Sequencer(10);
+  const seen: number[] = [];
+  s.onAdvance((w) => seen.push(w));
+  assert.equal(s.allocate(), 11);
+  assert.equal(s.allocate(), 12);
+  s.rewind(10);
+  assert.equal(s.lastAllocated, 10);
+  assert.deepEqual(s.unfinished, []);
+  assert.equal(s.allocate(), 11);
+  s.finish(11);
+  assert.deepEqual(seen, [11]);
+  assert.throws(() => s.rewind(10), /revisions up to 11 are visible/);
+});

@@ -152,3 +152,18 @@ export class BackendUnavailableError extends Error {
     this.name = 'BackendUnavailableError';
   }
 }
+
+/**
+ * A key longer than this backend can index. Nothing of the request was stored; the server maps it to
+ * gRPC `InvalidArgument` for that request alone. The message names the length and the limit.
+ */
+export class KeyTooLongError extends Error {
+  constructor(
+    readonly keyBytes: number,
+    readonly limitBytes: number,
+    readonly storage: string,
+  ) {
+    super(`key of ${keyBytes} bytes exceeds the ${limitBytes}-byte key limit of ${storage} storage`);
+    this.name = 'KeyTooLongError';
+  }
+}

@@ -30,6 +30,17 @@ export const errDuplicateKey = make(Code.INVALID_ARGUMENT, 'etcdserver: duplicat
 export const errTooManyOps = make(Code.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request');
 export const errNotCapable = make(Code.UNIMPLEMENTED, 'etcdserver: not capable');
 
+/**
+ * A key longer than the database it routes to can store (etcd itself limits only the request size). Not
+ * etcd's text: etcd has no such error. Names the length and the limit, which the README documents.
+ */
+export function errKeyTooLong(err: { keyBytes: number; limitBytes: number; storage: string }): EtcdError {
+  return new EtcdError(
+    Code.INVALID_ARGUMENT,
+    `etcdserver: key is too long: ${err.keyBytes} bytes exceed the ${err.limitBytes}-byte key limit of ${err.storage} storage`,
+  );
+}
+
 /** The storage is unreachable: clients retry. The message says which store and why. */
 export function errUnavailable(reason: string): EtcdError {
   return new EtcdError(Code.UNAVAILABLE, `etcdserver: storage unavailable: ${reason}`);

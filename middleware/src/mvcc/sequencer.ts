@@ -49,6 +49,18 @@ export class Sequencer {
     if (advanced) for (const fn of this.listeners) fn(this.visible);
   }
 
+  /**
+   * Takes back every revision allocated after `last`, none of which may have been written anywhere (their
+   * transaction rolled back before it committed): the next write gets `last + 1`, so a failed write leaves
+   * no gap (etcd's revisions move only on successful writes).
+   */
+  rewind(last: number): void {
+    if (last < this.visible) throw new Error(`cannot rewind to ${last}: revisions up to ${this.visible} are visible`);
+    if (this.pending.some((p) => p.rev > last && p.done)) throw new Error(`cannot rewind to ${last}: a later revision is finished`);
+    this.pending = this.pending.filter((p) => p.rev <= last);
+    this.next = Math.min(this.next, last + 1);
+  }
+
   /** Revisions allocated but not finished (their outcome unknown or in progress). */
   get unfinished(): number[] {
     return this.pending.filter((p) => !p.done).map((p) => p.rev);

@@ -4,7 +4,8 @@
  * interface, and owns the revision counter (`Sequencer`) so several backends can later sit under it.
  */
 import { randomBytes } from 'node:crypto';
-import { BackendUnavailableError, type Backend, type WriteTxn } from '../backends/backend.js';
+import { status as Code } from '@grpc/grpc-js';
+import { BackendUnavailableError, KeyTooLongError, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import {
   num,
@@ -23,6 +24,7 @@ import {
   EtcdError,
   errCompacted,
   errFutureRev,
+  errKeyTooLong,
   errLeaseExists,
   errLeaseNotFound,
   errLeaseTTLTooLarge,
@@ -77,6 +79,9 @@ type Job = {
   result?: unknown;
   error?: unknown;
 };
+
+/** How long a batch keeps retrying without requests that found their database unavailable (see commitBatch). */
+const UNAVAILABLE_RETRY_BUDGET_MS = 2000;
 
 function toBuffer(meta: Buffer | undefined): number {
   return meta ? Number(meta.toString()) : 0;
@@ -291,13 +296,50 @@ export class Store {
     }
   }
 
+  /**
+   * Commits `batch` in one database transaction. A request whose apply fails with anything but an etcd
+   * error it answers alone (a key the database cannot store, a database of a routed topology that is down,
+   * an unexpected error) is taken out: the transaction rolls back (nothing of it committed, so its
+   * revisions are taken back and leave no gap) and the rest of the batch is applied again without it.
+   * Only a failure of the fence or of COMMIT itself fails the whole batch.
+   */
   private async commitBatch(batch: Job[]): Promise<void> {
-    const contexts: ApplyContext[] = [];
     const started = performance.now();
+    let jobs = batch;
+    let unavailableRetries = 0;
+    for (;;) {
+      const outcome = await this.attemptBatch(jobs);
+      if (outcome.failedJob === undefined) break;
+      const failed = outcome.failedJob;
+      const e = this.requestError(outcome.error);
+      failed.reject(e);
+      jobs = jobs.filter((j) => j !== failed);
+      if (jobs.length === 0) return;
+      // A database that is down answers quickly (refused connection) or only after --query-timeout; retrying
+      // the rest of the batch for every request that touches it must not multiply the latter.
+      if (e.code === Code.UNAVAILABLE && ++unavailableRetries > 1 && performance.now() - started > UNAVAILABLE_RETRY_BUDGET_MS) {
+        this.log.warn('write batch failed', { requests: jobs.length, error: outcome.error });
+        for (const job of jobs) job.reject(e);
+        return;
+      }
+    }
+    storeMetrics.batchSize.observe(jobs.length);
+    storeMetrics.commitSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /**
+   * One try at committing `jobs`. Resolves with the job whose apply threw (the transaction rolled back,
+   * nothing committed), or settles every job once committed; a failed fence or COMMIT rejects them all.
+   */
+  private async attemptBatch(jobs: Job[]): Promise<{ failedJob?: Job; error?: unknown }> {
+    const contexts: ApplyContext[] = [];
+    const base = this.seq.lastAllocated;
+    let failedJob: Job | undefined;
+    let failure: unknown;
     try {
       await this.backend.write(async (tx: WriteTxn) => {
         if (this.opts.fence) await this.opts.fence(tx);
-        for (const job of batch) {
+        for (const job of jobs) {
           const ctx = new ApplyContext(
             tx,
             this.leases,
@@ -306,35 +348,51 @@ export class Store {
             (r) => this.header(r),
           );
           contexts.push(ctx);
+          job.error = undefined;
           try {
             job.result = await job.run(ctx);
           } catch (err) {
-            // a request rejected before it wrote anything fails alone; anything else fails the batch
-            if (err instanceof EtcdError && ctx.rows.length === 0) job.error = err;
-            else throw err;
+            // a request rejected before it wrote anything fails alone, in a batch that commits
+            if (err instanceof EtcdError && ctx.rows.length === 0) {
+              job.error = err;
+              continue;
+            }
+            failedJob = job;
+            failure = err;
+            throw err;
           }
         }
       });
     } catch (err) {
+      if (failedJob) {
+        // thrown inside the transaction: it rolled back, none of its revisions exists anywhere
+        this.seq.rewind(base);
+        return { failedJob, error: failure };
+      }
       const revs = contexts.map((c) => c.rev).filter((r) => r > 0);
       if (revs.length) this.inDoubt = revs;
       const e = this.storageError(err);
-      this.log.warn('write batch failed', { requests: batch.length, error: err, inDoubt: revs.length });
-      for (const job of batch) job.reject(e);
-      return;
+      this.log.warn('write batch failed', { requests: jobs.length, error: err, inDoubt: revs.length });
+      for (const job of jobs) job.reject(e);
+      return {};
     }
-    storeMetrics.batchSize.observe(batch.length);
-    storeMetrics.commitSeconds.observe((performance.now() - started) / 1000);
     for (const ctx of contexts) {
       this.leases.applyRows(ctx.rows);
       for (const fn of ctx.afterCommit) fn();
       for (const e of ctx.events) this.pendingEvents.push(e);
     }
     for (const ctx of contexts) if (ctx.rev) this.seq.finish(ctx.rev);
-    for (const job of batch) {
+    for (const job of jobs) {
       if (job.error) job.reject(job.error);
       else job.resolve(job.result);
     }
+    return {};
+  }
+
+  /** The error one request gets when its own apply failed (see commitBatch). */
+  private requestError(err: unknown): EtcdError {
+    if (err instanceof KeyTooLongError) return errKeyTooLong(err);
+    return this.storageError(err);
   }
 
   /**

@@ -25,7 +25,7 @@ export interface SqlDialect {
   };
   /** Appended to CREATE TABLE (storage engine and row format). */
   readonly tableOptions: string;
-  /** Longest key accepted by `insert` (index entry limits; see keys.ts). */
+  /** Longest key accepted by `insert` (index entry limits; see rows.ts). */
   readonly maxKeyBytes: number;
   /**
    * Appended inside the "newer row" NOT EXISTS probe to keep it a per-row index probe. PostgreSQL otherwise

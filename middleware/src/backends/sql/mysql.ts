@@ -257,7 +257,7 @@ export class MysqlDriver implements ServerDriver {
       count = bytes = 0;
     };
     for (const row of rows) {
-      checkKeyLength(row.key, MAX_KEY_BYTES, this.description, mysqlDialect.label);
+      checkKeyLength(row.key, MAX_KEY_BYTES, mysqlDialect.label);
       const size = row.key.length + row.value.length + ROW_OVERHEAD;
       if (size > budget) {
         throw new Error(

@@ -176,7 +176,7 @@ export class PostgresDriver implements ServerDriver {
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {
-    for (const row of rows) checkKeyLength(row.key, MAX_KEY_BYTES, this.description, postgresDialect.label);
+    for (const row of rows) checkKeyLength(row.key, MAX_KEY_BYTES, postgresDialect.label);
     if (rows.length === 1) {
       await c.execute(this.st.insertRow, rowParams(rows[0]!, (d) => d));
       return;

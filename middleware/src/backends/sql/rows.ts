@@ -3,7 +3,7 @@
  * dialect. Drivers hand back integers as numbers (SQLite), strings (pg int8, mysql2 bigNumberStrings) or
  * text casts (lease IDs), so everything goes through Number()/String() here and nowhere else.
  */
-import type { ChangeRow, KeyRow, LeaseRow } from '../backend.js';
+import { KeyTooLongError, type ChangeRow, type KeyRow, type LeaseRow } from '../backend.js';
 import type { ScanRow } from './compaction.js';
 
 /** A `kv` row as selected by statements.ts (`p_*` columns: the superseded row joined by `changes`). */
@@ -74,18 +74,20 @@ export function checkInt64(decimal: string, what: string): string {
 }
 
 /** The key-length guard, shared by all dialects (the limit itself is per dialect, see dialect files). */
-export function checkKeyLength(key: Buffer, maxKeyBytes: number, description: string, label: string): void {
-  if (key.length > maxKeyBytes) {
-    throw new Error(
-      `${description}: key of ${key.length} bytes (starting "${key.subarray(0, 40).toString('latin1')}") exceeds the ` +
-        `${maxKeyBytes}-byte key limit of ${label} backends: use shorter keys`,
-    );
-  }
+export function checkKeyLength(key: Buffer, maxKeyBytes: number, label: string): void {
+  if (key.length > maxKeyBytes) throw new KeyTooLongError(key.length, maxKeyBytes, label);
 }
 
 /**
- * Longest key every dialect accepts. One limit for all keeps keys movable between backends when the
- * topology moves them; 2048 bytes fits PostgreSQL's B-tree entry limit (~2700 bytes) and InnoDB's 3072-byte
- * index key limit on (name, rev) with room to spare, and is far above any Kubernetes key (< 1 KiB).
+ * Longest key PostgreSQL and MySQL/MariaDB accept: the unique (name, rev) B-tree index holds the whole key,
+ * and an index entry is limited (PostgreSQL: about 2700 bytes per entry; InnoDB: 3072 bytes per index key,
+ * the VARBINARY column of schema version 1 is declared with this length). 2048 bytes is far above any
+ * Kubernetes key (< 1 KiB). SQLite has no such limit (see `SQLITE_MAX_KEY_BYTES`).
  */
 export const MAX_KEY_BYTES = 2048;
+
+/**
+ * SQLite stores long index entries on overflow pages, so it takes keys as long as etcd does: etcd has no key
+ * limit of its own, only its 1.5 MiB request limit, which the server checks first.
+ */
+export const SQLITE_MAX_KEY_BYTES = 1.5 * 1024 * 1024;

@@ -1,14 +1,14 @@
 /** SQLite's SQL dialect and which of its failures may pass (shared by the backend and its read worker). */
 import { onConflictUpsert, type SqlDialect } from './dialect.js';
 import { errorCode } from './errors.js';
-import { MAX_KEY_BYTES } from './rows.js';
+import { SQLITE_MAX_KEY_BYTES } from './rows.js';
 
 export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   label: 'SQLite',
   types: { bigint: 'BIGINT', int: 'INTEGER', smallint: 'SMALLINT', key: 'BLOB', value: 'BLOB', name: 'TEXT', blob: 'BLOB' },
   tableOptions: '',
-  maxKeyBytes: MAX_KEY_BYTES,
+  maxKeyBytes: SQLITE_MAX_KEY_BYTES,
   clusteredByKey: false,
   coveringKeyIndex: false,
   probeFence: '',

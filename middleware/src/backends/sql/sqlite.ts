@@ -195,7 +195,7 @@ export class SqliteBackend implements Backend {
   insertOn(c: StatementCache, rows: KeyRow[]): void {
     const insert = c.get(this.st.insertRow);
     for (const row of rows) {
-      checkKeyLength(row.key, sqliteDialect.maxKeyBytes, this.description, sqliteDialect.label);
+      checkKeyLength(row.key, sqliteDialect.maxKeyBytes, sqliteDialect.label);
       this.exec(() => insert.run(...rowParams(row, toBigInt)));
     }
   }
