@@ -19,6 +19,8 @@ export interface WatchSink {
   compacted(w: Watcher, compactRevision: number): void;
   /** Resolves when the stream can take more (at once when it is not congested). */
   drained(): Promise<void>;
+  /** True while the stream cannot take more (deliveries wait for `drained`); absent: never congested. */
+  readonly congested?: boolean;
   /** `w` caught up and now receives events live. */
   synced(w: Watcher): void;
   /** Sends a progress notification for `w` at `revision`. */
@@ -71,6 +73,22 @@ export class Watcher {
 
 const CATCH_UP_RETRY_MS = 1000;
 
+/**
+ * Catch-up works in slices of the event loop: after this much work it yields (setImmediate) so requests
+ * and live events are served in between, however many watchers replay at once.
+ */
+const CATCH_UP_SLICE_MS = 4;
+
+/** Bytes of events read from storage for catch-up kept for other watchers at the same position. */
+const CHUNK_CACHE_BYTES = 16 * 1024 * 1024;
+
+/** Events of revisions [from, upTo], complete: one step of catch-up. */
+interface Chunk {
+  upTo: number;
+  events: WatchEvent[];
+  bytes: number;
+}
+
 /** What an event holds in memory, roughly: key, value and previous value, each also encoded once. */
 function eventSize(e: WatchEvent): number {
   return 2 * (e.kv.key.length + e.kv.value.length + (e.prevKv?.value.length ?? 0)) + 128;
@@ -102,6 +120,13 @@ export class WatchHub {
   private readonly ringEvents: number;
   private readonly ringBytes: number;
   private readonly catchUpBatch: number;
+  /**
+   * Storage reads of catch-up by start revision, shared by every watcher that reaches the same revision (a
+   * restarted API server re-opens hundreds of watches at one revision: one read instead of one each).
+   */
+  private readonly chunks = new Map<number, Promise<Chunk>>();
+  private chunkBytes = 0;
+  private sliceStarted = 0;
 
   constructor(private readonly opts: WatchHubOptions) {
     this.head = opts.revision;
@@ -229,10 +254,89 @@ export class WatchHub {
     return true;
   }
 
+  /** Yields to the event loop once the current slice of catch-up work is used up (see CATCH_UP_SLICE_MS). */
+  private async turn(): Promise<void> {
+    if (performance.now() - this.sliceStarted < CATCH_UP_SLICE_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (performance.now() - this.sliceStarted >= CATCH_UP_SLICE_MS) this.sliceStarted = performance.now();
+  }
+
+  /** At most about `catchUpBatch` ring events from `from`, whole revisions, none above `head`. */
+  private ringChunk(from: number, head: number): Chunk {
+    const first = this.ringIndex(from);
+    let end = this.ringIndex(head + 1);
+    if (end - first > this.catchUpBatch) {
+      // stop at a revision boundary, past the first revision whatever its size
+      end = first + this.catchUpBatch;
+      const rev = this.ring[end]!.revision;
+      if (this.ring[end - 1]!.revision === rev) {
+        const start = this.ringIndex(rev);
+        end = start > first ? start : this.ringIndex(rev + 1);
+      }
+    }
+    const events = this.ring.slice(first, end);
+    return { upTo: end < this.ring.length ? Math.min(head, this.ring[end]!.revision - 1) : head, events, bytes: 0 };
+  }
+
+  /** The next step of catch-up from storage, shared by watchers at the same revision. */
+  private storageChunk(from: number, head: number): Promise<Chunk> {
+    const cached = this.chunks.get(from);
+    if (cached) {
+      // most recently used last
+      this.chunks.delete(from);
+      this.chunks.set(from, cached);
+      return cached;
+    }
+    const read = this.readChunk(from, head);
+    this.chunks.set(from, read);
+    read.then(
+      (chunk) => {
+        if (this.chunks.get(from) !== read) return;
+        this.chunkBytes += chunk.bytes;
+        for (const [rev, p] of this.chunks) {
+          if (this.chunkBytes <= CHUNK_CACHE_BYTES || rev === from) break;
+          this.chunks.delete(rev);
+          void p.then((c) => (this.chunkBytes -= c.bytes), () => undefined);
+        }
+      },
+      () => {
+        if (this.chunks.get(from) === read) this.chunks.delete(from);
+      },
+    );
+    return read;
+  }
+
+  private async readChunk(from: number, head: number): Promise<Chunk> {
+    const rows = await this.opts.backend.changes(from, head, this.catchUpBatch);
+    let upTo = head;
+    if (rows.length === this.catchUpBatch) {
+      // never split a revision: stop before the last one unless it is the only one read
+      const last = rows[rows.length - 1]!.modRevision;
+      const whole = rows.filter((r) => r.modRevision < last);
+      if (whole.length > 0) {
+        rows.length = whole.length;
+        upTo = last - 1;
+      } else {
+        const all = await this.opts.backend.changes(last, last, Number.MAX_SAFE_INTEGER);
+        rows.splice(0, rows.length, ...all);
+        upTo = last;
+      }
+    }
+    const events = rows.map((r) => WatchEvent.fromRow(r, r.prev));
+    return { upTo, events, bytes: events.reduce((n, e) => n + eventSize(e), 0) };
+  }
+
+  /**
+   * Replays what `w` missed, one bounded step at a time, then puts it live. Steps of every catching-up
+   * watcher take turns with requests (`turn`), share their storage reads (`storageChunk`), and wait while
+   * the watcher's stream is congested, so a replay of any size neither stalls the event loop nor floods
+   * the connection ahead of other requests.
+   */
   private async catchUp(w: Watcher): Promise<void> {
     if (!w.beginCatchUp()) return;
     try {
       while (!w.removed && !w.sink.closed) {
+        await this.turn();
         await w.sink.drained();
         if (w.removed || w.sink.closed) return;
         if (w.nextRev < this.compactRev) {
@@ -246,31 +350,12 @@ export class WatchHub {
           return;
         }
         const from = w.nextRev;
-        let events: WatchEvent[];
-        let upTo = head;
-        if (from >= this.ringStart) {
-          events = this.ringFrom(from).filter((e) => e.revision <= head);
-        } else {
-          const rows = await this.opts.backend.changes(from, head, this.catchUpBatch);
-          if (from < this.compactRev) continue; // compacted while reading: cancel on the next pass
-          if (rows.length === this.catchUpBatch) {
-            // never split a revision: stop before the last one unless it is the only one read
-            const last = rows[rows.length - 1]!.modRevision;
-            const whole = rows.filter((r) => r.modRevision < last);
-            if (whole.length > 0) {
-              rows.length = whole.length;
-              upTo = last - 1;
-            } else {
-              const all = await this.opts.backend.changes(last, last, Number.MAX_SAFE_INTEGER);
-              rows.splice(0, rows.length, ...all);
-              upTo = last;
-            }
-          }
-          events = rows.map((r) => WatchEvent.fromRow(r, r.prev));
-        }
-        const matching = events.filter((e) => w.matches(e));
-        if (w.removed) return;
-        w.nextRev = upTo + 1;
+        const chunk = from >= this.ringStart ? this.ringChunk(from, head) : await this.storageChunk(from, head);
+        if (from < this.compactRev) continue; // compacted while reading: cancel on the next pass
+        // another watcher of this stream may have filled it meanwhile: wait, then take the step again
+        if (w.removed || w.sink.congested) continue;
+        const matching = chunk.events.filter((e) => w.matches(e));
+        w.nextRev = chunk.upTo + 1;
         if (matching.length) {
           w.sentSinceTick = true;
           w.sink.deliver(w, matching, head);

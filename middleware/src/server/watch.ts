@@ -72,7 +72,7 @@ type WatchCall = grpc.ServerDuplexStream<WatchRequest, Buffer>;
 class WatchStream implements WatchSink {
   private readonly watchers = new Map<string, Watcher>();
   private nextAutoId = 0;
-  private congested = false;
+  congested = false;
   private drainWaiters: (() => void)[] = [];
   private progressDeferred = false;
   closed = false;
