@@ -147,9 +147,16 @@ export interface Backend {
  * committed, so the sequencer resynchronises before allocating more revisions.
  */
 export class BackendUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the database certainly did not commit the interrupted write (e.g. SQLite could not write its
+   * commit for lack of space): its revisions can be handed out again, leaving no gap.
+   */
+  readonly rolledBack: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; rolledBack?: boolean }) {
     super(message, options);
     this.name = 'BackendUnavailableError';
+    this.rolledBack = options?.rolledBack ?? false;
   }
 }
 

@@ -46,6 +46,8 @@ export const META = {
   revisionHighWater: 'revision_hwm',
   clusterId: 'cluster_id',
   memberId: 'member_id',
+  /** Written by the readiness probe after a failed write batch (see `Store.ready`). */
+  writeProbe: 'write_probe',
 } as const;
 
 export interface StoreOptions {
@@ -83,6 +85,9 @@ type Job = {
 /** How long a batch keeps retrying without requests that found their database unavailable (see commitBatch). */
 const UNAVAILABLE_RETRY_BUDGET_MS = 2000;
 
+/** How often readiness tries a write while writes fail (see `Store.ready`). */
+const WRITE_PROBE_INTERVAL_MS = 1000;
+
 function toBuffer(meta: Buffer | undefined): number {
   return meta ? Number(meta.toString()) : 0;
 }
@@ -106,6 +111,9 @@ export class Store {
   private pendingEvents: WatchEvent[] = [];
   private leaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Why the last write batch could not commit (storage unavailable); cleared by the next commit. */
+  private writeFailure: Error | undefined;
+  private writeProbe: Promise<boolean> | undefined;
   private readonly log: Logger;
   private readonly maxBatch: number;
   private readonly minLeaseTtl: number;
@@ -307,18 +315,26 @@ export class Store {
     const started = performance.now();
     let jobs = batch;
     let unavailableRetries = 0;
+    let unavailableFailures = 0;
     for (;;) {
       const outcome = await this.attemptBatch(jobs);
       if (outcome.failedJob === undefined) break;
       const failed = outcome.failedJob;
       const e = this.requestError(outcome.error);
+      if (e.code === Code.UNAVAILABLE) this.log.warn('a write request failed; the rest of its batch is retried without it', { error: outcome.error });
       failed.reject(e);
       jobs = jobs.filter((j) => j !== failed);
-      if (jobs.length === 0) return;
+      if (e.code === Code.UNAVAILABLE) unavailableFailures++;
+      if (jobs.length === 0) {
+        // nothing of the batch could be stored, for lack of storage: not ready until a write commits
+        if (unavailableFailures === batch.length) this.writeFailure = e;
+        return;
+      }
       // A database that is down answers quickly (refused connection) or only after --query-timeout; retrying
       // the rest of the batch for every request that touches it must not multiply the latter.
       if (e.code === Code.UNAVAILABLE && ++unavailableRetries > 1 && performance.now() - started > UNAVAILABLE_RETRY_BUDGET_MS) {
         this.log.warn('write batch failed', { requests: jobs.length, error: outcome.error });
+        this.writeFailure = e;
         for (const job of jobs) job.reject(e);
         return;
       }
@@ -370,12 +386,15 @@ export class Store {
         return { failedJob, error: failure };
       }
       const revs = contexts.map((c) => c.rev).filter((r) => r > 0);
-      if (revs.length) this.inDoubt = revs;
+      if (err instanceof BackendUnavailableError && err.rolledBack) this.seq.rewind(base);
+      else if (revs.length) this.inDoubt = revs;
       const e = this.storageError(err);
-      this.log.warn('write batch failed', { requests: jobs.length, error: err, inDoubt: revs.length });
+      if (e.code === Code.UNAVAILABLE) this.writeFailure = e;
+      this.log.warn('write batch failed', { requests: jobs.length, error: err, inDoubt: this.inDoubt?.length ?? 0 });
       for (const job of jobs) job.reject(e);
       return {};
     }
+    this.writeFailure = undefined;
     for (const ctx of contexts) {
       this.leases.applyRows(ctx.rows);
       for (const fn of ctx.afterCommit) fn();
@@ -599,12 +618,32 @@ export class Store {
   }
 
   /**
-   * True when the default backend (the meta store) answers. A routed backend that is down fails only the
-   * requests for its keys; reporting the whole server unready would take every other key offline too.
+   * True when the default backend (the meta store) answers and writes can commit. A routed backend that is
+   * down fails only the requests for its keys; reporting the whole server unready would take every other
+   * key offline too. After a write batch failed for lack of storage (a full disk, a database refusing
+   * writes), readiness stays false until a write commits again: a small write of the meta store is tried at
+   * most once a second while the probes ask.
    */
   async ready(): Promise<boolean> {
     try {
       await this.backend.getMeta(META.clusterId);
+    } catch {
+      return false;
+    }
+    if (!this.writeFailure) return true;
+    this.writeProbe ??= this.probeWrite().finally(() => {
+      const t = setTimeout(() => (this.writeProbe = undefined), WRITE_PROBE_INTERVAL_MS);
+      t.unref();
+    });
+    return this.writeProbe;
+  }
+
+  /** Commits a small meta write through the write queue; true if it committed. */
+  private async probeWrite(): Promise<boolean> {
+    try {
+      await this.submit(true, async (ctx) => {
+        await ctx.tx.setMeta(META.writeProbe, Buffer.from(String(Date.now())));
+      });
       return true;
     } catch {
       return false;

@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { logger } from '../../log.js';
 import type { SqliteEndpoint } from '../../topology/endpoint.js';
-import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
-import { classify, openFailure } from './errors.js';
+import { classify, errorCode, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { timed } from './metrics.js';
 import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
@@ -130,7 +130,11 @@ export class SqliteBackend implements Backend {
         try {
           const result = await fn(tx);
           tx.end();
-          this.exec(() => w.get('COMMIT').run());
+          try {
+            w.get('COMMIT').run();
+          } catch (err) {
+            throw this.commitFailure(err);
+          }
           return result;
         } catch (err) {
           tx.end();
@@ -223,6 +227,16 @@ export class SqliteBackend implements Backend {
     } catch (err) {
       throw this.classify(err);
     }
+  }
+
+  /**
+   * A COMMIT that failed for lack of space wrote no commit record: the transaction is rolled back for certain
+   * (other failures, such as an I/O error on sync, leave the outcome unknown).
+   */
+  private commitFailure(err: unknown): unknown {
+    const classified = this.classify(err);
+    if (!(classified instanceof BackendUnavailableError) || !/^SQLITE_FULL/.test(errorCode(err) ?? '')) return classified;
+    return new BackendUnavailableError(classified.message, { cause: err, rolledBack: true });
   }
 
   private classify(err: unknown): unknown {
