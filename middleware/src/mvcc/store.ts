@@ -56,7 +56,7 @@ export interface StoreOptions {
   maxBatch?: number;
   /** Events kept in memory for watch catch-up. */
   ringEvents?: number;
-  /** Smallest lease TTL granted, seconds (etcd raises smaller ones; default 1). */
+  /** Smallest lease TTL granted, seconds (etcd raises smaller ones; default 2, etcd's with its default timing). */
   minLeaseTtl?: number;
   /** Rows deleted per compaction step (default 1,000). */
   compactBatchSize?: number;
@@ -85,6 +85,12 @@ type Job = {
 /** How long a batch keeps retrying without requests that found their database unavailable (see commitBatch). */
 const UNAVAILABLE_RETRY_BUDGET_MS = 2000;
 
+/**
+ * etcd's smallest lease TTL with its default timing: 1.5 election timeouts (3 x 10 ticks / 2 of 100 ms),
+ * rounded up to whole seconds. etcd grants smaller (and zero) TTLs as this.
+ */
+const ETCD_MIN_LEASE_TTL = 2;
+
 /** How often readiness tries a write while writes fail (see `Store.ready`). */
 const WRITE_PROBE_INTERVAL_MS = 1000;
 
@@ -104,6 +110,8 @@ export class Store {
   memberId = '0';
   private seq!: Sequencer;
   private compactRev = 0;
+  /** False until the first compaction (etcd's compact revision is then -1: Compact(0) succeeds once). */
+  private everCompacted = false;
   private readonly queue: Job[] = [];
   private pumping = false;
   /** Revisions of a batch whose commit outcome is unknown (the database failed during it). */
@@ -124,7 +132,7 @@ export class Store {
   ) {
     this.log = (opts.logger ?? rootLogger).child({ component: 'store' });
     this.maxBatch = opts.maxBatch ?? 512;
-    this.minLeaseTtl = opts.minLeaseTtl ?? 1;
+    this.minLeaseTtl = opts.minLeaseTtl ?? ETCD_MIN_LEASE_TTL;
   }
 
   /** Opens the backend, restores revision, compaction and lease state, starts lease expiry. */
@@ -155,10 +163,11 @@ export class Store {
     // next revision is above everything that may ever have existed: nothing is renumbered
     this.seq = new Sequencer(Math.max(maxRev, toBuffer(hwm)));
     this.compactRev = toBuffer(compact);
+    this.everCompacted = compact !== undefined;
     this.hub = new WatchHub({
       backend: b,
       revision: this.seq.watermark,
-      compactRevision: this.compactRev,
+      compactRevision: this.everCompacted ? this.compactRev : -1,
       ringEvents: this.opts.ringEvents,
       onError: (err) => this.log.warn('watch catch-up failed; retrying', { error: err }),
     });
@@ -430,7 +439,7 @@ export class Store {
       this.backend.getMeta(META.compactRevision),
     ]);
     this.leases.load(leases, leasedKeys);
-    this.setCompactRevision(toBuffer(compact));
+    if (compact !== undefined) this.setCompactRevision(toBuffer(compact));
     for (const r of rows) this.pendingEvents.push(WatchEvent.fromRow(r, r.prev));
     this.inDoubt = undefined;
     this.log.info('resolved writes of a failed batch', { revisions: revs.length, committed: rows.length });
@@ -473,7 +482,8 @@ export class Store {
   // ---- compaction -----------------------------------------------------------------------------------
 
   private setCompactRevision(rev: number): void {
-    if (rev <= this.compactRev) return;
+    if (this.everCompacted && rev <= this.compactRev) return;
+    this.everCompacted = true;
     this.compactRev = rev;
     this.hub.compacted(rev);
     storeMetrics.compactRevision.set(rev);
@@ -486,7 +496,8 @@ export class Store {
    */
   async compact(revision: number, opts: { physical?: boolean; batchSize?: number; timeoutMs?: number } = {}): Promise<ResponseHeader> {
     await this.submit(true, async (ctx) => {
-      if (revision <= this.compactRev) throw errCompacted();
+      // etcd's compact revision starts at -1: Compact(0) on a store never compacted succeeds (and only once)
+      if (this.everCompacted ? revision <= this.compactRev : revision < 0) throw errCompacted();
       if (revision > this.seq.watermark) throw errFutureRev();
       await ctx.tx.setMeta(META.compactRevision, Buffer.from(String(revision)));
       await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(this.seq.lastAllocated)));

@@ -15,6 +15,7 @@ import { Store, type StoreOptions } from '../mvcc/store.js';
 import type { LeaderElection } from '../leader/election.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { FlagError, parseServeFlags, serveUsage, type ServeConfig } from './flags.js';
+import { installFrameChecks } from './grpc-frames.js';
 import { healthDefinition, healthService } from './health.js';
 import { startHttpServer } from './http.js';
 import { kvDefinition, kvService } from './kv.js';
@@ -130,6 +131,7 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
     throw err;
   }
 
+  installFrameChecks();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': -1,

@@ -120,6 +120,13 @@ class WatchStream implements WatchSink {
 
   private create(c: WatchCreateRequest): void {
     countStreamRequest('Watch.Create');
+    const key = c.key ?? Buffer.alloc(0);
+    const end = rangeEnd(c.range_end);
+    if (end !== undefined && end.length > 0 && Buffer.compare(key, end) >= 0) {
+      // etcd refuses a range that holds no key (key >= range_end), before it looks at the ID: created and canceled at once, ID -1
+      this.write(encodeWatchResponse({ header: this.header(), watchId: '-1', created: true, canceled: true, cancelReason: 'mvcc: watcher range is empty' }));
+      return;
+    }
     let watchId = id(c.watch_id);
     if (watchId !== '0' && this.watchers.has(watchId)) {
       // etcd answers a duplicate client-chosen ID with a created-and-canceled response
@@ -142,15 +149,17 @@ class WatchStream implements WatchSink {
     const filters = c.filters ?? [];
     const w = new Watcher(
       watchId,
-      c.key ?? Buffer.alloc(0),
-      rangeEnd(c.range_end),
+      key,
+      end,
       {
         prevKv: c.prev_kv,
         noPut: filters.includes('Noput'),
         noDelete: filters.includes('Nodelete'),
         progressNotify: c.progress_notify,
       },
-      start > 0 ? start : this.hub.revision + 1,
+      // 0: from now on. A negative start is kept, as etcd keeps it: below every compact revision (etcd's is
+      // -1 before the first compaction), the watch is canceled as compacted.
+      start !== 0 ? start : this.hub.revision + 1,
       this,
     );
     this.watchers.set(watchId, w);
@@ -214,7 +223,8 @@ class WatchStream implements WatchSink {
 
   compacted(w: Watcher, compactRevision: number): void {
     this.watchers.delete(w.id);
-    this.write(encodeWatchResponse({ header: this.header(), watchId: w.id, canceled: true, compactRevision }));
+    // etcd's compaction cancel carries revision 0 in its header
+    this.write(encodeWatchResponse({ header: this.header(0), watchId: w.id, canceled: true, compactRevision }));
     this.maybeSendDeferredProgress();
   }
 
