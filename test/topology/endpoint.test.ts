@@ -32,3 +32,19 @@ test('redaction hides the whole password, also one holding "@" or "/"', () => {
   assert.equal(redactEndpoint('postgres://u@h/db'), 'postgres://u@h/db');
   assert.equal(redactEndpoint('sqlite://./a.db'), 'sqlite://./a.db');
 });
+
+test('redaction hides credential query parameters and passwords with "?" or ",", in every scheme', () => {
+  assert.equal(redactEndpoint('sqlite:///x/a.db?password=hunter2&mode=rwc'), 'sqlite:///x/a.db?password=***&mode=rwc');
+  assert.equal(
+    redactEndpoint('postgres://h/db?password=qp&sslpassword=s2&sslmode=require&user=me'),
+    'postgres://h/db?password=***&sslpassword=***&sslmode=require&user=me',
+  );
+  assert.equal(redactEndpoint('mysql://u:x%40y@tcp(h)/d?Password=Z&pwd=1&tls=true'), 'mysql://u:***@tcp(h)/d?Password=***&pwd=***&tls=true');
+  assert.equal(redactEndpoint('postgres://u:pa?ss@h/db'), 'postgres://u:***@h/db');
+  assert.equal(redactEndpoint('https://u:p1@h1:2379,u:p2@h2:2379'), 'https://u:***@h2:2379');
+  assert.equal(redactEndpoint('http://h:2379?token=abc'), 'http://h:2379?token=***');
+  assert.equal(redactEndpoint('postgres://h/db?owner=a@b'), 'postgres://h/db?owner=a@b');
+  // errors quoting a part of the endpoint do not quote its credentials either
+  assert.throws(() => parseEndpoint('https://u:secretpw@h1:2379'), (e: unknown) => e instanceof EndpointError && !(e as Error).message.includes('secretpw'));
+  assert.throws(() => parseEndpoint('postgres://u:pa?ss@h/db'), (e: unknown) => e instanceof EndpointError && !/pa\?ss|ss@h/.test((e as Error).message));
+});

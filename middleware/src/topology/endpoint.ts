@@ -34,7 +34,8 @@ export type Endpoint = SqliteEndpoint | SqlServerEndpoint | EtcdEndpoint;
 
 export class EndpointError extends Error {
   constructor(endpoint: string, problem: string) {
-    super(`endpoint "${redactEndpoint(endpoint)}": ${problem}`);
+    // the problem may quote a part of the endpoint (a host, a database name) that holds a credential
+    super(`endpoint "${redactEndpoint(endpoint)}": ${scrubCredentials(problem, endpoint)}`);
     this.name = 'EndpointError';
   }
 }
@@ -128,17 +129,88 @@ export function parseEndpoint(endpoint: string): Endpoint {
   }
 }
 
-/** The endpoint with any password replaced by `***`, safe for logs, events and status. */
+/** Query parameters whose values are credentials (`password`, `sslpassword`, `passwd`, `pwd`, `token`, ...). */
+const SECRET_PARAM = /pass|pwd|secret|token|credential|auth|api[-_]?key/i;
+
+/** Replaces the values of credential query parameters in `query` (without its "?") by `***`. */
+function redactQuery(query: string): string {
+  return query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      let name = pair.slice(0, eq);
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        return `${pair.slice(0, eq)}=***`; // undecodable name: keep nothing that might be a secret
+      }
+      return SECRET_PARAM.test(name) ? `${pair.slice(0, eq)}=***` : pair;
+    })
+    .join('&');
+}
+
+/**
+ * The endpoint with every credential the parser accepts replaced by `***`: the password of the user info
+ * (everything between the first ":" and the last "@", so passwords holding "@", "/", "?" or "," are hidden
+ * whole, also in an etcd member list) and the values of credential query parameters (`password=`,
+ * `sslpassword=`, `token=`, ...), in every scheme. Safe for logs, errors, events, metrics and status.
+ */
 export function redactEndpoint(endpoint: string): string {
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)(.*)$/s.exec(endpoint);
   if (!m) return endpoint;
   const [, scheme, rest] = m as unknown as [string, string, string];
+  let authority = '';
+  let tail = rest;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    // an "@" inside a query value (no ":" before it) is not user info
+    if (colon >= 0 || !/[/?]/.test(userinfo)) {
+      authority = `${colon < 0 ? userinfo : `${userinfo.slice(0, colon)}:***`}@`;
+      tail = rest.slice(at + 1);
+    }
+  }
+  const q = tail.indexOf('?');
+  if (q >= 0) tail = `${tail.slice(0, q)}?${redactQuery(tail.slice(q + 1))}`;
+  return `${scheme}${authority}${tail}`;
+}
+
+/** Credentials in `endpoint` as they may appear in text built from it (raw and %-decoded). */
+function secretsOf(endpoint: string): string[] {
+  const secrets = new Set<string>();
+  const add = (v: string) => {
+    if (v.length === 0) return;
+    secrets.add(v);
+    try {
+      secrets.add(decodeURIComponent(v.replace(/\+/g, ' ')));
+    } catch {
+      // raw form only
+    }
+  };
+  const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/(.*)$/s.exec(endpoint);
+  if (!m) return [];
+  const rest = m[1]!;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) add(userinfo.slice(colon + 1));
+  }
   const q = rest.indexOf('?');
-  const main = q < 0 ? rest : rest.slice(0, q);
-  // the same split as the parser: credentials end at the last "@" (passwords may contain "@")
-  const at = main.lastIndexOf('@');
-  if (at < 0) return endpoint;
-  const colon = main.indexOf(':');
-  if (colon < 0 || colon > at) return endpoint;
-  return `${scheme}${main.slice(0, colon)}:***${rest.slice(at)}`;
+  if (q >= 0) {
+    for (const pair of rest.slice(q + 1).split('&')) {
+      const eq = pair.indexOf('=');
+      if (eq >= 0 && redactQuery(pair) !== pair) add(pair.slice(eq + 1));
+    }
+  }
+  return [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+}
+
+/** `text` with every credential of `endpoint` replaced by `***` (for messages that quote parts of it). */
+export function scrubCredentials(text: string, endpoint: string): string {
+  let out = text;
+  for (const secret of secretsOf(endpoint)) out = out.split(secret).join('***');
+  return out;
 }
