@@ -1,5 +1,5 @@
 /**
- * Range and count reads of the SQLite backend on a worker thread. better-sqlite3 is synchronous, so a read
+ * Range, count and changes (watch catch-up) reads of the SQLite backend on a worker thread. better-sqlite3 is synchronous, so a read
  * on the main thread stops every other request until it returns: a 10,000-key list takes tens of
  * milliseconds, a count of a large range as long. On its own thread and connection it runs while the event
  * loop keeps serving gRPC. Single-key reads and small pages stay on the main thread (sqlite.ts decides),
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { BackendUnavailableError, type RangeQuery } from '../backend.js';
+import type { DbRow } from './rows.js';
 import type { PackedRow } from './sqlite-pages.js';
 
 /** What the worker is started with. */
@@ -21,7 +22,8 @@ export interface WorkerInit {
 /** Keys arrive in the worker as Uint8Arrays (structured clone does not keep Buffer). */
 export type ReadRequest =
   | { id: number; op: 'range'; query: Omit<RangeQuery, 'start' | 'end'> & { start: Uint8Array; end: Uint8Array } }
-  | { id: number; op: 'count'; start: Uint8Array; end: Uint8Array; revision: number };
+  | { id: number; op: 'count'; start: Uint8Array; end: Uint8Array; revision: number }
+  | { id: number; op: 'changes'; from: number; to: number; limit: number };
 
 /** An error as it crosses the thread boundary (its SQLite code decides whether it may pass). */
 export interface WorkerError {
@@ -30,7 +32,11 @@ export interface WorkerError {
   name?: string;
 }
 
-export type ReadReply = { id: number; chunks: PackedRow[] } | { id: number; n: number } | { id: number; error: WorkerError };
+export type ReadReply =
+  | { id: number; chunks: PackedRow[] }
+  | { id: number; n: number }
+  | { id: number; rows: DbRow[] }
+  | { id: number; error: WorkerError };
 
 type Startup = { ready: true } | { ready: false; error: WorkerError };
 
@@ -104,6 +110,11 @@ export class SqliteReadThread {
   /** Live keys of [start, end) at `revision` (end empty: to the end of the keyspace). */
   async count(start: Buffer, end: Buffer, revision: number): Promise<number> {
     return ((await this.call({ id: 0, op: 'count', start: exact(start), end: exact(end), revision })) as { n: number }).n;
+  }
+
+  /** `kv` rows of revisions [from, to] with the rows they superseded (`Statements.changes`), as selected. */
+  async changes(from: number, to: number, limit: number): Promise<DbRow[]> {
+    return ((await this.call({ id: 0, op: 'changes', from, to, limit })) as { rows: DbRow[] }).rows;
   }
 
   /** Stops the worker; reads still waiting for it fail as unavailable. */

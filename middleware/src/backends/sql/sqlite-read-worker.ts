@@ -1,6 +1,7 @@
 /**
  * The SQLite read worker's thread (see sqlite-read-thread.ts): one query-only connection that answers
- * range and count requests, so a large list runs beside the event loop instead of blocking it.
+ * range, count and changes requests, so a large list or a watch catch-up runs beside the event loop
+ * instead of blocking it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectSqlite, StatementCache } from './sqlite-connection.js';
@@ -37,6 +38,9 @@ function answer(c: StatementCache, req: ReadRequest): void {
         if (b && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) transfer.push(b.buffer as ArrayBuffer);
       }
       reply = { id: req.id, chunks };
+    } else if (req.op === 'changes') {
+      const params: unknown[] = req.limit > 0 ? [req.from, req.to, req.limit] : [req.from, req.to];
+      reply = { id: req.id, rows: c.get(st.changes(req.limit > 0)).all(...params) as DbRow[] };
     } else {
       const end = asBuffer(req.end);
       const row = c.get(st.count(end.length > 0)).get(...st.countParams(asBuffer(req.start), end, req.revision)) as DbRow;

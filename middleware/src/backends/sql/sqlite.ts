@@ -30,8 +30,8 @@ const toBigInt = (decimal: string) => BigInt(decimal);
 
 /**
  * Ranges limited to at most this many keys (kube-apiserver pages 500) read on the main thread: well under a
- * millisecond, less than the hop to the read worker costs in CPU. Unlimited or larger ranges, and counts
- * (which scan the whole range whatever the limit), go to the worker.
+ * millisecond, less than the hop to the read worker costs in CPU. Unlimited or larger ranges, counts
+ * (which scan the whole range whatever the limit) and changes (watch catch-up) go to the worker.
  */
 const MAIN_THREAD_MAX_ROWS = 1000;
 
@@ -114,11 +114,9 @@ export class SqliteBackend implements Backend {
     return timed('sqlite', 'count', () => this.onThread((t) => t.count(start, end, revision)));
   }
 
+  /** On the read worker: watch catch-up reads up to 1,000 rows with their predecessors at a time. */
   async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
-    return this.read('changes', (r) => {
-      const params: unknown[] = limit > 0 ? [from, to, limit] : [from, to];
-      return (r.get(this.st.changes(limit > 0)).all(...params) as DbRow[]).map(toChangeRow);
-    });
+    return timed('sqlite', 'changes', () => this.onThread(async (t) => (await t.changes(from, to, limit)).map(toChangeRow)));
   }
 
   write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
