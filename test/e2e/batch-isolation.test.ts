@@ -54,6 +54,28 @@ describe('a routed database that is down fails only the requests that touch it',
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('a key too long for PostgreSQL fails alone with InvalidArgument, without a stack trace in the log', async () => {
+    const r0 = rev(await clients[0]!.range({ key: b('/iso/') }));
+    let ok = 0;
+    for (let round = 0; round < 5; round++) {
+      const long = Buffer.concat([b(`/iso/long/${round}/`), Buffer.alloc(3000, 0x78), b('p')]);
+      const puts = Array.from({ length: 16 }, (_, i) => clients[i % clients.length]!.put({ key: b(`/iso/short/${round}/${i}${i % 2 ? 'p' : 's'}`), value: b('v') }));
+      const results = await Promise.allSettled([...puts, clients[round % clients.length]!.put({ key: long, value: b('v') })]);
+      for (const r of results.slice(0, 16)) {
+        assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String((r.reason as Error).message) : '');
+        ok++;
+      }
+      const l = results[16]!;
+      assert.equal(l.status, 'rejected');
+      const err = (l as PromiseRejectedResult).reason as { code?: number; details?: string };
+      assert.equal(err.code, Status.INVALID_ARGUMENT);
+      assert.match(err.details ?? '', /key is too long: 3\d{3} bytes exceed the 2048-byte key limit of PostgreSQL storage/);
+    }
+    assert.equal(rev(await clients[0]!.range({ key: b('/iso/') })), r0 + BigInt(ok), 'no revision consumed by the refused keys');
+    const log = mw.process!.tail();
+    assert.doesNotMatch(log, /"stack"|storage error|write batch failed/, 'nothing logged as a storage failure');
+  });
+
   it('SQLite writes in the same group commits succeed, PostgreSQL ones fail Unavailable, no revision is burnt', async () => {
     const c = clients[0]!;
     assert.ok(rev(await c.put({ key: b('/iso/warm-p'), value: b('1') })) > 0n, 'PostgreSQL reachable at first');
