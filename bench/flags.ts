@@ -1,6 +1,6 @@
 /** Command line of `npm run bench -- [flags]`. */
 import { parseArgs } from 'node:util';
-import type { TargetName } from './servers.js';
+import { ALL_TARGETS, type TargetName } from './servers.js';
 
 export interface BenchFlags {
   /** Exit 1 when a floor fails (default: informational, exit 0). */
@@ -10,8 +10,12 @@ export interface BenchFlags {
   /** Subset of rows (default all). */
   rows: string[] | undefined;
   targets: TargetName[];
-  /** Skip the 200k-key memory phase. */
+  /** Skip the memory phase. */
   skipMemory: boolean;
+  /** Servers of the memory phase. */
+  memoryTargets: TargetName[];
+  /** Key counts of the memory phase (10k and 200k; 1M with --memory-1m). */
+  memorySizes: number[];
   /** Rows run (unprofiled) on the same server before each profiled row, as the full bench runs them. */
   profileAfter: string[];
   /** Keep the raw .cpuprofile files (printed paths) instead of deleting them. */
@@ -23,20 +27,22 @@ export interface BenchFlags {
   help: boolean;
 }
 
-export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,mw-sqlite,mw-postgres]
-                        [--skip-memory | --memory-only] [--tsx] [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
-  --strict          exit 1 if a floor fails (default: print PASS/FAIL, exit 0)
-  --rows            run only these rows
-  --targets         servers to drive (etcd is always included: ratios need it)
-  --skip-memory     skip the 200k keys x 1 KiB RSS measurement
+export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,kine-sqlite,mw-sqlite]
+                        [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
+                        [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
+  --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
+  --rows            run only these rows (names in bench/rows.ts)
+  --targets         servers to drive, of ${ALL_TARGETS.join(', ')}
+                    (default all that can run here; etcd, Debian's 3.4, is always included: ratios need it)
+  --skip-memory     skip the RSS measurement (10k and 200k keys x 1 KiB)
   --memory-only     run only that measurement
+  --memory-targets  servers of the RSS measurement (default etcd,mw-sqlite)
+  --memory-1m       add the 1M-key step to it (minutes per server)
   --tsx             run the middleware from source under tsx (default: compiled with tsc and run under plain
                     node, as production runs it; tsx adds ~35 MiB of RSS and its own startup)
   --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
   --profile-after ROWS  run ROWS first on the same server (not profiled): the state the full bench leaves
   --keep-profiles   keep the .cpuprofile files (in a temp dir; the path is printed)`;
-
-const ALL_TARGETS: TargetName[] = ['etcd', 'mw-sqlite', 'mw-postgres'];
 
 function list(v: string | undefined): string[] | undefined {
   return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
@@ -55,15 +61,20 @@ export function parseFlags(argv: string[]): BenchFlags {
       'profile-after': { type: 'string' },
       tsx: { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
+      'memory-targets': { type: 'string' },
+      'memory-1m': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
-  const targets = (list(values.targets) ?? ALL_TARGETS).map((t) => {
-    if (!ALL_TARGETS.includes(t as TargetName)) throw new Error(`--targets: unknown target "${t}" (known: ${ALL_TARGETS.join(', ')})`);
-    return t as TargetName;
-  });
+  const targetList = (flag: string, v: string[]) =>
+    v.map((t) => {
+      if (!(ALL_TARGETS as readonly string[]).includes(t)) throw new Error(`${flag}: unknown target "${t}" (known: ${ALL_TARGETS.join(', ')})`);
+      return t as TargetName;
+    });
+  const targets = targetList('--targets', list(values.targets) ?? [...ALL_TARGETS]);
   if (!targets.includes('etcd')) targets.unshift('etcd');
+  const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
   return {
     strict: values.strict!,
     profile: list(values.profile) ?? [],
@@ -71,6 +82,8 @@ export function parseFlags(argv: string[]): BenchFlags {
     rows: list(values.rows),
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
     skipMemory: values['skip-memory']!,
+    memoryTargets: ALL_TARGETS.filter((t) => memoryTargets.includes(t)),
+    memorySizes: values['memory-1m'] ? [10_000, 200_000, 1_000_000] : [10_000, 200_000],
     keepProfiles: values['keep-profiles']!,
     compiled: !values.tsx,
     memoryOnly: values['memory-only']!,

@@ -1,19 +1,20 @@
-/** Runs one row against one server: prepare, warm up, then measure with CPU sampled around the measurement. */
+/** Runs one row against one server with the Go load generator; server CPU is sampled over the measured phase only. */
 import { randomBytes } from 'node:crypto';
-import { batchStats, writeCounters } from './metrics.js';
+import { runLoadgen, type LoadgenResult } from './loadgen.js';
+import { batchStats, writeCounters, type WriteCounters } from './metrics.js';
 import { cpuSeconds } from './procfs.js';
+import type { Row } from './rows.js';
 import type { BenchServer, TargetName } from './servers.js';
-import type { RowResult, Workload } from './workload.js';
 
-export interface Measurement extends RowResult {
+export interface Measurement extends LoadgenResult {
   row: string;
   target: TargetName;
-  /** Server CPU (user+sys) per operation, µs: above ~1e6/ops-per-s the server used more than one core. */
+  /** Server CPU (user+sys) seconds over the measured phase. */
+  serverCpuSeconds: number;
+  /** Server CPU per operation, µs: above ~1e6/ops-per-s the server used more than one core. */
   serverCpuUsPerOp: number;
   /** Server CPU seconds / wall seconds of the measurement (1.0 = one core busy). */
   serverCores: number;
-  /** The bench client's own CPU seconds / wall seconds: near 1.0 means the client was the limit. */
-  clientCores: number;
   /** Middleware only: client writes per database transaction, and ms per batch (apply + commit). */
   avgWriteBatch?: number;
   avgCommitMs?: number;
@@ -30,31 +31,35 @@ export function rowPrefix(row: string): string {
   return `/registry/bench/${row}-${randomBytes(3).toString('hex')}/`;
 }
 
-export async function measureRow(workload: Workload, server: BenchServer): Promise<Measurement> {
-  const prepared = await workload.prepare(server.address, rowPrefix(workload.name));
-  try {
-    await prepared.warmup();
-    const counters0 = server.metricsUrl ? await writeCounters(server.metricsUrl) : undefined;
-    const cpu0 = cpuSeconds(server.pid);
-    const client0 = process.cpuUsage();
-    const t0 = monotonicUs();
-    const result = await prepared.measure();
-    const t1 = monotonicUs();
-    const serverCpu = cpuSeconds(server.pid) - cpu0;
-    const client = process.cpuUsage(client0);
-    const wall = (t1 - t0) / 1e6;
-    const batches = server.metricsUrl ? batchStats(counters0, await writeCounters(server.metricsUrl)) : undefined;
-    return {
-      ...result,
-      row: workload.name,
-      target: server.target,
-      serverCpuUsPerOp: result.ops ? (serverCpu * 1e6) / result.ops : NaN,
-      serverCores: serverCpu / wall,
-      clientCores: (client.user + client.system) / 1e6 / wall,
-      windowUs: [t0, t1],
-      ...(batches ? { avgWriteBatch: batches.avgBatch, avgCommitMs: batches.avgCommitMs } : {}),
-    };
-  } finally {
-    await prepared.close();
-  }
+export async function measureRow(row: Row, server: BenchServer): Promise<Measurement> {
+  let cpu0 = NaN;
+  let cpu1 = NaN;
+  let t0 = 0;
+  let t1 = 0;
+  let counters0: Promise<WriteCounters | undefined> | undefined;
+  let counters1: Promise<WriteCounters | undefined> | undefined;
+  const result = await runLoadgen([...row.args, '--endpoint', server.address, '--prefix', rowPrefix(row.name)], row.timeoutMs, {
+    onStart: () => {
+      t0 = monotonicUs();
+      cpu0 = cpuSeconds(server.pid);
+      if (server.metricsUrl) counters0 = writeCounters(server.metricsUrl);
+    },
+    onEnd: () => {
+      t1 = monotonicUs();
+      cpu1 = cpuSeconds(server.pid);
+      if (server.metricsUrl) counters1 = writeCounters(server.metricsUrl);
+    },
+  });
+  const serverCpu = cpu1 - cpu0;
+  const batches = counters0 && counters1 ? batchStats(await counters0, await counters1) : undefined;
+  return {
+    ...result,
+    row: row.name,
+    target: server.target,
+    serverCpuSeconds: serverCpu,
+    serverCpuUsPerOp: result.ops ? (serverCpu * 1e6) / result.ops : NaN,
+    serverCores: serverCpu / result.seconds,
+    windowUs: [t0, t1],
+    ...(batches ? { avgWriteBatch: batches.avgBatch, avgCommitMs: batches.avgCommitMs } : {}),
+  };
 }

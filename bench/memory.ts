@@ -1,83 +1,89 @@
 /**
- * Middleware memory with a realistic amount of data: 200k keys of 1 KiB stored through the etcd API
- * (multi-put Txns of 128 puts, several in flight, over a few connections), then the server's RSS read
- * from /proc/<pid>/status right after the load and again after a short idle period (GC and SQLite's
- * page cache settle). Peak RSS (VmHWM) is reported too.
+ * Server memory with a realistic amount of data: keys of 1 KiB stored through the etcd API by the Go load
+ * generator (multi-put Txns of 128 puts, several in flight; single Puts on kine, which refuses multi-put
+ * Txns) in steps up to each size (10k, 200k, and 1M with --memory-1m), the server's RSS read from
+ * /proc/<pid>/status after each step has settled. Peak RSS (VmHWM) is reported too.
  */
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConnectionPool } from './client.js';
-import { loadKeys } from './data.js';
+import { runLoadgen } from './loadgen.js';
 import { memoryBreakdown, type MemoryBreakdown } from './metrics.js';
 import { rowPrefix } from './measure.js';
 import { statusBytes } from './procfs.js';
 import { startTarget, type MiddlewareLaunch, type TargetName } from './servers.js';
 
-export interface MemoryResult {
-  target: TargetName;
+export interface MemoryStep {
+  /** Keys stored in all after this step. */
   keys: number;
-  valueBytes: number;
-  /** Right after start, before any data: the fixed cost (node, tsx, gRPC, two SQLite connections). */
-  rssIdleBytes: number;
   loadSeconds: number;
   keysPerSec: number;
   rssAfterLoadBytes: number;
   rssSettledBytes: number;
   peakRssBytes: number;
-  /** Node's share of the settled RSS, from /metrics (read after the settled RSS). */
+  /** Load generator CPU seconds for the step. */
+  loadgenCpuSeconds: number;
+  /** Middleware only: Node's share of the settled RSS, from /metrics. */
   node?: MemoryBreakdown;
 }
 
+export interface MemoryResult {
+  target: TargetName;
+  valueBytes: number;
+  /** Right after start, before any data: the fixed cost. */
+  rssIdleBytes: number;
+  steps: MemoryStep[];
+  error?: string;
+}
+
 export interface MemoryOptions {
-  keys?: number;
+  sizes: number[];
   valueBytes?: number;
-  /** Bound on the load; the phase fails beyond it. */
-  timeoutMs?: number;
   settleMs?: number;
   launch?: MiddlewareLaunch;
   log?: (line: string) => void;
 }
 
-export async function measureMemory(target: TargetName = 'mw-sqlite', opts: MemoryOptions = {}): Promise<MemoryResult> {
-  const keys = opts.keys ?? 200_000;
+/** Bound on one load step: generous, the 1M step on a busy machine takes minutes. */
+const STEP_TIMEOUT_MS = 15 * 60_000;
+
+export async function measureMemory(target: TargetName, opts: MemoryOptions): Promise<MemoryResult> {
   const valueBytes = opts.valueBytes ?? 1024;
   const server = await startTarget(target, opts.launch);
-  const pool = new ConnectionPool(server.address, 4);
+  const result: MemoryResult = { target, valueBytes, rssIdleBytes: statusBytes(server.pid, 'VmRSS'), steps: [] };
   try {
-    await pool.ready();
-    const rssIdleBytes = statusBytes(server.pid, 'VmRSS');
-    const value = randomBytes(valueBytes);
-    const t0 = performance.now();
-    let reported = 0;
-    await loadKeys(pool, rowPrefix('memory'), keys, value, {
-      concurrency: 8,
-      timeoutMs: opts.timeoutMs ?? 240_000,
-      progress: (stored) => {
-        if (stored - reported >= 50_000) {
-          reported = stored;
-          opts.log?.(`  memory: ${stored} keys stored (${Math.round(stored / ((performance.now() - t0) / 1000))} keys/s)`);
-        }
-      },
-    });
-    const loadSeconds = (performance.now() - t0) / 1000;
-    const rssAfterLoadBytes = statusBytes(server.pid, 'VmRSS');
-    await sleep(opts.settleMs ?? 3_000);
-    const rssSettledBytes = statusBytes(server.pid, 'VmRSS');
-    const node = server.metricsUrl ? await memoryBreakdown(server.metricsUrl) : undefined;
-    return {
-      target,
-      keys,
-      valueBytes,
-      rssIdleBytes,
-      loadSeconds,
-      keysPerSec: keys / loadSeconds,
-      rssAfterLoadBytes,
-      rssSettledBytes,
-      peakRssBytes: statusBytes(server.pid, 'VmHWM'),
-      ...(node ? { node } : {}),
-    };
+    let stored = 0;
+    for (const size of [...opts.sizes].sort((a, b) => a - b)) {
+      const count = size - stored;
+      if (count <= 0) continue;
+      const r = await runLoadgen(
+        ['--row', 'load', '--endpoint', server.address, '--prefix', rowPrefix(`memory-${size}`), '--keys', String(count),
+          '--value-size', String(valueBytes), '--clients', '8', '--setup-timeout', `${STEP_TIMEOUT_MS / 1000}s`],
+        STEP_TIMEOUT_MS + 60_000,
+      );
+      if (r.errors) throw new Error(`loading ${count} keys: ${r.firstError}`);
+      stored = size;
+      const rssAfterLoadBytes = statusBytes(server.pid, 'VmRSS');
+      await sleep(opts.settleMs ?? 3_000);
+      const step: MemoryStep = {
+        keys: size,
+        loadSeconds: r.seconds,
+        keysPerSec: count / r.seconds,
+        rssAfterLoadBytes,
+        rssSettledBytes: statusBytes(server.pid, 'VmRSS'),
+        peakRssBytes: statusBytes(server.pid, 'VmHWM'),
+        loadgenCpuSeconds: r.cpuSeconds,
+      };
+      const node = server.metricsUrl ? await memoryBreakdown(server.metricsUrl) : undefined;
+      if (node) step.node = node;
+      result.steps.push(step);
+      opts.log?.(
+        `  memory ${target}: ${size} keys (${Math.round(step.keysPerSec)} keys/s), RSS settled ${(step.rssSettledBytes / 2 ** 20).toFixed(1)} MiB, peak ${(step.peakRssBytes / 2 ** 20).toFixed(1)} MiB`,
+      );
+    }
+  } catch (err) {
+    result.error = (err as Error).message;
+    opts.log?.(`  memory ${target}: ${result.error}`);
   } finally {
-    pool.close();
     await server.stop();
   }
+  return result;
 }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FloorResult } from './floors.js';
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
+import { LATENCY_ROWS } from './rows.js';
 
 export const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -20,24 +21,34 @@ function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
 
-/** One line per (row, target); middleware lines carry ratios to etcd's line of the same row. */
+/** The kine run on the same database as a middleware target, for the "x kine" column. */
+const KINE_PEER: Partial<Record<string, string>> = { 'mw-sqlite': 'kine-sqlite', 'mw-postgres': 'kine-postgres' };
+
+/**
+ * One line per (row, target). "x etcd" and "x kine" are ops/s ratios (for latency rows: p99 ratios, lower is
+ * better) to etcd 3.4 and, for the middleware, to kine on the same database; CPU seconds are over the
+ * measured phase, for the server and for the load generator.
+ */
 export function formatTable(ms: Measurement[]): string {
-  const header = ['row', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'thr x', 'p50 x', 'p99 x', 'srv us/op', 'srv cores', 'cli cores', 'batch', 'commit ms', 'errors'];
+  const header = ['row', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'x etcd', 'x kine', 'srv cpu s', 'srv cores', 'srv us/op', 'gen cpu s', 'gen cores', 'batch', 'commit ms', 'errors'];
   const lines: string[][] = [];
+  const ratio = (m: Measurement, ref: Measurement | undefined) =>
+    !ref || ref === m ? '' : LATENCY_ROWS.has(m.row) ? fmt(m.p99Ms / ref.p99Ms) : fmt(m.opsPerSec / ref.opsPerSec);
   for (const m of ms) {
     const etcd = ms.find((e) => e.row === m.row && e.target === 'etcd');
-    const ref = m.target !== 'etcd' && etcd ? etcd : undefined;
+    const kine = ms.find((e) => e.row === m.row && e.target === KINE_PEER[m.target]);
     lines.push([
       m.row,
       m.target,
       fmt(m.opsPerSec, 0),
       fmt(m.p50Ms),
       fmt(m.p99Ms),
-      ref ? fmt(m.opsPerSec / ref.opsPerSec) : '',
-      ref ? fmt(m.p50Ms / ref.p50Ms) : '',
-      ref ? fmt(m.p99Ms / ref.p99Ms) : '',
-      fmt(m.serverCpuUsPerOp, 0),
+      ratio(m, etcd),
+      ratio(m, kine),
+      fmt(m.serverCpuSeconds),
       fmt(m.serverCores),
+      fmt(m.serverCpuUsPerOp, 0),
+      fmt(m.cpuSeconds),
       fmt(m.clientCores),
       m.avgWriteBatch === undefined ? '' : fmt(m.avgWriteBatch, 1),
       m.avgCommitMs === undefined ? '' : fmt(m.avgCommitMs),
@@ -48,17 +59,23 @@ export function formatTable(ms: Measurement[]): string {
   return [pad(header, widths), ...lines.map((l) => pad(l, widths))].join('\n');
 }
 
-export function formatMemory(m: MemoryResult): string {
-  return (
-    `memory (${m.target}, ${m.keys} keys x ${m.valueBytes} B): loaded in ${m.loadSeconds.toFixed(1)} s ` +
-    `(${Math.round(m.keysPerSec)} keys/s); RSS idle before load ${(m.rssIdleBytes / MIB).toFixed(1)} MiB, after load ${(m.rssAfterLoadBytes / MIB).toFixed(1)} MiB, ` +
-    `settled ${(m.rssSettledBytes / MIB).toFixed(1)} MiB, peak ${(m.peakRssBytes / MIB).toFixed(1)} MiB` +
-    (m.node
-      ? `\n  of the settled RSS: V8 heap ${(m.node.heapTotalBytes / MIB).toFixed(1)} MiB (used ${(m.node.heapUsedBytes / MIB).toFixed(1)}), ` +
-        `external ${(m.node.externalBytes / MIB).toFixed(1)} MiB, rest (native: SQLite page caches, code, malloc) ` +
-        `${((m.rssSettledBytes - m.node.heapTotalBytes - m.node.externalBytes) / MIB).toFixed(1)} MiB`
-      : '')
-  );
+export function formatMemory(results: MemoryResult[]): string {
+  const out: string[] = [];
+  for (const m of results) {
+    out.push(`memory of ${m.target} (keys of ${m.valueBytes} B): RSS idle ${(m.rssIdleBytes / MIB).toFixed(1)} MiB` + (m.error ? `; FAILED: ${m.error}` : ''));
+    for (const s of m.steps) {
+      out.push(
+        `  ${String(s.keys).padStart(8)} keys: RSS settled ${(s.rssSettledBytes / MIB).toFixed(1)} MiB (${(s.rssSettledBytes / 1e6).toFixed(0)} MB), ` +
+          `after load ${(s.rssAfterLoadBytes / MIB).toFixed(1)} MiB, peak ${(s.peakRssBytes / MIB).toFixed(1)} MiB; ` +
+          `loaded at ${Math.round(s.keysPerSec)} keys/s (loadgen ${s.loadgenCpuSeconds.toFixed(1)} cpu s)` +
+          (s.node
+            ? `; V8 heap ${(s.node.heapTotalBytes / MIB).toFixed(1)} MiB, external ${(s.node.externalBytes / MIB).toFixed(1)} MiB, ` +
+              `rest (native: SQLite caches, code, malloc) ${((s.rssSettledBytes - s.node.heapTotalBytes - s.node.externalBytes) / MIB).toFixed(1)} MiB`
+            : ''),
+      );
+    }
+  }
+  return out.join('\n');
 }
 
 export function formatFloors(floors: FloorResult[]): string {
@@ -66,7 +83,7 @@ export function formatFloors(floors: FloorResult[]): string {
     .map((f) => {
       const verdict = f.pass === null ? 'SKIP' : f.pass ? 'PASS' : 'FAIL';
       const value = f.value === null ? (f.note ?? '-') : `${fmt(f.value)} ${f.unit}`;
-      return `${verdict}  ${f.floor.padEnd(48)} ${value}`;
+      return `${verdict}  ${f.floor.padEnd(52)} ${value}`;
     })
     .join('\n');
 }

@@ -1,27 +1,60 @@
 /**
- * The rows of the bench and their budgets: the one place to tune how long `npm run bench` takes. Every row
- * stops at its op count or its time bound, whichever comes first; with three targets the row phase takes
- * about 3 x 60 s plus startup, and the 200k-key memory phase ~30-60 s: ~4-5 minutes in all, under the
- * 8-minute budget even on busy shared cores.
+ * The rows of the bench and their budgets: the one place to tune how long `npm run bench` takes. Each row
+ * is one tools/loadgen invocation (on etcd's Go client); every row stops at its op count or its time bound,
+ * whichever comes first. With all seven targets the rows take about 7 x 13 x ~8 s (setup, 0.7 s warm-up,
+ * 5 s measured) plus startup: ~12-15 minutes on busy shared cores; `--rows` and `--targets` make it short.
  */
-import { casTxnRow, getRow, pagedListRow, putRow } from './kv-workloads.js';
-import { watchRow } from './watch-workload.js';
-import type { Workload } from './workload.js';
+export interface Row {
+  /** Row name, e.g. "put-64"; also what --rows and --profile take. */
+  readonly name: string;
+  /** One line for the report. */
+  readonly what: string;
+  /** loadgen flags of the row (endpoint and prefix are added per run). */
+  readonly args: readonly string[];
+  /** Bound on the whole loadgen run (setup, warm-up, measurement); it is killed beyond it. */
+  readonly timeoutMs: number;
+}
 
 const SECONDS = 1_000;
+/** Measured phase of the closed-loop rows, as in the issue's reference runs. */
+const MEASURE = '5s';
 
-export const ROWS: readonly Workload[] = [
-  putRow(1, { maxOps: 20_000, maxMs: 4 * SECONDS }),
-  putRow(16, { maxOps: 100_000, maxMs: 6 * SECONDS }),
-  putRow(64, { maxOps: 100_000, maxMs: 6 * SECONDS }),
-  getRow(1, { maxOps: 50_000, maxMs: 4 * SECONDS }),
-  getRow(16, { maxOps: 200_000, maxMs: 6 * SECONDS }),
-  casTxnRow(16, { maxOps: 100_000, maxMs: 6 * SECONDS }),
-  pagedListRow(4, { maxOps: 20_000, maxMs: 6 * SECONDS }),
-  watchRow({ watchers: 100, events: 200, intervalMs: 20, maxMs: 15 * SECONDS }),
+function closedLoop(name: string, what: string, row: string, clients: number, maxOps: number, extra: string[] = []): Row {
+  return {
+    name,
+    what,
+    args: ['--row', row, '--clients', String(clients), '--duration', MEASURE, '--max-ops', String(maxOps), ...extra],
+    timeoutMs: 180 * SECONDS,
+  };
+}
+
+export const ROWS: readonly Row[] = [
+  closedLoop('put-1', 'Put of a new key (256 B value), 1 client', 'put', 1, 50_000),
+  closedLoop('put-16', 'Put of a new key, 16 clients', 'put', 16, 200_000),
+  closedLoop('put-64', 'Put of a new key, 64 clients', 'put', 64, 200_000),
+  closedLoop('get-1', 'linearizable Range of one existing key (of 1000), 1 client', 'get', 1, 100_000),
+  closedLoop('get-16', 'linearizable Range of one existing key, 16 clients', 'get', 16, 400_000),
+  closedLoop('get-1-ser', 'serializable Range of one existing key, 1 client', 'get', 1, 100_000, ['--serializable']),
+  closedLoop('get-16-ser', 'serializable Range of one existing key, 16 clients', 'get', 16, 400_000, ['--serializable']),
+  closedLoop('txn-16', 'CAS update Txn [MOD(k)==rev] -> [Put] else [Range k], 16 clients on distinct keys', 'txn', 16, 200_000),
+  closedLoop('list-500', 'paged list of 500 keys, pages of 100 pinned to the first page\'s revision, 4 clients', 'list', 4, 50_000, ['--keys', '500']),
+  {
+    ...closedLoop('list-10000', 'paged list of 10,000 keys, pages of 500 pinned, 4 clients', 'list', 4, 5_000, ['--keys', '10000', '--page-size', '500']),
+    timeoutMs: 300 * SECONDS,
+  },
+  {
+    name: 'watch-100',
+    what: 'put -> event latency at 100 watchers of one prefix (own streams), one put every 1 ms (at most 1000 puts/s), 3000 puts',
+    // ops/s of this row = events delivered per second (puts x watchers)
+    args: ['--row', 'watch', '--watchers', '100', '--interval', '1ms', '--max-ops', '3000', '--duration', '3s'],
+    timeoutMs: 120 * SECONDS,
+  },
 ];
 
-export function rowNamed(name: string): Workload {
+/** Rows compared on latency rather than throughput (their ratio column is p99). */
+export const LATENCY_ROWS = new Set(['watch-100']);
+
+export function rowNamed(name: string): Row {
   const row = ROWS.find((r) => r.name === name);
   if (!row) throw new Error(`unknown row "${name}" (rows: ${ROWS.map((r) => r.name).join(', ')})`);
   return row;

@@ -1,21 +1,46 @@
 /**
- * The servers under test, as child processes on free loopback ports: the reference etcd and the middleware
- * over a scratch SQLite file or PostgreSQL database. The bench starts its own processes (rather than the
- * test helpers' Etcd/Middleware classes) because it needs their pids (CPU time, RSS) and, for profiling,
- * node flags before `--import tsx`; the pieces that fit (ServerProcess, waitUntil, freePort, scratch
- * stores) are reused from test/support.
+ * The servers under test, as child processes on free loopback ports: Debian's etcd 3.4 (the reference of
+ * every ratio), etcd 3.6 and kine built from the Go module proxy (tools/), and the middleware over a scratch
+ * SQLite file, PostgreSQL or MariaDB database. The bench starts its own processes (rather than the test
+ * helpers' Etcd/Middleware classes) because it needs their pids (CPU time, RSS) and, for profiling, node
+ * flags before the entry; the pieces that fit (ServerProcess, waitUntil, freePort, scratch stores, tool
+ * lookup) are reused from test/support.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ServerProcess } from '../test/support/child.js';
-import { ETCD_BIN, freePort } from '../test/support/env.js';
+import { ETCDCTL_BIN, ETCD_BIN, freePort, isAvailable } from '../test/support/env.js';
 import { REPO_ROOT } from '../test/support/middleware.js';
 import { createScratchStore, type StoreKind } from '../test/support/scratch-store.js';
+import { toolDir } from '../test/support/tools.js';
 import { waitUntil } from '../test/support/wait.js';
 import { onCleanup } from './cleanup.js';
 
-export type TargetName = 'etcd' | 'mw-sqlite' | 'mw-postgres';
+/** In the order the bench drives them, row by row. 'etcd' (Debian's 3.4) is the reference of the ratios. */
+export const ALL_TARGETS = ['etcd', 'etcd-3.6', 'kine-sqlite', 'kine-postgres', 'mw-sqlite', 'mw-postgres', 'mw-mysql'] as const;
+export type TargetName = (typeof ALL_TARGETS)[number];
+
+/** kine is built, and etcdctl is there to tell when it is ready. */
+async function kineNeeds(): Promise<string | undefined> {
+  if (!toolDir('kine')) return 'kine is not built (tools/build.sh kine)';
+  return (await isAvailable('etcdctl')) ? undefined : 'etcdctl is not on PATH (apt-get install etcd-client): it probes kine';
+}
+
+/** Why `target` cannot run on this machine, or undefined when it can. */
+export async function unavailable(target: TargetName): Promise<string | undefined> {
+  const needs: Record<TargetName, () => Promise<string | undefined>> = {
+    etcd: async () => ((await isAvailable('etcd')) ? undefined : 'etcd is not on PATH (apt-get install etcd-server)'),
+    'etcd-3.6': async () => (toolDir('etcd') ? undefined : 'etcd 3.6 is not built (tools/build.sh etcd)'),
+    'kine-sqlite': kineNeeds,
+    'kine-postgres': async () => (await kineNeeds()) ?? ((await isAvailable('postgres')) ? undefined : 'PostgreSQL is not reachable'),
+    'mw-sqlite': async () => undefined,
+    'mw-postgres': async () => ((await isAvailable('postgres')) ? undefined : 'PostgreSQL is not reachable'),
+    'mw-mysql': async () => ((await isAvailable('mysql')) ? undefined : 'MariaDB/MySQL is not reachable'),
+  };
+  return needs[target]();
+}
 
 export interface BenchServer {
   readonly target: TargetName;
@@ -52,14 +77,24 @@ async function httpOk(url: string, check: (body: string) => boolean = () => true
   return res.ok && check(body);
 }
 
+/** A Range through etcdctl: ready means serving the KV API (kine has no /health of its own). */
+function kvAnswers(address: string): Promise<boolean> {
+  return new Promise((resolve) =>
+    execFile(ETCDCTL_BIN, ['--endpoints', address, '--command-timeout=2s', 'get', '/bench-ready-probe'], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 5_000 }, (err) =>
+      resolve(!err),
+    ),
+  );
+}
+
 /** A single-member etcd on a temp data dir, flags as in test/support/etcd.ts (defaults otherwise: fsync on). */
-export async function startEtcd(): Promise<BenchServer> {
+export async function startEtcd(target: Extract<TargetName, 'etcd' | 'etcd-3.6'> = 'etcd'): Promise<BenchServer> {
+  const bin = target === 'etcd' ? ETCD_BIN : path.join(toolDir('etcd')!, 'etcd');
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hk-bench-etcd-'));
   const removeDir = onCleanup(`remove ${dataDir}`, () => rm(dataDir, { recursive: true, force: true }));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const proc = new ServerProcess(`etcd ${clientUrl}`, ETCD_BIN, [
+  const proc = new ServerProcess(`${target} ${clientUrl}`, bin, [
     '--name', 'bench',
     '--data-dir', dataDir,
     '--listen-client-urls', clientUrl,
@@ -69,10 +104,10 @@ export async function startEtcd(): Promise<BenchServer> {
     '--initial-cluster', `bench=${peerUrl}`,
     '--log-level', 'warn',
   ]);
-  const stopProc = onCleanup('stop etcd', () => proc.stop());
-  await waitReady(proc, `etcd health at ${clientUrl}`, () => httpOk(`${clientUrl}/health`, (b) => b.includes('"true"')));
+  const stopProc = onCleanup(`stop ${target}`, () => proc.stop());
+  await waitReady(proc, `${target} health at ${clientUrl}`, () => httpOk(`${clientUrl}/health`, (b) => b.includes('"true"')));
   return {
-    target: 'etcd',
+    target,
     address: `127.0.0.1:${clientPort}`,
     pid: proc.child.pid!,
     stop: async () => {
@@ -91,8 +126,40 @@ export interface MiddlewareLaunch {
   stopGraceMs?: number;
 }
 
+/**
+ * kine over a scratch SQLite file (kine's default DSN parameters, as k3s users run it: note
+ * _synchronous=NORMAL, i.e. no fsync per commit in WAL mode, where the middleware and etcd sync every
+ * commit) or a scratch PostgreSQL database (kine creates it; stop() drops it).
+ */
+export async function startKine(kind: Extract<StoreKind, 'sqlite' | 'postgres'>): Promise<BenchServer> {
+  const store = await createScratchStore(kind);
+  const dispose = onCleanup(`dispose kine ${kind} store`, () => store.dispose());
+  const endpoint =
+    kind === 'sqlite'
+      ? `${store.endpoint}?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared`
+      : `${store.endpoint}?sslmode=disable`;
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const address = `127.0.0.1:${port}`;
+  const proc = new ServerProcess(`kine ${address} (${kind})`, path.join(toolDir('kine')!, 'kine'), [
+    '--listen-address', address,
+    '--endpoint', endpoint,
+    '--metrics-bind-address', `127.0.0.1:${metricsPort}`,
+  ]);
+  const stopProc = onCleanup(`stop kine (${kind})`, () => proc.stop());
+  await waitReady(proc, `kine KV API on ${address}`, () => kvAnswers(address));
+  return {
+    target: kind === 'sqlite' ? 'kine-sqlite' : 'kine-postgres',
+    address,
+    pid: proc.child.pid!,
+    stop: async () => {
+      await stopProc();
+      await dispose();
+    },
+  };
+}
+
 /** The middleware (`cli.ts serve`) over a fresh scratch store; stop() also drops the store. */
-export async function startMiddleware(kind: Extract<StoreKind, 'sqlite' | 'postgres'>, launch: MiddlewareLaunch = {}): Promise<BenchServer> {
+export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch = {}): Promise<BenchServer> {
   const store = await createScratchStore(kind);
   const dispose = onCleanup(`dispose ${kind} store`, () => store.dispose());
   const [port, metricsPort] = [await freePort(), await freePort()];
@@ -116,7 +183,7 @@ export async function startMiddleware(kind: Extract<StoreKind, 'sqlite' | 'postg
   const stopProc = onCleanup(`stop middleware (${kind})`, () => proc.stop(launch.stopGraceMs));
   await waitReady(proc, `middleware /readyz on ${metricsPort}`, () => httpOk(`http://127.0.0.1:${metricsPort}/readyz`));
   return {
-    target: kind === 'sqlite' ? 'mw-sqlite' : 'mw-postgres',
+    target: `mw-${kind}`,
     address,
     pid: proc.child.pid!,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
@@ -128,6 +195,19 @@ export async function startMiddleware(kind: Extract<StoreKind, 'sqlite' | 'postg
 }
 
 export function startTarget(target: TargetName, launch?: MiddlewareLaunch): Promise<BenchServer> {
-  if (target === 'etcd') return startEtcd();
-  return startMiddleware(target === 'mw-sqlite' ? 'sqlite' : 'postgres', launch);
+  switch (target) {
+    case 'etcd':
+    case 'etcd-3.6':
+      return startEtcd(target);
+    case 'kine-sqlite':
+      return startKine('sqlite');
+    case 'kine-postgres':
+      return startKine('postgres');
+    case 'mw-sqlite':
+      return startMiddleware('sqlite', launch);
+    case 'mw-postgres':
+      return startMiddleware('postgres', launch);
+    case 'mw-mysql':
+      return startMiddleware('mysql', launch);
+  }
 }

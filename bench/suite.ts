@@ -1,67 +1,94 @@
 /**
  * The full bench: every server started once, then each row run against each server in turn (etcd first),
  * row by row. Interleaving by row rather than by server spreads background noise on the shared cores over
- * all targets instead of penalising whichever server happens to run during a busy minute.
+ * all targets instead of penalising whichever server happens to run during a busy minute. The load comes
+ * from the Go load generator (tools/loadgen), one process per (row, server).
  */
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { isAvailable } from '../test/support/env.js';
+import path from 'node:path';
+import { ETCD_BIN } from '../test/support/env.js';
+import { toolDir } from '../test/support/tools.js';
 import type { BenchFlags } from './flags.js';
 import { judgeFloors, type FloorResult } from './floors.js';
+import { loadgenBin } from './loadgen.js';
 import { measureRow, type Measurement } from './measure.js';
 import { measureMemory, type MemoryResult } from './memory.js';
 import { ROWS, rowNamed } from './rows.js';
-import { startTarget, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
+import { startTarget, unavailable, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
 import { compileMiddleware } from './compile.js';
-import { MAX_CONNECTIONS } from './client.js';
 
 export interface SuiteResult {
   startedAt: string;
   environment: Record<string, unknown>;
   measurements: Measurement[];
-  memory: MemoryResult | undefined;
+  memory: MemoryResult[];
   floors: FloorResult[];
   skipped: string[];
 }
 
-function etcdVersion(): string {
+function firstLine(bin: string, args: string[]): string {
   try {
-    return execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '?';
+    return execFileSync(bin, args, { encoding: 'utf8' }).split('\n')[0] ?? '?';
   } catch {
     return '?';
   }
 }
 
+function cpuModel(): string {
+  return os.cpus()[0]?.model ?? '?';
+}
+
+/** `uptime`'s load averages: the machine is shared, so a reader must see how busy it was. */
+function loadAverages(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(', ');
+}
+
+async function runnable(targets: TargetName[], skipped: string[]): Promise<TargetName[]> {
+  const out: TargetName[] = [];
+  for (const t of targets) {
+    const why = await unavailable(t);
+    if (why) skipped.push(`${t}: ${why}`);
+    else out.push(t);
+  }
+  return out;
+}
+
 export async function runSuite(flags: BenchFlags, log: (s: string) => void): Promise<SuiteResult> {
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadAverages();
   const skipped: string[] = [];
-  if (!(await isAvailable('etcd'))) throw new Error('etcd is not on PATH (apt-get install etcd-server): ratios need the reference');
-  let targets: TargetName[] = flags.targets;
-  if (targets.includes('mw-postgres') && !(await isAvailable('postgres'))) {
-    skipped.push('mw-postgres: PostgreSQL not reachable');
-    targets = targets.filter((t) => t !== 'mw-postgres');
-  }
+  loadgenBin(); // fails early, saying how to build it
+  const targets = await runnable(flags.targets, skipped);
+  if (!targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
   const rows = flags.memoryOnly ? [] : flags.rows ? flags.rows.map(rowNamed) : [...ROWS];
   const launch: MiddlewareLaunch = {};
-  if (flags.compiled) {
+  if (flags.compiled && [...targets, ...flags.memoryTargets].some((t) => t.startsWith('mw-'))) {
     log('compiling the middleware (as production runs it; --tsx to run the sources instead)...');
     launch.compiledCli = await compileMiddleware();
   }
 
   const servers: BenchServer[] = [];
-  for (const t of rows.length ? targets : []) {
-    log(`starting ${t}...`);
-    servers.push(await startTarget(t, launch));
-  }
   const measurements: Measurement[] = [];
   try {
+    for (const t of rows.length ? targets : []) {
+      log(`starting ${t}...`);
+      servers.push(await startTarget(t, launch));
+    }
     for (const row of rows) {
       for (const server of servers) {
-        const m = await measureRow(row, server);
+        let m: Measurement;
+        try {
+          m = await measureRow(row, server);
+        } catch (err) {
+          skipped.push(`${row.name} on ${server.target}: ${(err as Error).message.split('\n').slice(0, 3).join(' ')}`);
+          log(`  ${row.name.padEnd(10)} ${server.target.padEnd(13)} failed: ${(err as Error).message}`);
+          continue;
+        }
         measurements.push(m);
         log(
-          `  ${row.name.padEnd(10)} ${server.target.padEnd(12)} ${Math.round(m.opsPerSec).toString().padStart(7)} ops/s  ` +
-            `p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms` +
+          `  ${row.name.padEnd(10)} ${server.target.padEnd(13)} ${Math.round(m.opsPerSec).toString().padStart(7)} ops/s  ` +
+            `p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu: server ${m.serverCpuSeconds.toFixed(2)} s, loadgen ${m.cpuSeconds.toFixed(2)} s` +
             (m.errors ? `  ${m.errors} errors (${m.firstError})` : ''),
         );
       }
@@ -70,22 +97,29 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     for (const s of servers) await s.stop();
   }
 
-  let memory: MemoryResult | undefined;
+  const memory: MemoryResult[] = [];
   if (!flags.skipMemory) {
-    log('memory phase: 200k keys x 1 KiB into the SQLite middleware...');
-    memory = await measureMemory('mw-sqlite', { log, launch });
+    for (const t of await runnable(flags.memoryTargets, skipped)) {
+      log(`memory phase: ${flags.memorySizes.join(', ')} keys x 1 KiB into ${t}...`);
+      memory.push(await measureMemory(t, { sizes: flags.memorySizes, log, launch }));
+    }
   }
 
+  const etcd36 = toolDir('etcd');
+  const kine = toolDir('kine');
   return {
     startedAt,
     environment: {
+      machine: `${os.cpus().length} x ${cpuModel()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.release()}`,
+      loadAverageAtStart: loadAtStart,
+      loadAverageAtEnd: loadAverages(),
+      loadgen: 'tools/loadgen (Go, go.etcd.io/etcd/client/v3 v3.6.17), one process per row and server',
       node: process.version,
       middleware: flags.compiled ? 'compiled (tsc output, plain node)' : 'tsx (middleware/src/cli.ts)',
-      etcd: etcdVersion(),
-      cpus: os.cpus().length,
-      loadavgAtEnd: os.loadavg(),
-      connectionsPerPool: `min(clients, ${MAX_CONNECTIONS})`,
-      rows: rows.map((r) => ({ name: r.name, what: r.what })),
+      etcd: firstLine(ETCD_BIN, ['--version']),
+      'etcd-3.6': etcd36 ? firstLine(path.join(etcd36, 'etcd'), ['--version']) : 'not built',
+      kine: kine ? firstLine(path.join(kine, 'kine'), ['--version']) : 'not built',
+      rows: rows.map((r) => ({ name: r.name, what: r.what, loadgen: r.args.join(' ') })),
     },
     measurements,
     memory,
