@@ -13,12 +13,15 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
+// maxInFlight bounds the watch row's unanswered puts.
+const maxInFlight = 512
+
 // drainWait is how long the last events may take to arrive before the missing ones count as errors.
 const drainWait = 5 * time.Second
 
 // runWatch measures put -> event delivery: --watchers Watch streams on one prefix (spread over the
-// connections, as kube-apiserver's watch caches share a few), one writer on its own connection putting a
-// key every --interval, --max-ops puts. Latency = receipt at a watcher - the moment its Put was sent, for
+// connections, as kube-apiserver's watch caches share a few), one writer on its own connection sending a
+// put every --interval (open loop: the rate does not depend on the server), --max-ops puts. Latency = receipt at a watcher - the moment its Put was sent, for
 // every (watcher, event); ops/s = events delivered per second.
 func runWatch(ctx context.Context, cfg config, clients []*clientv3.Client) (*Result, error) {
 	writers, err := newClients(cfg.endpoint, 1)
@@ -102,29 +105,41 @@ func runWatch(ctx context.Context, cfg config, clients []*clientv3.Client) (*Res
 		phaseName.Store(name)
 		start := time.Now()
 		deadline := start.Add(limit - drainWait)
-		sent := 0
-		var putErrs int64
-		var firstErr string
-		for i := 0; i < events && time.Now().Before(deadline) && failure.Load() == nil; i++ {
-			times[i].Store(time.Now().UnixNano())
-			octx, ocancel := context.WithTimeout(context.Background(), opTimeout)
-			_, err := writer.Put(octx, keyOf(cfg.prefix+name+"/", int64(i)), value)
-			ocancel()
-			if err != nil {
-				putErrs++
-				if firstErr == "" {
-					firstErr = "put: " + err.Error()
-				}
-				if putErrs >= maxErrors {
-					break
-				}
-				continue
-			}
-			sent++
-			if wait := time.Until(start.Add(time.Duration(i+1) * cfg.interval)); wait > 0 {
+		// open loop: a put is sent every interval whether or not the earlier ones have been answered (on
+		// the writer's one connection), so every server gets the same write rate; a server that falls
+		// more than maxInFlight puts behind fails the row instead of lowering the rate
+		var wg sync.WaitGroup
+		var sentOK, putErrs atomic.Int64
+		var firstErr atomic.Value
+		inFlight := make(chan struct{}, maxInFlight)
+		for i := 0; i < events && time.Now().Before(deadline) && failure.Load() == nil && putErrs.Load() < maxErrors; i++ {
+			if wait := time.Until(start.Add(time.Duration(i) * cfg.interval)); wait > 0 {
 				time.Sleep(wait)
 			}
+			select {
+			case inFlight <- struct{}{}:
+			default:
+				putErrs.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("put: more than %d puts in flight: the server does not keep up with one put every %s", maxInFlight, cfg.interval))
+				continue
+			}
+			times[i].Store(time.Now().UnixNano())
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-inFlight }()
+				octx, ocancel := context.WithTimeout(context.Background(), opTimeout)
+				defer ocancel()
+				if _, err := writer.Put(octx, keyOf(cfg.prefix+name+"/", int64(i)), value); err != nil {
+					putErrs.Add(1)
+					firstErr.CompareAndSwap(nil, "put: "+err.Error())
+					return
+				}
+				sentOK.Add(1)
+			}(i)
 		}
+		wg.Wait()
+		sent := int(sentOK.Load())
 		expected := int64(sent * cfg.watchers)
 		drainEnd := time.Now().Add(drainWait)
 		for delivered.Load() < expected && time.Now().Before(drainEnd) && failure.Load() == nil {
@@ -135,12 +150,12 @@ func runWatch(ctx context.Context, cfg config, clients []*clientv3.Client) (*Res
 		lat := latencies
 		latencies = nil
 		mu.Unlock()
-		r := summarize(lat, got, time.Since(start).Seconds(), putErrs+max(0, expected-got))
+		r := summarize(lat, got, time.Since(start).Seconds(), putErrs.Load()+max(0, expected-got))
 		switch {
 		case failure.Load() != nil:
 			r.FirstError = "watch: " + failure.Load().(string)
-		case firstErr != "":
-			r.FirstError = firstErr
+		case firstErr.Load() != nil:
+			r.FirstError = firstErr.Load().(string)
 		case got < expected:
 			r.FirstError = fmt.Sprintf("%d events not delivered within %s", expected-got, drainWait)
 		}
