@@ -1,0 +1,103 @@
+/**
+ * `tsx bench/markdown.ts bench/results/<run>.json`: the README's benchmark tables from one run's results
+ * (throughput with ratios, latencies, CPU seconds of server and load generator, RSS), so the README's
+ * figures are copied from a run, never typed.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Measurement } from './measure.js';
+import type { MemoryResult } from './memory.js';
+import { LATENCY_ROWS } from './rows.js';
+import { ALL_TARGETS, type TargetName } from './servers.js';
+import type { SuiteResult } from './suite.js';
+
+const TITLES: Record<TargetName, string> = {
+  etcd: 'etcd 3.4',
+  'etcd-3.6': 'etcd 3.6',
+  'kine-sqlite': 'kine SQLite',
+  'kine-postgres': 'kine PostgreSQL',
+  'mw-sqlite': 'HariKube SQLite',
+  'mw-postgres': 'HariKube PostgreSQL',
+  'mw-mysql': 'HariKube MariaDB',
+};
+const KINE_PEER: Partial<Record<TargetName, TargetName>> = { 'mw-sqlite': 'kine-sqlite', 'mw-postgres': 'kine-postgres' };
+
+const n = (v: number, digits = 0): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits)) : '-');
+const ms = (v: number): string => (Number.isFinite(v) ? (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) : '-');
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function markdown(result: SuiteResult): string {
+  const ms_ = result.measurements;
+  const targets = ALL_TARGETS.filter((t) => ms_.some((m) => m.target === t));
+  const rows = [...new Set(ms_.map((m) => m.row))];
+  const find = (row: string, t: TargetName): Measurement | undefined => ms_.find((m) => m.row === row && m.target === t);
+  const failed = (row: string, t: TargetName): string => {
+    const why = result.skipped.find((s) => s.startsWith(`${row} on ${t}:`));
+    return why ? (/Unimplemented/.test(why) ? 'refused' : 'failed') : '';
+  };
+
+  const throughput = rows.map((row) => [
+    row,
+    ...targets.map((t) => {
+      const m = find(row, t);
+      if (!m) return failed(row, t);
+      const latency = LATENCY_ROWS.has(row);
+      const value = latency ? `p99 ${ms(m.p99Ms)} ms` : n(m.opsPerSec);
+      if (t === 'etcd' || m.errors) return value + (m.errors ? ` (${m.errors} errors)` : '');
+      const ratio = (ref: Measurement | undefined) => (!ref || ref.errors ? undefined : latency ? m.p99Ms / ref.p99Ms : m.opsPerSec / ref.opsPerSec);
+      const parts = [ratio(find(row, 'etcd')), KINE_PEER[t] ? ratio(find(row, KINE_PEER[t]!)) : undefined];
+      const [xe, xk] = parts.map((p) => (p === undefined ? undefined : p.toFixed(2)));
+      return `${value} (${[xe && `${xe}x etcd`, xk && `${xk}x kine`].filter(Boolean).join(', ')})`;
+    }),
+  ]);
+  const latency = rows.map((row) => [row, ...targets.map((t) => {
+    const m = find(row, t);
+    return m ? `${ms(m.p50Ms)} / ${ms(m.p99Ms)}` : failed(row, t);
+  })]);
+  const cpu = rows.map((row) => [row, ...targets.map((t) => {
+    const m = find(row, t);
+    return m ? `${m.serverCpuSeconds.toFixed(1)} / ${m.cpuSeconds.toFixed(1)}` : failed(row, t);
+  })]);
+  const header = ['row', ...targets.map((t) => TITLES[t])];
+  const out = [
+    '**Throughput, ops/s** (watch row: p99 ms; ratios: to etcd 3.4 and, for HariKube, to kine on the same database; watch ratios are of p99, lower is better)',
+    '',
+    table(header, throughput),
+    '',
+    '**Latency, p50 / p99 ms**',
+    '',
+    table(header, latency),
+    '',
+    '**CPU seconds over the measured phase, server / load generator** (5 s for the closed-loop rows; one core for 5 s = 5.0)',
+    '',
+    table(header, cpu),
+  ];
+  if (result.memory.length) out.push('', '**RSS with keys of 1 KiB, settled (MiB)**', '', memoryTable(result.memory));
+  return out.join('\n');
+}
+
+function memoryTable(memory: MemoryResult[]): string {
+  const sizes = [...new Set(memory.flatMap((m) => m.steps.map((s) => s.keys)))].sort((a, b) => a - b);
+  return table(
+    ['server', 'idle', ...sizes.map((s) => `${s.toLocaleString('en-US')} keys`)],
+    memory.map((m) => [
+      TITLES[m.target],
+      (m.rssIdleBytes / 2 ** 20).toFixed(0),
+      ...sizes.map((s) => {
+        const step = m.steps.find((x) => x.keys === s);
+        return step ? (step.rssSettledBytes / 2 ** 20).toFixed(0) : m.error ? 'failed' : '-';
+      }),
+    ]),
+  );
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const file = process.argv[2];
+  if (!file) {
+    process.stderr.write('usage: tsx bench/markdown.ts bench/results/<run>.json\n');
+    process.exit(2);
+  }
+  process.stdout.write(markdown(JSON.parse(await readFile(file, 'utf8')) as SuiteResult) + '\n');
+}
