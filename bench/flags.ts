@@ -31,7 +31,7 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [
                         [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
                         [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
-  --rows            run only these rows (names in bench/rows.ts)
+  --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named)
   --targets         servers to drive, of ${ALL_TARGETS.join(', ')}
                     (default all that can run here; etcd, Debian's 3.4, is always included: ratios need it)
   --skip-memory     skip the RSS measurement (10k and 200k keys x 1 KiB)

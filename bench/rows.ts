@@ -28,6 +28,17 @@ function closedLoop(name: string, what: string, row: string, clients: number, ma
   };
 }
 
+/** put -> event latency, puts sent open-loop at a fixed rate; ops/s of the row = events delivered per second. */
+function watchRow(name: string, watchers: number, interval: string, puts: number, duration: string): Row {
+  const rate = Math.round(1000 / Number(interval.replace('ms', '')));
+  return {
+    name,
+    what: `put -> event latency at ${watchers} watchers of one prefix (own streams), puts sent open-loop at ${rate}/s, ${puts} puts`,
+    args: ['--row', 'watch', '--watchers', String(watchers), '--interval', interval, '--max-ops', String(puts), '--duration', duration],
+    timeoutMs: 120 * SECONDS,
+  };
+}
+
 export const ROWS: readonly Row[] = [
   closedLoop('put-1', 'Put of a new key (256 B value), 1 client', 'put', 1, 50_000),
   closedLoop('put-16', 'Put of a new key, 16 clients', 'put', 16, 200_000),
@@ -42,20 +53,20 @@ export const ROWS: readonly Row[] = [
     ...closedLoop('list-10000', 'paged list of 10,000 keys, pages of 500 pinned, 4 clients', 'list', 4, 5_000, ['--keys', '10000', '--page-size', '500']),
     timeoutMs: 300 * SECONDS,
   },
-  {
-    name: 'watch-100',
-    what: 'put -> event latency at 100 watchers of one prefix (own streams), one put every 1 ms sent open-loop (1000 puts/s whatever the server), 3000 puts',
-    // ops/s of this row = events delivered per second (puts x watchers)
-    args: ['--row', 'watch', '--watchers', '100', '--interval', '1ms', '--max-ops', '3000', '--duration', '3s'],
-    timeoutMs: 120 * SECONDS,
-  },
+  watchRow('watch-100', 100, '10ms', 500, '5s'),
 ];
 
+/**
+ * Rows run only when named in --rows. watch-100-1k is the issue's write rate: on the shared 2-core machine
+ * no server (etcd included) kept up with it, every one fell more than 512 puts behind within 3 s.
+ */
+export const OPT_IN_ROWS: readonly Row[] = [watchRow('watch-100-1k', 100, '1ms', 3000, '3s')];
+
 /** Rows compared on latency rather than throughput (their ratio column is p99). */
-export const LATENCY_ROWS = new Set(['watch-100']);
+export const LATENCY_ROWS = new Set(['watch-100', 'watch-100-1k']);
 
 export function rowNamed(name: string): Row {
-  const row = ROWS.find((r) => r.name === name);
-  if (!row) throw new Error(`unknown row "${name}" (rows: ${ROWS.map((r) => r.name).join(', ')})`);
+  const row = [...ROWS, ...OPT_IN_ROWS].find((r) => r.name === name);
+  if (!row) throw new Error(`unknown row "${name}" (rows: ${[...ROWS, ...OPT_IN_ROWS].map((r) => r.name).join(', ')})`);
   return row;
 }
