@@ -21,7 +21,7 @@ const TITLES: Record<TargetName, string> = {
 };
 const KINE_PEER: Partial<Record<TargetName, TargetName>> = { 'mw-sqlite': 'kine-sqlite', 'mw-postgres': 'kine-postgres' };
 
-const n = (v: number, digits = 0): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits)) : '-');
+const n = (v: number): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1)) : '-');
 const ms = (v: number): string => (Number.isFinite(v) ? (v >= 100 ? Math.round(v).toString() : v.toFixed(1)) : '-');
 
 function table(header: string[], rows: string[][]): string {
