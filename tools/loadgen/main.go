@@ -143,12 +143,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
 		os.Exit(2)
 	}
-	res, err := run(cfg)
-	if err != nil {
+	if _, err := run(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen %s on %s: %v\n", cfg.row, cfg.endpoint, err)
 		os.Exit(1)
 	}
-	_ = res
 }
 
 func run(cfg config) (*Result, error) {
