@@ -327,6 +327,10 @@ function routingReports(
       .reduce((t, e) => t.split(e).join('<endpoint>').split(redactEndpoint(e)).join('<endpoint>'), text)
       .slice(0, MAX_REASON);
   const ids = reports.map((r) => r.middleware).sort();
+  // A refusal counts only while it is about the Secret as written now: once the operator wrote it again
+  // (without the rules a refusal was about), the middleware's answer to the new content is awaited instead.
+  const current = plan.documents.map((d) => documentDigest(d.text)).sort().join(',');
+  reports = reports.map((r) => (r.refused && [...r.refused.documents].sort().join(',') !== current ? { ...r, refused: undefined } : r));
   const refused: Array<{ key: string; reason: string; rules: string[]; middleware: string }> = [];
   for (const [key, outcome] of plan.outcomes) {
     if (outcome.state !== 'current' || !outcome.key) continue;
