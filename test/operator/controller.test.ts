@@ -238,6 +238,9 @@ test('a missing decrypt Secret is a waiting state (Pending) that recovers as soo
   const ready = waiting.conditions.find((c: any) => c.type === 'Ready');
   assert.deepEqual([ready.status, ready.reason], ['Unknown', 'WaitingForDecryptSecret']);
   assert.ok(!eventsFor(fake, 'later').some((e) => e.type === 'Warning'), 'waiting is not a failure');
+  // let the reconciles caused by the operator's own writes (the topology Secret it created) finish, so only
+  // the watch of the decrypt Secret can start the next one
+  await new Promise((r) => setTimeout(r, 1500));
   fake.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keys-later', namespace: 'harikube' }, data: { k: key.toString('base64') } });
   await fake.until('Active after the keys appear', () => statusOf(fake, 'team-a', 'later')?.deployStatus === 'Active', 5000);
   assert.deepEqual(mergedNames(topologySecret(fake)), ['pods']);
@@ -275,6 +278,7 @@ test('key rotation: add a key, re-seal with it, retire the old one; the operator
     return s?.deployStatus === 'Active' && s.observedGeneration === 2;
   });
   // 3. retire key-1: the resource still sealed with it fails at once (watched), naming the keys it tried
+  await new Promise((r) => setTimeout(r, 1500)); // nothing else in flight: only the watch can notice
   const again = fake.get('secrets', 'harikube', 'keys')!;
   again.data = keys({ 'key-2': k2 });
   fake.update(again);
