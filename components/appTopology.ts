@@ -20,6 +20,53 @@ import type { BackendRule } from '../middleware/src/topology/schema.js';
 import { topologyConfig, type TopologyConfigObject } from '../middleware/src/topology/topologyconfig.js';
 import { parseEndpoint } from '../middleware/src/topology/endpoint.js';
 import { inheritedDependsOn, WAIT_FOR_ANNOTATION } from './kube.js';
+import { backendLocation, backendType } from '../middleware/src/topology/compile.js';
+import { MATCH_FIELDS } from '../middleware/src/topology/schema.js';
+import { stringify as stringifyYaml } from 'yaml';
+
+/** Annotation on an application's TopologyConfig: its rules, readable (backend by kind, host and database; no credentials). */
+export const ROUTING_ANNOTATION = 'harikube.info/routing';
+
+/**
+ * What a platform stack publishes for application stacks (its `appTopologies` output): where TopologyConfigs
+ * go and how to seal endpoints, or why the platform does not route them.
+ */
+export type AppTopologySettings =
+  | { targetSecret: string; decryptSecret: string; encryptionKey: string; unavailable?: undefined }
+  | { unavailable: string; targetSecret?: undefined; decryptSecret?: undefined; encryptionKey?: undefined };
+
+/**
+ * Reads a platform stack's `appTopologies` output for `AppTopology` (`targetSecret` and `encryption`). Fails
+ * the preview with the platform's reason when it does not route application TopologyConfigs, instead of
+ * creating a TopologyConfig nothing reads.
+ */
+export function appTopologySettings(platform: pulumi.StackReference): { targetSecret: pulumi.Output<string>; encryption: { key: pulumi.Output<string>; decryptSecret: pulumi.Output<string> } } {
+  const settings = pulumi.all([platform.name, platform.getOutput('appTopologies')]).apply(([stack, raw]) => checkAppTopologySettings(stack, raw));
+  return {
+    targetSecret: settings.apply((s) => s.targetSecret!),
+    encryption: { key: pulumi.secret(settings.apply((s) => s.encryptionKey!)), decryptSecret: settings.apply((s) => s.decryptSecret!) },
+  };
+}
+
+/** The settings a platform stack published, or an error saying why application TopologyConfigs cannot be used. */
+export function checkAppTopologySettings(stack: string, raw: unknown): AppTopologySettings & { targetSecret: string } {
+  const s = raw as AppTopologySettings | undefined;
+  if (!s || s.unavailable !== undefined || !s.targetSecret) {
+    throw new Error(`AppTopology: platform stack ${stack}: ${s?.unavailable ?? 'publishes no appTopologies output (an older platform stack?)'}`);
+  }
+  return s;
+}
+
+/** The readable routing of rules (plaintext endpoints): name, match, backend kind and location, never user or password. */
+export function describeRouting(rules: BackendRule[]): string {
+  return stringifyYaml(
+    rules.map((r) => {
+      const match = Object.fromEntries(MATCH_FIELDS.filter((f) => r[f] !== undefined).map((f) => [f, r[f]]));
+      return { name: r.name, match, backend: { type: backendType(r.endpoint), location: backendLocation(r.endpoint) ?? '(unparsable endpoint)' } };
+    }),
+    { lineWidth: 0 },
+  );
+}
 
 /** One rule of an application's topology; the endpoint may be a secret input. */
 export interface AppTopologyRule extends Omit<BackendRule, 'endpoint'> {
@@ -107,6 +154,8 @@ export class AppTopology extends pulumi.ComponentResource {
   public readonly topologyConfig: k8s.apiextensions.CustomResource;
   /** The spec as applied (endpoints sealed when encryption is on; otherwise secret). */
   public readonly spec: pulumi.Output<TopologyConfigObject['spec']>;
+  /** The rules, readable: backend kind, host and database per rule (the `harikube.info/routing` annotation). */
+  public readonly routing: pulumi.Output<string>;
 
   constructor(name: string, args: AppTopologyArgs, opts?: pulumi.ComponentResourceOptions) {
     super('harikube:index:AppTopology', name, {}, opts);
@@ -133,6 +182,9 @@ export class AppTopology extends pulumi.ComponentResource {
     // Without encryption the spec keeps the secrecy of its endpoints.
     const spec = built.apply((o) => o.spec);
     this.spec = args.encryption || args.preEncrypted ? pulumi.unsecret(spec) : spec;
+    // What reviewers read in `pulumi preview --diff`: each rule's backend by kind, host and database. Built from
+    // the plaintext endpoints and deliberately not secret: it holds no user, password or sealed text.
+    this.routing = args.preEncrypted ? pulumi.output('') : pulumi.unsecret(rules.apply(describeRouting));
 
     this.topologyConfig = new k8s.apiextensions.CustomResource(
       `${name}-topologyconfig`,
@@ -143,13 +195,16 @@ export class AppTopology extends pulumi.ComponentResource {
           name: resourceName,
           namespace: args.namespace,
           labels: { 'app.kubernetes.io/managed-by': 'pulumi', ...args.labels },
-          ...(args.waitForReady === false ? {} : { annotations: { [WAIT_FOR_ANNOTATION]: 'condition=Ready' } }),
+          annotations: this.routing.apply((routing) => ({
+            ...(routing ? { [ROUTING_ANNOTATION]: routing } : {}),
+            ...(args.waitForReady === false ? {} : { [WAIT_FOR_ANNOTATION]: 'condition=Ready' }),
+          })),
         },
         spec: this.spec,
       },
       // e.g. the CRD and the operator, when the caller passes them as the component's dependsOn
       { parent: this, dependsOn: inheritedDependsOn(opts) },
     );
-    this.registerOutputs({ spec: this.spec });
+    this.registerOutputs({ spec: this.spec, routing: this.routing });
   }
 }

@@ -14,7 +14,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as random from '@pulumi/random';
 import type { BackendRule } from '../middleware/src/topology/schema.js';
 import type { RoutingTable } from '../middleware/src/topology/compile.js';
-import { AppTopology } from './appTopology.js';
+import { AppTopology, type AppTopologySettings } from './appTopology.js';
 import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
 import { EtcdCluster, type EtcdClusterArgs } from './etcdCluster.js';
 import { MariaDbInstance, type MariaDbInstanceArgs } from './mariaDbInstance.js';
@@ -92,8 +92,25 @@ export interface HariKubePlatformArgs {
   apiServer: ApiServerPeers;
   /** TLS between the API server and the root layer and between layers. */
   tls?: PlatformTls;
-  /** The TopologyConfig operator; default enabled. */
-  topologyOperator?: { enabled?: boolean; replicas?: number; resources?: ResourceSettings };
+  /**
+   * The TopologyConfig operator; default enabled. With it the root layer reads its topology from the operator
+   * (`topologySource: operator`), so application teams' TopologyConfigs are routed.
+   */
+  topologyOperator?: {
+    enabled?: boolean;
+    replicas?: number;
+    resources?: ResourceSettings;
+    /**
+     * Names of the endpoint encryption keys in the decrypt Secret, oldest first; default `["key-1"]`. Key
+     * rotation: add a name (a new random key), make it `activeKey` (applications re-seal with it on their next
+     * `pulumi up`), then remove the old name once every TopologyConfig is Active again.
+     */
+    keys?: string[];
+    /** The key applications seal with (`encryptionKey` output); default the last of `keys`. */
+    activeKey?: string;
+    /** More namespaces whose Secrets the operator may use (e.g. teams' own decrypt Secrets for per-team keys). */
+    secretNamespaces?: string[];
+  };
   /**
    * Provider of the cluster whose API server HariKube serves, when it is not the cluster the platform is
    * deployed to (a hosted control plane): the TopologyOperator, its CRD and the platform's TopologyConfig go
@@ -185,6 +202,12 @@ export function planPlatform(args: Pick<HariKubePlatformArgs, 'layers' | 'postgr
     dnsLabel('harikube', layer);
     const spec = args.layers[layer]!;
     spec.rules.forEach((r) => use(r.backend, layer, `layer "${layer}" rule "${r.name}"`));
+    if ((spec.replicas ?? 1) > 1 && (!spec.defaultBackend || 'sqlite' in spec.defaultBackend)) {
+      throw new Error(
+        `HariKubePlatform: layer "${layer}" has ${spec.replicas} replicas but a SQLite default backend; a SQLite file has one writer on one volume. ` +
+          'Give the layer a PostgreSQL or MariaDB defaultBackend (with leaderElection: true), or use replicas: 1',
+      );
+    }
     if (spec.defaultBackend) use(spec.defaultBackend, layer, `layer "${layer}" default backend`);
     else claim(`sqlite/${layer}/default.db`, `layer "${layer}" default backend`);
   }
@@ -241,8 +264,13 @@ export class HariKubePlatform extends pulumi.ComponentResource {
   public readonly routing: Record<string, pulumi.Output<RoutingTable>>;
   /** The operator, when enabled. */
   public readonly operator?: TopologyOperator;
-  /** `namespace/name` of the topology Secret the operator writes (apps' TopologyConfigs target it). */
-  public readonly targetSecret: string;
+  /** `namespace/name` of the topology Secret the operator writes (apps' TopologyConfigs target it); none without the operator. */
+  public readonly targetSecret?: string;
+  /**
+   * What application stacks need (export it; `appTopologySettings()` reads it): where TopologyConfigs go and
+   * how to seal endpoints, or why this platform does not route them.
+   */
+  public readonly appTopologies: pulumi.Output<AppTopologySettings>;
   /** `namespace/name` of the Secret with the endpoint decryption key (apps' `encryption.decryptSecret`). */
   public readonly decryptSecret?: string;
   /** The endpoint encryption key, base64 (secret; apps' `encryption.key`). */
@@ -352,25 +380,53 @@ export class HariKubePlatform extends pulumi.ComponentResource {
     }
 
     // --- operator (before the layers: an operator-managed root reads what it writes)
-    this.targetSecret = `${nsName}/topology-config`;
-    if (args.topologyOperator?.enabled !== false) {
+    const operatorOn = args.topologyOperator?.enabled !== false;
+    const rootSpec = args.layers[plan.root]!;
+    if (operatorOn && rootSpec.topologySource === 'pulumi') {
+      throw new Error(
+        `HariKubePlatform: the root layer "${plan.root}" has topologySource: pulumi while the TopologyConfig operator is on: ` +
+          "applications' TopologyConfigs would be merged into a Secret no middleware reads. Remove topologySource (the root layer then reads the operator's Secret), or turn the operator off",
+      );
+    }
+    if (operatorOn) {
       const elsewhere = args.controlPlaneProvider;
+      this.targetSecret = `${nsName}/topology-config`;
       this.operator = new TopologyOperator(
         `${name}-operator`,
         // In another cluster the namespace does not exist yet: the operator component creates it there.
-        { namespace: nsName, createNamespace: !!elsewhere, image, replicas: args.topologyOperator?.replicas, resources: args.topologyOperator?.resources, imagePullSecrets: args.imagePullSecrets },
+        {
+          namespace: nsName,
+          createNamespace: !!elsewhere,
+          image,
+          replicas: args.topologyOperator?.replicas,
+          resources: args.topologyOperator?.resources,
+          imagePullSecrets: args.imagePullSecrets,
+          secretNamespaces: [nsName, ...(args.topologyOperator?.secretNamespaces ?? []).filter((n) => n !== nsName)],
+        },
         elsewhere ? { parent: this, providers: [elsewhere] } : inNs,
       );
-      const key = new random.RandomBytes(`${name}-topology-encryption-key`, { length: 32 }, { parent: this });
-      this.encryptionKey = pulumi.secret(key.base64);
+      const names = args.topologyOperator?.keys?.length ? args.topologyOperator.keys : ['key-1'];
+      const active = args.topologyOperator?.activeKey ?? names[names.length - 1]!;
+      if (!names.includes(active)) throw new Error(`HariKubePlatform: topologyOperator.activeKey "${active}" is not one of topologyOperator.keys (${names.join(', ')})`);
+      for (const n of names) {
+        if (!/^[-._a-zA-Z0-9]+$/.test(n)) throw new Error(`HariKubePlatform: topologyOperator.keys: "${n}" is not a valid Secret data key`);
+      }
+      // One random key per name: a name keeps its key for as long as it is listed (the state holds it).
+      const keys = Object.fromEntries(names.map((n) => [n, pulumi.secret(new random.RandomBytes(`${name}-topology-encryption-${n}`, { length: 32 }, { parent: this, ...(n === 'key-1' ? { aliases: [{ name: `${name}-topology-encryption-key` }] } : {}) }).base64)]));
+      this.encryptionKey = keys[active]!;
       this.decryptSecret = `${nsName}/topology-endpoint-keys`;
       new k8s.core.v1.Secret(
         `${name}-topology-endpoint-keys`,
         // data is base64 of the value: the key's base64 text stores the raw 32 bytes, which the operator reads.
-        { metadata: { name: 'topology-endpoint-keys', namespace: nsName, labels }, type: 'Opaque', data: { 'key-1': this.encryptionKey } },
+        { metadata: { name: 'topology-endpoint-keys', namespace: nsName, labels }, type: 'Opaque', data: keys },
         elsewhere ? { parent: this, provider: elsewhere, dependsOn: [this.operator] } : inNs,
       );
     }
+    this.appTopologies = operatorOn
+      ? pulumi.output({ targetSecret: this.targetSecret!, decryptSecret: this.decryptSecret!, encryptionKey: this.encryptionKey! })
+      : pulumi.output({
+          unavailable: `platform namespace ${nsName} runs without the TopologyConfig operator (harikube:topologyOperator false): application TopologyConfigs would not be routed. Ask the platform team to turn the operator on.`,
+        });
 
     // --- layers, children first
     this.layers = {};
@@ -413,7 +469,7 @@ export class HariKubePlatform extends pulumi.ComponentResource {
         apiServer: isRoot ? args.apiServer : undefined,
         parentLayers: plan.parentOf[layer] ? [{ name: plan.parentOf[layer]! }] : undefined,
       };
-      if (spec.topologySource === 'operator') {
+      if (isRoot && this.operator ? spec.topologySource !== 'pulumi' : spec.topologySource === 'operator') {
         if (!this.operator) throw new Error(`HariKubePlatform: layer "${layer}" takes its topology from the operator, which is disabled`);
         const platformRules = new AppTopology(
           `${name}-${layer}-rules`,
@@ -421,7 +477,7 @@ export class HariKubePlatform extends pulumi.ComponentResource {
             namespace: this.namespace,
             resourceName: dnsLabel('harikube', layer, 'platform'),
             position: spec.topologyPosition ?? 1,
-            targetSecret: this.targetSecret,
+            targetSecret: this.targetSecret!,
             encryption: { key: this.encryptionKey!, decryptSecret: this.decryptSecret! },
             rules: rules.map(({ target: _t, tlsSecretName, tlsMaterial: _m, ...r }) => (tlsSecretName !== undefined ? { ...r, backendTLS: mountedTls(r.name, r.backendTLS) } : r)),
             // The operator runs in this stack: wait for its CRD and Deployment, not for Ready (the
@@ -433,7 +489,7 @@ export class HariKubePlatform extends pulumi.ComponentResource {
         const backendTlsMounts: BackendTlsMount[] = rules
           .filter((r) => r.tlsSecretName !== undefined)
           .map((r) => ({ rule: r.name, secretName: r.tlsSecretName!, mountPath: mountedTls(r.name).caFile!.replace(/\/ca\.crt$/, '') }));
-        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret, defaultEndpoint, backendTlsMounts }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
+        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret!, defaultEndpoint, backendTlsMounts }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
         // The platform's own rules, described from their references (applications add theirs in the cluster).
         this.routing[layer] = pulumi.output(declaredRouting(spec, layer));
       } else {

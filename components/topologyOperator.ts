@@ -2,11 +2,17 @@
  * `TopologyOperator`: the `topologyconfigs.harikube.info` CRD and the operator that merges TopologyConfig
  * resources into the topology Secret the middleware reads.
  *
- * RBAC is exactly what the operator does, no wildcards:
- * - ClusterRole: watch/update TopologyConfigs everywhere (+ status, + finalizers); read/write Secrets (it
- *   watches the target and decrypt Secrets, which may live in any namespace); create/patch Events, which are
- *   recorded in the namespace of the TopologyConfig they are about, hence cluster-wide.
- * - Role in its own namespace: the leader-election Lease.
+ * RBAC is exactly what the operator does, no wildcards, shaped as Kubernetes operators ship it:
+ * - ClusterRole: watch/update TopologyConfigs everywhere (+ status, + finalizers); create/patch Events, which
+ *   are recorded in the namespace of the TopologyConfig they are about, hence cluster-wide.
+ * - A Role in each of `secretNamespaces` (default: its own): the target and decrypt Secrets, and read access to
+ *   the middlewares' apply reports (ConfigMaps). No Secret anywhere else; the operator is started with
+ *   `--secret-namespaces` to match.
+ * - A Role in its own namespace: the leader-election Lease.
+ * - `/metrics` behind TokenReview + SubjectAccessReview (`--metrics-auth`, a ClusterRole for those two), read
+ *   with the `harikube-metrics-reader` ClusterRole (bind it to Prometheus).
+ * - `harikube-topologyconfig-admin`, `-editor`, `-viewer` ClusterRoles for application teams (bind them in a
+ *   team's namespace with a RoleBinding); they aggregate into the built-in admin, edit and view roles.
  * The CRD is `topologyConfigCrd()`, the same object `harikube operator crd` prints, and is retained on delete
  * by default: deleting a CRD deletes every TopologyConfig, i.e. every application's routing.
  */
@@ -43,22 +49,54 @@ export interface TopologyOperatorArgs {
   extraArgs?: string[];
   /** Image pull Secrets for private registries. */
   imagePullSecrets?: string[];
+  /**
+   * Namespaces whose Secrets the operator may use: target Secrets and decrypt Secrets (per-team keys live
+   * in a team's own namespace when it is listed here). Default: the operator's namespace.
+   */
+  secretNamespaces?: string[];
 }
 
 export const OPERATOR_HEALTH_PORT = 8081;
 export const OPERATOR_METRICS_PORT = 8080;
 export const OPERATOR_NAME = 'harikube-topology-operator';
 
-/** The ClusterRole rules: least privilege, every verb spelled out. */
+/** The ClusterRole rules: least privilege, every verb spelled out; no Secrets (see `operatorSecretRules`). */
 export function operatorClusterRules(): k8s.types.input.rbac.v1.PolicyRule[] {
   return [
     { apiGroups: [TOPOLOGYCONFIG_GROUP], resources: [TOPOLOGYCONFIG_PLURAL], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
     { apiGroups: [TOPOLOGYCONFIG_GROUP], resources: [`${TOPOLOGYCONFIG_PLURAL}/status`], verbs: ['get', 'update', 'patch'] },
     { apiGroups: [TOPOLOGYCONFIG_GROUP], resources: [`${TOPOLOGYCONFIG_PLURAL}/finalizers`], verbs: ['update'] },
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-    { apiGroups: [''], resources: ['secrets/finalizers'], verbs: ['update'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   ];
+}
+
+/** Rules of the Role in each Secret namespace: target and decrypt Secrets, and the middlewares' apply reports. */
+export function operatorSecretRules(): k8s.types.input.rbac.v1.PolicyRule[] {
+  return [
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+    { apiGroups: [''], resources: ['secrets/finalizers'], verbs: ['update'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+  ];
+}
+
+/** What `--metrics-auth` needs: reviewing the tokens and permissions of /metrics callers. */
+export function metricsAuthRules(): k8s.types.input.rbac.v1.PolicyRule[] {
+  return [
+    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  ];
+}
+
+/** The ClusterRoles for application teams and monitoring, by name suffix: rules and aggregation label. */
+export function userClusterRoles(): Record<string, { rules: k8s.types.input.rbac.v1.PolicyRule[]; aggregateTo?: string }> {
+  const tc = [TOPOLOGYCONFIG_GROUP];
+  const status = { apiGroups: tc, resources: [`${TOPOLOGYCONFIG_PLURAL}/status`], verbs: ['get'] };
+  return {
+    'topologyconfig-admin': { rules: [{ apiGroups: tc, resources: [TOPOLOGYCONFIG_PLURAL], verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] }, status], aggregateTo: 'admin' },
+    'topologyconfig-editor': { rules: [{ apiGroups: tc, resources: [TOPOLOGYCONFIG_PLURAL], verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] }, status], aggregateTo: 'edit' },
+    'topologyconfig-viewer': { rules: [{ apiGroups: tc, resources: [TOPOLOGYCONFIG_PLURAL], verbs: ['get', 'list', 'watch'] }, status], aggregateTo: 'view' },
+    'metrics-reader': { rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }] },
+  };
 }
 
 /** The namespaced Role rules: the leader-election Lease only. */
@@ -67,7 +105,14 @@ export function operatorNamespaceRules(): k8s.types.input.rbac.v1.PolicyRule[] {
 }
 
 /** The operator's pod template spec (pure; unit-tested). */
-export function operatorPodSpec(args: { image: pulumi.Input<string>; serviceAccountName: pulumi.Input<string>; resources?: ResourceSettings; extraArgs?: string[]; imagePullSecrets?: string[] }): k8s.types.input.core.v1.PodSpec {
+export function operatorPodSpec(args: {
+  image: pulumi.Input<string>;
+  serviceAccountName: pulumi.Input<string>;
+  resources?: ResourceSettings;
+  extraArgs?: string[];
+  imagePullSecrets?: string[];
+  secretNamespaces: string[];
+}): k8s.types.input.core.v1.PodSpec {
   return {
     serviceAccountName: args.serviceAccountName,
     securityContext: restrictedPodSecurityContext(),
@@ -84,6 +129,8 @@ export function operatorPodSpec(args: { image: pulumi.Input<string>; serviceAcco
           `--health-probe-bind-address=:${OPERATOR_HEALTH_PORT}`,
           `--metrics-bind-address=:${OPERATOR_METRICS_PORT}`,
           '--log-format=json',
+          `--secret-namespaces=${args.secretNamespaces.join(',')}`,
+          '--metrics-auth',
           ...(args.extraArgs ?? []),
         ],
         env: [
@@ -138,16 +185,49 @@ export class TopologyOperator extends pulumi.ComponentResource {
     }
 
     const sa = new k8s.core.v1.ServiceAccount(`${name}-sa`, { metadata: { name: OPERATOR_NAME, namespace: this.namespace, labels } }, { parent: this, dependsOn: inNs });
+    const subjects = [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: this.namespace }];
     const clusterRole = new k8s.rbac.v1.ClusterRole(`${name}-clusterrole`, { metadata: { name: OPERATOR_NAME, labels }, rules: operatorClusterRules() }, { parent: this });
     const clusterBinding = new k8s.rbac.v1.ClusterRoleBinding(
       `${name}-clusterrolebinding`,
       {
         metadata: { name: OPERATOR_NAME, labels },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata.name },
-        subjects: [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: this.namespace }],
+        subjects,
       },
       { parent: this },
     );
+    const authRole = new k8s.rbac.v1.ClusterRole(`${name}-metrics-auth`, { metadata: { name: `${OPERATOR_NAME}-metrics-auth`, labels }, rules: metricsAuthRules() }, { parent: this });
+    const authBinding = new k8s.rbac.v1.ClusterRoleBinding(
+      `${name}-metrics-auth`,
+      { metadata: { name: `${OPERATOR_NAME}-metrics-auth`, labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: authRole.metadata.name }, subjects },
+      { parent: this },
+    );
+    for (const [suffix, role] of Object.entries(userClusterRoles())) {
+      new k8s.rbac.v1.ClusterRole(
+        `${name}-${suffix}`,
+        {
+          metadata: {
+            name: `harikube-${suffix}`,
+            labels: { ...labels, ...(role.aggregateTo ? { [`rbac.authorization.k8s.io/aggregate-to-${role.aggregateTo}`]: 'true' } : {}) },
+          },
+          rules: role.rules,
+        },
+        { parent: this },
+      );
+    }
+    const secretNamespaces = args.secretNamespaces?.length ? args.secretNamespaces : [nsName];
+    const secretBindings = secretNamespaces.map((secretNs) => {
+      const secretRole = new k8s.rbac.v1.Role(
+        `${name}-secrets-${secretNs}`,
+        { metadata: { name: `${OPERATOR_NAME}-secrets`, namespace: secretNs, labels }, rules: operatorSecretRules() },
+        { parent: this, dependsOn: inNs },
+      );
+      return new k8s.rbac.v1.RoleBinding(
+        `${name}-secrets-${secretNs}`,
+        { metadata: { name: `${OPERATOR_NAME}-secrets`, namespace: secretNs, labels }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: secretRole.metadata.name }, subjects },
+        { parent: this },
+      );
+    });
     const role = new k8s.rbac.v1.Role(
       `${name}-role`,
       { metadata: { name: `${OPERATOR_NAME}-leader-election`, namespace: this.namespace, labels }, rules: operatorNamespaceRules() },
@@ -172,12 +252,12 @@ export class TopologyOperator extends pulumi.ComponentResource {
           selector: { matchLabels: selector },
           template: {
             metadata: { labels, annotations: { 'kubectl.kubernetes.io/default-container': 'operator' } },
-            spec: operatorPodSpec({ image: args.image, serviceAccountName: sa.metadata.name, resources: args.resources, extraArgs: args.extraArgs, imagePullSecrets: args.imagePullSecrets }),
+            spec: operatorPodSpec({ image: args.image, serviceAccountName: sa.metadata.name, resources: args.resources, extraArgs: args.extraArgs, imagePullSecrets: args.imagePullSecrets, secretNamespaces }),
           },
         },
       },
       // Starting before its permissions and CRD exist only produces crash loops.
-      { parent: this, dependsOn: [...inNs, clusterBinding, roleBinding, ...(this.crd ? [this.crd] : [])] },
+      { parent: this, dependsOn: [...inNs, clusterBinding, roleBinding, authBinding, ...secretBindings, ...(this.crd ? [this.crd] : [])] },
     );
     new k8s.core.v1.Service(
       `${name}-metrics`,

@@ -12,7 +12,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { AppTopology } from '../../components/appTopology.js';
+import { AppTopology, appTopologySettings } from '../../components/appTopology.js';
 import { PostgresCluster } from '../../components/postgresCluster.js';
 
 const config = new pulumi.Config();
@@ -31,15 +31,15 @@ const db = new PostgresCluster('shop-db', {
   databases: ['orders'],
 });
 
+// Fails the preview with the platform's reason if it does not route application TopologyConfigs.
+const { targetSecret, encryption } = appTopologySettings(platform);
+
 const topology = new AppTopology('shop-topology', {
   namespace: namespace.metadata.name,
   resourceName: 'shop',
   position: config.requireNumber('position'),
-  targetSecret: platform.requireOutput('targetSecret') as pulumi.Output<string>,
-  encryption: {
-    key: pulumi.secret(platform.requireOutput('topologyEncryptionKey') as pulumi.Output<string>),
-    decryptSecret: platform.requireOutput('decryptSecret') as pulumi.Output<string>,
-  },
+  targetSecret,
+  encryption,
   rules: [
     { name: 'shop', endpoint: db.endpoint, namespace: { namespace: namespaceName } },
     { name: 'shop-orders', endpoint: db.endpointFor('orders'), customresource: { group: 'shop.example.com' } },
@@ -55,3 +55,5 @@ new k8s.core.v1.ConfigMap(
 
 /** The TopologyConfig as applied: endpoints are ciphertext, so this is safe to show. */
 export const topologyConfig = topology.spec;
+/** The rules, readable (backend kind, host and database; no credentials). */
+export const routing = topology.routing;

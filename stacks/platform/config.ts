@@ -78,6 +78,9 @@ export const PlatformConfigSchema = Type.Object(
     tls: Type.Boolean({ default: false }),
     tlsIssuer: Type.Optional(Type.String({ pattern: '^(Issuer|ClusterIssuer)/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$' })),
     topologyOperator: Type.Boolean({ default: true }),
+    topologyEncryptionKeys: Type.Array(Type.String({ pattern: '^[-._a-zA-Z0-9]+$' }), { default: ['key-1'], minItems: 1, description: 'Endpoint encryption key names, oldest first.' }),
+    topologyActiveKey: Type.Optional(Type.String({ minLength: 1, description: 'The key applications seal with; default the last one.' })),
+    topologySecretNamespaces: Type.Array(Type.String(), { default: [], description: 'More namespaces whose Secrets the operator may use.' }),
     databaseOperators: Type.Boolean({ default: true }),
     databases: Type.Object(
       {
@@ -152,6 +155,11 @@ export function platformArgs(cfg: PlatformConfig, config: Pick<pulumi.Config, 'r
     layers,
     apiServer: cfg.apiServer,
     tls: { enabled: cfg.tls, ...(issuerName ? { issuerRef: { name: issuerName, kind: issuerKind } } : {}) },
-    topologyOperator: { enabled: cfg.topologyOperator },
+    topologyOperator: {
+      enabled: cfg.topologyOperator,
+      keys: cfg.topologyEncryptionKeys,
+      activeKey: cfg.topologyActiveKey,
+      secretNamespaces: cfg.topologySecretNamespaces,
+    },
   };
 }

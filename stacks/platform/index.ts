@@ -18,7 +18,11 @@ export const endpoint = platform.endpoint;
 export const namespace = platform.namespace;
 /** Routing tables per layer (no endpoints, no credentials): review these in `pulumi preview --diff`. */
 export const routing = platform.routing;
-/** For application stacks (StackReference): where TopologyConfigs go and how to seal their endpoints. */
+/**
+ * For application stacks (StackReference; read with `appTopologySettings()`): where TopologyConfigs go and how
+ * to seal their endpoints, or why this platform does not route them.
+ */
+export const appTopologies = pulumi.secret(platform.appTopologies);
 export const targetSecret = platform.targetSecret;
 export const decryptSecret = platform.decryptSecret;
 export const topologyEncryptionKey = platform.encryptionKey;

@@ -33,7 +33,10 @@ test('encrypted: TopologyConfig with sealed endpoints the operator opens; spec n
   await h.settle();
   const cr = h.ofType('kubernetes:harikube.info/v1:TopologyConfig', h.one('harikube:index:AppTopology', 'shop').urn)[0]!;
   assert.equal(cr.parent, h.one('harikube:index:AppTopology', 'shop').urn);
-  assert.deepEqual(cr.plain.metadata, { name: 'shop', namespace: 'shop', labels: { 'app.kubernetes.io/managed-by': 'pulumi' }, annotations: { 'pulumi.com/waitFor': 'condition=Ready' } });
+  const { 'harikube.info/routing': routing, ...annotations } = cr.plain.metadata.annotations;
+  assert.deepEqual({ ...cr.plain.metadata, annotations }, { name: 'shop', namespace: 'shop', labels: { 'app.kubernetes.io/managed-by': 'pulumi' }, annotations: { 'pulumi.com/waitFor': 'condition=Ready' } });
+  assert.match(routing, /- name: shop\n[\s\S]*type: postgres\n\s+location: [^\s@]+:5432\//, 'readable routing: backend kind, host and database');
+  assert.ok(!routing.includes('@') && !routing.includes('://'), 'no user, password or endpoint in the readable routing');
   assert.equal(cr.plain.spec.position, 10);
   assert.equal(cr.plain.spec.targetSecret, 'harikube/topology-config', 'default applied by the builder');
   assert.equal(cr.plain.spec.endpointDecryptSecret, 'harikube/topology-endpoint-keys');

@@ -71,5 +71,5 @@ test('harikube topology diff on the two ConfigMaps reports the rule by name', as
   const out: string[] = [];
   const code = await main(['diff', 'before.yaml', 'after.yaml'], { out: (t) => void out.push(t), err: (t) => void out.push(t), readText: async (p) => files[p]! });
   assert.equal(code, 1);
-  assert.equal(out.join(''), '~ rule "team-a" (#2) backend: mariadb/main/team_a (mysql) -> postgres/main/team_a (postgres)\n1 change\n');
+  assert.equal(out.join(''), '~ rule "team-a" (#2) backend: mariadb/main/team_a (mysql, maria.harikube.svc:3306/team_a) -> postgres/main/team_a (postgres, pg-rw.harikube.svc:5432/team_a)\n1 change\n');
 });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runStack, REPO, type StackRun } from './stack-runner.js';
 import { assertManifestsValid, assertSecrecy } from './stack-checks.js';
+import { containsSecret } from './harness.js';
 import { keysFromSecretData, openEndpoint } from '../../middleware/src/operator/decrypt.js';
 
 const KEY = randomBytes(32);
@@ -19,7 +20,9 @@ before(async () => {
     program: path.join(REPO, 'stacks/app-example/index.ts'),
     stack: 'dev',
     stackOutputs: {
-      'organization/harikube/prod': { topologyEncryptionKey: KEY.toString('base64'), decryptSecret: 'harikube/topology-endpoint-keys', targetSecret: 'harikube/topology-config' },
+      'organization/harikube/prod': {
+        appTopologies: { encryptionKey: KEY.toString('base64'), decryptSecret: 'harikube/topology-endpoint-keys', targetSecret: 'harikube/topology-config' },
+      },
     },
   });
 });
@@ -40,6 +43,32 @@ test('app: a TopologyConfig from the typed rules, targeting the platform Secret,
     ['shop-orders', `postgres://harikube:${password}@shop-db-rw.shop.svc:5432/orders`],
   ]);
   assert.deepEqual(spec.backends[1].customresource, { group: 'shop.example.com' });
+});
+
+test('app: reviewers read each rule\'s backend by kind, host and database (never user or password) in the TopologyConfig', () => {
+  const [tc] = run.h.ofType('kubernetes:harikube.info/v1:TopologyConfig');
+  const routing = tc!.plain.metadata.annotations['harikube.info/routing'];
+  assert.equal(
+    routing,
+    [
+      '- name: shop',
+      '  match:',
+      '    namespace:',
+      '      namespace: shop',
+      '  backend:',
+      '    type: postgres',
+      '    location: shop-db-rw.shop.svc:5432/shop',
+      '- name: shop-orders',
+      '  match:',
+      '    customresource:',
+      '      group: shop.example.com',
+      '  backend:',
+      '    type: postgres',
+      '    location: shop-db-rw.shop.svc:5432/orders',
+      '',
+    ].join('\n'),
+  );
+  assert.ok(!containsSecret(tc!.inputs.metadata), 'the annotation is not a secret (readable in diffs)');
 });
 
 test('app: its own objects wait for the TopologyConfig', () => {

@@ -139,7 +139,7 @@ test('prod: no credential outside Secrets; Secret data secret; workloads and Con
 test('prod: every rendered manifest validates against the Kubernetes schemas', async () => {
   const counts = await assertManifestsValid(run.h);
   assert.deepEqual(counts, {
-    Namespace: 3, ServiceAccount: 1, Role: 1, ClusterRole: 1, RoleBinding: 1, ClusterRoleBinding: 1, CustomResourceDefinition: 1,
+    Namespace: 3, ServiceAccount: 1, Role: 2, ClusterRole: 6, RoleBinding: 2, ClusterRoleBinding: 2, CustomResourceDefinition: 1,
     Service: 7, Secret: 5, PersistentVolumeClaim: 2, ConfigMap: 1, Deployment: 3, StatefulSet: 1, PodDisruptionBudget: 3, NetworkPolicy: 3,
   });
 });

@@ -40,11 +40,12 @@ test('compiled document is accepted by the middleware validator, canonical, and 
   assert.equal(compile(shuffled).documentYaml, c.documentYaml);
 });
 
-test('routing table names rules, matches and backends but holds no endpoint or credential', () => {
+test('routing table names rules, matches and backends (kind, host, database) but holds no endpoint or credential', () => {
   const c = compile();
-  for (const secret of [PASSWORD, 'pg-rw.harikube.svc', 'maria.harikube.svc', 'KEY-PEM', 'CERT-PEM', 'default.db?']) {
+  for (const secret of [PASSWORD, 'KEY-PEM', 'CERT-PEM', 'default.db?', '://', '@']) {
     assert.ok(!c.routingYaml.includes(secret), `routing table leaks ${secret}`);
   }
+  assert.equal(c.routing.rules.find((r) => r.name === 'configmaps')!.backend.location, 'pg-rw.harikube.svc:5432/configmaps', 'reviewers see host and database');
   assert.deepEqual(c.routing.rules.map((r) => [r.position, r.name, r.backend.type, r.backend.target]), [
     [1, 'kube-system', 'etcd', 'layer/kube-system'],
     [2, 'configmaps', 'postgres', 'postgres/main/configmaps'],
@@ -52,7 +53,7 @@ test('routing table names rules, matches and backends but holds no endpoint or c
   ]);
   assert.deepEqual(c.routing.rules[2]!.match, { namespace: { namespace: 'team-a', kinds: ['pods', 'configmaps'] } });
   assert.equal(c.routing.rules[0]!.backend.tls, true);
-  assert.deepEqual(c.routing.default, { type: 'sqlite', target: 'sqlite/root/default.db', fingerprint: endpointFingerprint('k'.repeat(32), 'sqlite:///var/lib/harikube/default.db') });
+  assert.deepEqual(c.routing.default, { type: 'sqlite', target: 'sqlite/root/default.db', location: '/var/lib/harikube/default.db', fingerprint: endpointFingerprint('k'.repeat(32), 'sqlite:///var/lib/harikube/default.db') });
 });
 
 test('fingerprints follow the endpoint but not its password; hashes are keyed', () => {
@@ -85,7 +86,7 @@ test('diff reports a rule moved to another backend, by name, with redacted endpo
   const after = compile(moved);
   const fromRouting = diffTopologies(loadTopologyView(before.routingYaml, 'old'), loadTopologyView(after.routingYaml, 'new'));
   assert.deepEqual(fromRouting.map((c) => [c.kind, 'name' in c ? c.name : '']), [['backend', 'team-a']]);
-  assert.equal(formatChange(fromRouting[0]!), '~ rule "team-a" (#3) backend: mariadb/main/team_a (mysql) -> postgres/main/team_a (postgres)');
+  assert.equal(formatChange(fromRouting[0]!), '~ rule "team-a" (#3) backend: mariadb/main/team_a (mysql, maria.harikube.svc:3306/team_a) -> postgres/main/team_a (postgres, pg-rw.harikube.svc:5432/team_a)');
   const fromDocs = diffTopologies(loadTopologyView(before.documentYaml, 'old'), loadTopologyView(after.documentYaml, 'new'));
   const text = fromDocs.map(formatChange).join('\n');
   assert.match(text, /rule "team-a" \(#3\) backend: mysql:\/\/harikube:\*\*\*@tcp\(maria\.harikube\.svc:3306\)\/team_a \(mysql\) -> postgres:\/\/harikube:\*\*\*@/);

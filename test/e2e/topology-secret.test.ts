@@ -3,6 +3,11 @@
  * way kube-apiserver stores it (protobuf under /registry/secrets/<ns>/<name>) in the real middleware
  * process, is picked up live by `secret://` and new keys land in the backends it declares. A refused change
  * (it would move existing keys) leaves routing as it was, and the routing survives a restart.
+ *
+ * Issue 16: Ready means routed. The middleware writes its apply report (a ConfigMap, JSON) into its own store;
+ * the test carries it to the fake API server as kube-apiserver would serve it, and the operator reports a
+ * TopologyConfig Active only once the middleware applied its rules, Failed with the middleware's reason when
+ * it refused them (and then writes the Secret again without them, so other teams' changes still go live).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +23,7 @@ import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
 import { waitUntil } from '../support/wait.js';
 import { keysIn, metricValue } from '../support/routed.js';
+import { parseReport, REPORT_FOR_LABEL } from '../../middleware/src/topology/apply-report.js';
 
 const SECRET_KEY = '/registry/secrets/harikube/topology-config';
 
@@ -58,9 +64,33 @@ describe('operator Secret -> middleware secret:// routing', () => {
     await client.put({ key: b(SECRET_KEY), value: stored(secret, json) });
   }
 
+  /** Serves the middleware's apply reports through the fake API server, as kube-apiserver serves its store. */
+  async function syncReports(): Promise<Record<string, any>[]> {
+    const got = await client.range({ key: b('/registry/configmaps/harikube/'), range_end: b('/registry/configmaps/harikube0') });
+    const out: Record<string, any>[] = [];
+    for (const kv of got.kvs) {
+      const obj = JSON.parse(kv.value.toString('utf8'));
+      if (!obj.metadata.labels?.[REPORT_FOR_LABEL]) continue;
+      out.push(obj);
+      const existing = fake.get('configmaps', 'harikube', obj.metadata.name);
+      if (!existing) fake.create({ ...obj, metadata: { ...obj.metadata, uid: undefined, creationTimestamp: undefined } });
+      else if (JSON.stringify(existing.data) !== JSON.stringify(obj.data)) fake.update({ ...existing, data: obj.data });
+    }
+    return out;
+  }
+
+  /** The middleware has reported on the Secret's current documents (applied or refused). */
+  async function reported(state: 'Applied' | 'Refused'): Promise<Record<string, any>> {
+    return waitUntil(`the middleware to report ${state}`, async () => {
+      const [cm] = await syncReports();
+      const r = parseReport(cm);
+      return r?.state === state && (state === 'Applied' ? r.applied : r.refused)!.revision >= 0 ? cm : undefined;
+    });
+  }
+
   before(async () => {
     fake = await FakeKube.start();
-    operator = startOperator(fake);
+    operator = startOperator(fake, { waitForMiddleware: true });
     middleware = await Middleware.start({
       endpoint: `sqlite://${file('default')}`,
       extraArgs: ['--topology-config', 'secret://harikube/topology-config'],
@@ -81,11 +111,30 @@ describe('operator Secret -> middleware secret:// routing', () => {
     assert.deepEqual(keysIn(file('default')), ['/registry/configmaps/default/early']);
   });
 
-  it('a TopologyConfig reaches the middleware through the Secret and routes new keys to its backend', async () => {
+  it('a TopologyConfig reaches the middleware through the Secret and routes new keys to its backend; Active once applied', async () => {
     fake.create(tcObject('shop', 'shirts', 10, [rule('shirts', { customresource: { group: 'stable.example.com', kind: 'shirts' } })]));
-    await fake.until('shop/shirts Active', () => statusOf(fake, 'shop', 'shirts')?.deployStatus === 'Active');
+    const pending = await fake.until('shop/shirts Pending', () => {
+      const s = statusOf(fake, 'shop', 'shirts');
+      return s?.deployStatus === 'Pending' ? s : undefined;
+    });
+    assert.match(pending.deployStatusReason, /no middleware has reported applying it yet/);
+    assert.equal(pending.conditions.find((c: any) => c.type === 'Ready').status, 'Unknown');
     await syncSecret();
     await waitUntil('the middleware to apply one rule', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 1 ? true : undefined));
+    const report = await reported('Applied');
+    // what the API server needs to serve a stored object, and where kubectl finds it
+    assert.equal(report.apiVersion, 'v1');
+    assert.equal(report.kind, 'ConfigMap');
+    assert.equal(report.metadata.namespace, 'harikube');
+    assert.match(report.metadata.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.match(report.metadata.creationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(report.metadata.resourceVersion, undefined, 'resourceVersion comes from the key\'s mod revision');
+    assert.equal(report.metadata.labels[REPORT_FOR_LABEL], 'topology-config');
+    const active = await fake.until('shop/shirts Active', () => {
+      const s = statusOf(fake, 'shop', 'shirts');
+      return s?.deployStatus === 'Active' ? s : undefined;
+    });
+    assert.match(active.deployStatusReason, /rules applied by middleware \d+ from Secret harikube\/topology-config/);
 
     await client.put({ key: b('/registry/stable.example.com/shirts/shop/red'), value: b('red') });
     await client.put({ key: b('/registry/configmaps/shop/c'), value: b('c') });
@@ -95,30 +144,63 @@ describe('operator Secret -> middleware secret:// routing', () => {
     const all = await client.range({ key: b('/registry/'), range_end: b('/registry0') });
     assert.deepEqual(
       all.kvs.map((kv) => kv.key.toString()),
-      ['/registry/configmaps/default/early', '/registry/configmaps/shop/c', SECRET_KEY, '/registry/stable.example.com/shirts/shop/red'],
+      [
+        '/registry/configmaps/default/early',
+        `/registry/configmaps/harikube/${report.metadata.name}`, // the apply report lives in the store like any ConfigMap
+        '/registry/configmaps/shop/c',
+        SECRET_KEY,
+        '/registry/stable.example.com/shirts/shop/red',
+      ],
     );
   });
 
   it('a second team and a JSON-stored Secret: rules from both resources apply in position order', async () => {
     fake.create(tcObject('infra', 'kube-system', 5, [rule('kube-system', { namespace: { namespace: 'kube-system' } })]));
-    await fake.until('infra/kube-system Active', () => statusOf(fake, 'infra', 'kube-system')?.deployStatus === 'Active');
     await syncSecret(true);
     await waitUntil('the middleware to apply two rules', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 2 ? true : undefined));
+    await waitUntil('both Active', async () => {
+      await syncReports();
+      return ['infra/kube-system', 'shop/shirts'].every((k) => statusOf(fake, k.split('/')[0]!, k.split('/')[1]!)?.deployStatus === 'Active') || undefined;
+    });
     await client.put({ key: b('/registry/pods/kube-system/coredns'), value: b('p') });
     await client.put({ key: b('/registry/stable.example.com/shirts/kube-system/blue'), value: b('b') });
     assert.deepEqual(keysIn(file('kube-system')), ['/registry/pods/kube-system/coredns']);
     assert.deepEqual(keysIn(file('shirts')), ['/registry/stable.example.com/shirts/kube-system/blue', '/registry/stable.example.com/shirts/shop/red']);
   });
 
-  it('a change that would strand existing keys is refused and routing stays', async () => {
+  it('a change that would strand existing keys is refused: Failed with the middleware\'s reason, routing stays, others still go live', async () => {
     fake.create(tcObject('team-c', 'configmaps', 20, [rule('configmaps', { prefix: { prefix: 'configmaps/' } })]));
-    await fake.until('team-c/configmaps Active', () => statusOf(fake, 'team-c', 'configmaps')?.deployStatus === 'Active');
     await syncSecret();
     await waitUntil('the refusal', async () => ((await metricValue(middleware, 'harikube_topology_last_apply_failed')) === 1 ? true : undefined));
     assert.match(middleware.process!.tail(), /would move existing keys/);
     assert.equal(await metricValue(middleware, 'harikube_topology_rules'), 2);
+    await reported('Refused');
+    const failed = await fake.until('team-c/configmaps Failed', () => {
+      const s = statusOf(fake, 'team-c', 'configmaps');
+      return s?.deployStatus === 'Failed' ? s : undefined;
+    });
+    assert.match(failed.deployStatusReason, /^middleware \d+ refused these rules: .*would move existing keys/s);
+    assert.match(failed.deployStatusReason, /3 key\(s\) from default backend to "configmaps"/);
+    assert.equal(failed.conditions.find((c: any) => c.type === 'Ready').reason, 'RefusedByMiddleware');
+    assert.ok(!failed.deployStatusReason.includes(file('configmaps')), 'no endpoint in the status');
+    assert.equal(statusOf(fake, 'shop', 'shirts')!.deployStatus, 'Active', 'rules already applied stay Active');
     await client.put({ key: b('/registry/configmaps/shop/d'), value: b('d') });
     assert.ok(keysIn(file('default')).includes('/registry/configmaps/shop/d'));
+
+    // The operator writes the Secret again without the refused rules, so another team's new rules still go live.
+    fake.create(tcObject('team-d', 'secrets', 30, [rule('secrets', { prefix: { prefix: 'secrets/team-d/' } })]));
+    await fake.until('Secret without configmaps, with secrets', () => {
+      const s = fake.get('secrets', 'harikube', 'topology-config');
+      const keys = Object.keys(s?.data ?? {});
+      return keys.some((k) => k.includes('team-d.secrets')) && !keys.some((k) => k.includes('team-c.configmaps'));
+    });
+    await syncSecret();
+    await waitUntil('the middleware to apply three rules', async () => ((await metricValue(middleware, 'harikube_topology_rules')) === 3 ? true : undefined));
+    await waitUntil('team-d Active', async () => {
+      await syncReports();
+      return statusOf(fake, 'team-d', 'secrets')?.deployStatus === 'Active' || undefined;
+    });
+    assert.equal(statusOf(fake, 'team-c', 'configmaps')!.deployStatus, 'Failed', 'refused rules stay out until their spec changes');
   });
 
   it('after a restart the routing in effect is the same', async () => {

@@ -17,7 +17,7 @@ import { waitUntil } from '../support/wait.js';
 import { topologyConfigCrd } from '../../middleware/src/topology/crd.js';
 import { main as operatorMain } from '../../middleware/src/operator/command.js';
 import { main as sealMain } from '../../middleware/src/operator/encrypt-command.js';
-import { rule, statusOf, tcObject } from './harness.js';
+import { reportAsMiddleware, rule, statusOf, tcObject } from './harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = ['--import', 'tsx', join(ROOT, 'middleware/src/cli.ts')];
@@ -108,6 +108,8 @@ test('the operator process serves probes and metrics, reconciles, logs JSON, and
     `--health-probe-bind-address=127.0.0.1:${health}`,
     `--metrics-bind-address=127.0.0.1:${metrics}`,
     '--log-format=json',
+    '--api-lost-timeout=1s',
+    '--secret-namespaces=harikube',
   ], { cwd: ROOT });
   t.after(async () => {
     await proc.stop();
@@ -123,16 +125,36 @@ test('the operator process serves probes and metrics, reconciles, logs JSON, and
   assert.equal((await httpGet(`http://127.0.0.1:${health}/healthz`))?.status, 200);
 
   fake.create(tcObject('team-a', 'app', 1, [rule('pods')]));
+  // written, but Active only once a middleware reports it applied the Secret
+  await fake.until('Pending', () => statusOf(fake, 'team-a', 'app')?.conditions?.[0]?.reason === 'WaitingForMiddleware', 30_000);
+  reportAsMiddleware(fake);
   await fake.until('Active', () => statusOf(fake, 'team-a', 'app')?.deployStatus === 'Active', 30_000);
 
   const scraped = await waitUntil('reconcile metrics', async () => {
     const r = await httpGet(`http://127.0.0.1:${metrics}/metrics`);
-    return r && /harikube_operator_reconciles_total\{result="success"\} [1-9]/.test(r.text) ? r.text : undefined;
+    return r && /harikube_operator_reconciles_total\{result="success"\} [1-9]/.test(r.text) && /harikube_operator_topologyconfigs\{status="Active"\} 1/.test(r.text) ? r.text : undefined;
   });
   assert.match(scraped, /harikube_operator_leader 1/);
   assert.match(scraped, /harikube_operator_queue_depth \d/);
   assert.match(scraped, /harikube_operator_topologyconfigs\{status="Active"\} 1/);
   assert.equal((await httpGet(`http://127.0.0.1:${health}/metrics`))?.status, 404, 'metrics only where asked');
+
+  // Liveness fails once the API server has been unreachable for --api-lost-timeout, and recovers with it.
+  await fake.restart({
+    whileDown: async () => {
+      const down = await waitUntil('/healthz fails while the API server is gone', async () => {
+        const r = await httpGet(`http://127.0.0.1:${health}/healthz`);
+        return r?.status === 503 ? r : undefined;
+      }, { timeoutMs: 20_000 });
+      assert.match(down.text, /unhealthy: .*no answer from the API server for \d+s/);
+    },
+  });
+  let last = '';
+  await waitUntil('/healthz ok again', async () => {
+    const r = await httpGet(`http://127.0.0.1:${health}/healthz`);
+    last = r?.text ?? '';
+    return r?.status === 200 ? true : undefined;
+  }, { timeoutMs: 60_000 }).catch((e) => assert.fail(`${e.message}: ${last}`));
 
   await proc.stop(10_000);
   assert.equal((await proc.exited).code, 0, proc.tail());

@@ -216,21 +216,100 @@ test('sealed endpoints are decrypted into the Secret and never appear in status,
   assert.ok(!visible.includes('db.internal'), 'no part of a sealed endpoint in status, events or logs');
 });
 
-test('a resource waiting for its decrypt Secret becomes Active once the Secret appears', async (t) => {
-  const { fake } = await setup(t);
+test('a missing decrypt Secret is a waiting state (Pending) that recovers as soon as the Secret appears', async (t) => {
+  const fake = await FakeKube.start();
+  // No retry timer and no resync can help within this test: only watching the decrypt Secret can.
+  const operator = startOperator(fake, { transientRetryMs: 3_600_000, resyncMs: 3_600_000 });
+  t.after(async () => {
+    await operator.stop();
+    await fake.stop();
+  });
   const key = randomBytes(32);
   fake.create(
     tcObject('team-a', 'later', 1, [{ name: 'pods', endpoint: sealEndpoint('sqlite://./db/pods.db', key), prefix: { prefix: 'pods' } }], {
       endpointDecryptSecret: 'harikube/keys-later',
     }),
   );
-  const failed = await fake.until('Failed for missing keys', () => {
+  const waiting = await fake.until('Pending for missing keys', () => {
     const s = statusOf(fake, 'team-a', 'later');
-    return s?.deployStatus === 'Failed' ? s : undefined;
+    return s?.deployStatus === 'Pending' ? s : undefined;
   });
-  assert.match(failed.deployStatusReason, /endpointDecryptSecret harikube\/keys-later: Secret not found/);
+  assert.match(waiting.deployStatusReason, /waiting: endpointDecryptSecret harikube\/keys-later: Secret not found/);
+  const ready = waiting.conditions.find((c: any) => c.type === 'Ready');
+  assert.deepEqual([ready.status, ready.reason], ['Unknown', 'WaitingForDecryptSecret']);
+  assert.ok(!eventsFor(fake, 'later').some((e) => e.type === 'Warning'), 'waiting is not a failure');
+  // let the reconciles caused by the operator's own writes (the topology Secret it created) finish, so only
+  // the watch of the decrypt Secret can start the next one
+  await new Promise((r) => setTimeout(r, 1500));
   fake.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keys-later', namespace: 'harikube' }, data: { k: key.toString('base64') } });
-  await fake.until('Active after the keys appear', () => statusOf(fake, 'team-a', 'later')?.deployStatus === 'Active');
+  await fake.until('Active after the keys appear', () => statusOf(fake, 'team-a', 'later')?.deployStatus === 'Active', 5000);
+  assert.deepEqual(mergedNames(topologySecret(fake)), ['pods']);
+});
+
+test('key rotation: add a key, re-seal with it, retire the old one; the operator notices each change of the decrypt Secret at once', async (t) => {
+  const fake = await FakeKube.start();
+  const operator = startOperator(fake, { transientRetryMs: 3_600_000, resyncMs: 3_600_000, secretNamespaces: ['harikube'] });
+  t.after(async () => {
+    await operator.stop();
+    await fake.stop();
+  });
+  const [k1, k2] = [randomBytes(32), randomBytes(32)];
+  const plain = (db: string) => `sqlite://./db/${db}.db`;
+  const keys = (data: Record<string, Buffer>) => Object.fromEntries(Object.entries(data).map(([n, k]) => [n, k.toString('base64')]));
+  fake.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'keys', namespace: 'harikube' }, data: keys({ 'key-1': k1 }) });
+  const sealed = (name: string, k: Buffer) =>
+    tcObject('team-a', name, name === 'shop' ? 1 : 2, [{ name, endpoint: sealEndpoint(plain(name), k), prefix: { prefix: `${name}/` } }], {
+      endpointDecryptSecret: 'harikube/keys',
+    });
+  fake.create(sealed('shop', k1));
+  fake.create(sealed('late', k1));
+  await fake.until('both Active with key-1', () => ['shop', 'late'].every((n) => statusOf(fake, 'team-a', n)?.deployStatus === 'Active'));
+
+  // 1. add key-2 next to key-1
+  const secret = fake.get('secrets', 'harikube', 'keys')!;
+  secret.data = keys({ 'key-1': k1, 'key-2': k2 });
+  fake.update(secret);
+  // 2. re-seal one resource with key-2 (what `pulumi up` of an app stack does after the platform's active key changed)
+  const shop = fake.get('topologyconfigs', 'team-a', 'shop')!;
+  shop.spec = sealed('shop', k2).spec;
+  fake.update(shop);
+  await fake.until('shop Active at generation 2', () => {
+    const s = statusOf(fake, 'team-a', 'shop');
+    return s?.deployStatus === 'Active' && s.observedGeneration === 2;
+  });
+  // 3. retire key-1: the resource still sealed with it fails at once (watched), naming the keys it tried
+  await new Promise((r) => setTimeout(r, 1500)); // nothing else in flight: only the watch can notice
+  const again = fake.get('secrets', 'harikube', 'keys')!;
+  again.data = keys({ 'key-2': k2 });
+  fake.update(again);
+  const failed = await fake.until('late Failed after key-1 is retired', () => {
+    const s = statusOf(fake, 'team-a', 'late');
+    return s?.deployStatus === 'Failed' ? s : undefined;
+  }, 5000);
+  assert.match(failed.deployStatusReason, /cannot be decrypted with any of the 1 key\(s\) \(key-2\)/);
+  assert.equal(statusOf(fake, 'team-a', 'shop')!.deployStatus, 'Active');
+  // its last applied rules stay in the Secret: retiring a key too early never strands data
+  assert.deepEqual(mergedNames(topologySecret(fake)), ['shop', 'late']);
+});
+
+test('with --secret-namespaces, Secrets elsewhere are refused with a reason', async (t) => {
+  const fake = await FakeKube.start();
+  const operator = startOperator(fake, { secretNamespaces: ['harikube'] });
+  t.after(async () => {
+    await operator.stop();
+    await fake.stop();
+  });
+  fake.create(tcObject('team-a', 'elsewhere', 1, [rule('pods')], { targetSecret: 'team-a/topology' }));
+  fake.create(
+    tcObject('team-b', 'keys-elsewhere', 2, [{ name: 'x', endpoint: sealEndpoint('sqlite://./db/x.db', randomBytes(32)), prefix: { prefix: 'x/' } }], {
+      endpointDecryptSecret: 'team-b/keys',
+    }),
+  );
+  const a = await fake.until('elsewhere Failed', () => (statusOf(fake, 'team-a', 'elsewhere')?.deployStatus === 'Failed' ? statusOf(fake, 'team-a', 'elsewhere') : undefined));
+  assert.match(a!.deployStatusReason, /only in namespace\(s\) harikube \(--secret-namespaces\), not team-a\/topology/);
+  const b = await fake.until('keys-elsewhere Failed', () => (statusOf(fake, 'team-b', 'keys-elsewhere')?.deployStatus === 'Failed' ? statusOf(fake, 'team-b', 'keys-elsewhere') : undefined));
+  assert.match(b!.deployStatusReason, /not team-b\/keys/);
+  assert.ok(!fake.requests.some((r) => r.path.includes('/namespaces/team-a/secrets') || r.path.includes('/namespaces/team-b/secrets') || r.path === '/api/v1/secrets'));
 });
 
 test('a target Secret that exists with data and is not managed is left alone; its resources fail', async (t) => {

@@ -85,7 +85,7 @@ test('durations are int-or-string, and the schema is structural (typed nodes, no
 
 test('the status schema has deployStatus, its reason, observedGeneration and list-map conditions', () => {
   const status = root.properties.status;
-  assert.deepEqual(status.properties.deployStatus.enum, ['Pending', 'Active', 'Failed']);
+  assert.deepEqual(status.properties.deployStatus.enum, ['Pending', 'Active', 'Failed', 'Migrating']);
   assert.equal(status.properties.deployStatus.default, 'Pending');
   assert.equal(status.properties.deployStatusReason.type, 'string');
   assert.equal(status.properties.observedGeneration.type, 'integer');

@@ -9,6 +9,14 @@ import { kubeClient } from '../../middleware/src/operator/kube-client.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { topologyConfig } from '../../middleware/src/topology/topologyconfig.js';
 import type { FakeKube } from '../support/fake-kube.js';
+import {
+  documentDigest,
+  parseReport,
+  REPORT_API_VERSION,
+  reportName,
+  reportObject,
+  type ApplyReport,
+} from '../../middleware/src/topology/apply-report.js';
 
 /** Every log line of this test process. */
 export const logLines: string[] = [];
@@ -28,6 +36,8 @@ export function startOperator(
     informerBackoffMs: { base: 50, max: 500 },
     retryBackoffMs: { base: 50, max: 1000 },
     transientRetryMs: 200,
+    // the tests of merging and status say what the operator writes; those about routing turn this on
+    waitForMiddleware: false,
     ...opts,
   });
   operator.start();
@@ -75,4 +85,40 @@ export function eventsFor(fake: FakeKube, name: string): Array<{ reason: string;
     .list('events')
     .filter((e) => e.involvedObject?.name === name)
     .map((e) => ({ reason: e.reason, type: e.type, message: e.message }));
+}
+
+/**
+ * Plays a middleware that read the target Secret as it is now: writes its apply report (topology/apply-report.ts)
+ * into the fake API server, Applied, Refused (with a reason naming `rules`) or Migrating.
+ */
+export function reportAsMiddleware(
+  fake: FakeKube,
+  opts: { middleware?: string; target?: string; state?: 'Applied' | 'Refused' | 'Migrating'; reason?: string; rules?: string[]; progress?: string } = {},
+): ApplyReport {
+  const [namespace, name] = (opts.target ?? 'harikube/topology-config').split('/') as [string, string];
+  const middleware = opts.middleware ?? '4242';
+  const secret = fake.get('secrets', namespace, name);
+  const documents = Object.keys(secret?.data ?? {})
+    .filter((k) => /\.(ya?ml|json)$/.test(k))
+    .sort()
+    .map((k) => documentDigest(Buffer.from(secret!.data[k], 'base64')));
+  const cmName = reportName(name, middleware);
+  const previous = parseReport(fake.get('configmaps', namespace, cmName));
+  const at = new Date().toISOString();
+  const seen = { revision: Number(secret?.metadata.resourceVersion ?? 0), documents, at };
+  const state = opts.state ?? 'Applied';
+  const report: ApplyReport = {
+    apiVersion: REPORT_API_VERSION,
+    middleware,
+    secret: `${namespace}/${name}`,
+    state,
+    applied: state === 'Applied' ? seen : previous?.applied,
+    ...(state === 'Refused' ? { refused: { ...seen, reason: opts.reason ?? 'refused', rules: opts.rules ?? [] } } : {}),
+    ...(state === 'Migrating' ? { migrating: { ...seen, progress: opts.progress ?? '0 of 1 keys' } } : {}),
+  };
+  const obj = reportObject(report, namespace, name, at.replace(/\.\d{3}Z$/, 'Z')) as Record<string, any>;
+  const existing = fake.get('configmaps', namespace, cmName);
+  if (existing) fake.update({ ...existing, data: obj.data });
+  else fake.create({ ...obj, metadata: { ...obj.metadata, uid: undefined, creationTimestamp: undefined } });
+  return report;
 }

@@ -1,6 +1,6 @@
 /**
  * An in-process fake Kubernetes API server on 127.0.0.1 for operator tests: enough of kube-apiserver's REST
- * semantics for Secrets, Events, Leases and TopologyConfigs: list (label selectors), watch (chunked JSON
+ * semantics for Secrets, ConfigMaps, Events, Leases and TopologyConfigs: list (label selectors), watch (chunked JSON
  * lines from a resourceVersion; 410 Gone for compacted versions), get, create, update (optimistic
  * concurrency), merge and JSON patches, the status subresource, generation, finalizers and graceful deletion.
  * Tests inject faults, close watches, restart the server on the same port, and wait for store states.
@@ -23,6 +23,7 @@ interface ResourceType {
 
 const TYPES: ResourceType[] = [
   { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', status: false, generation: false },
+  { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', status: false, generation: false },
   { group: '', version: 'v1', plural: 'events', kind: 'Event', status: false, generation: false },
   { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', status: false, generation: false },
   { group: 'harikube.info', version: 'v1', plural: 'topologyconfigs', kind: 'TopologyConfig', status: true, generation: true },
@@ -49,8 +50,8 @@ export interface RequestInfo {
   body: any;
 }
 
-/** Return an HTTP status to fail the request with, 'drop' to cut the connection, or undefined to serve it. */
-export type Fault = (req: RequestInfo) => number | 'drop' | undefined;
+/** Return an HTTP status to fail the request with, 'drop' to cut the connection, 'hang' to never answer, or undefined to serve it. */
+export type Fault = (req: RequestInfo) => number | 'drop' | 'hang' | undefined;
 
 interface Watcher {
   plural: string;
@@ -282,10 +283,10 @@ export class FakeKube {
    * resourceVersion clients hold is compacted, so their watches get 410 Gone and they must re-list.
    * `whileDown` runs while nothing listens (e.g. to change objects "behind the clients' backs").
    */
-  async restart(opts: { forgetHistory?: boolean; whileDown?: () => void } = {}): Promise<void> {
+  async restart(opts: { forgetHistory?: boolean; whileDown?: () => unknown } = {}): Promise<void> {
     const port = this.port;
     await this.close();
-    opts.whileDown?.();
+    await opts.whileDown?.();
     if (opts.forgetHistory) {
       this.rev++;
       this.compactedBefore = this.rev;
@@ -372,6 +373,10 @@ export class FakeKube {
         req.socket.destroy();
         return;
       }
+      if (fault === 'hang') {
+        record.status = -1; // never answered (the socket closes with the server)
+        return;
+      }
       if (fault) throw new HttpError(fault, fault === 409 ? 'Conflict' : 'InternalError', `injected fault ${fault}`);
       const route = this.route(url.pathname);
       const method = record.method;
@@ -456,6 +461,7 @@ export class FakeKube {
 
   private watch(type: ResourceType, namespace: string | undefined, q: URLSearchParams, res: http.ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders(); // as kube-apiserver does: the client knows the watch is open before the first event
     const w: Watcher = { plural: type.plural, namespace, selector: parseSelector(q.get('labelSelector')), res };
     const rv = q.get('resourceVersion');
     if (!rv || rv === '0') {

@@ -4,6 +4,7 @@
  * `--health-probe-bind-address=:8081`) keep working.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -15,6 +16,7 @@ import { TopologyOperator } from './controller.js';
 import { flagHelp, FlagError, parseFlags, type FlagSpec } from './flags.js';
 import { parseBindAddress, startHttpServer, type RunningServer } from './http.js';
 import { kubeClient } from './kube-client.js';
+import { metricsAuthorizer } from './metrics-auth.js';
 
 const IN_CLUSTER_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -33,6 +35,24 @@ const FLAGS: Record<string, FlagSpec> = {
   'health-probe-bind-address': { type: 'string', default: ':8081', help: 'address of /healthz and /readyz ("0" disables)' },
   'metrics-bind-address': { type: 'string', default: ':8080', help: 'address of /metrics ("0" disables; may equal the probe address)' },
   'resync-period': { type: 'string', default: '10m', help: 'reconcile every topology Secret again this often' },
+  'secret-namespaces': {
+    type: 'string',
+    default: '',
+    help: 'comma-separated namespaces whose Secrets (target and decrypt Secrets) the operator uses and watches; empty: all namespaces (needs Secret access cluster-wide)',
+  },
+  'wait-for-middleware': {
+    type: 'boolean',
+    default: true,
+    help: 'Active only once every middleware reading the target Secret reports it applied the rules (false: Active once written)',
+  },
+  'stuck-reconcile-timeout': { type: 'string', default: '5m', help: '/healthz fails when one reconcile runs longer than this' },
+  'api-lost-timeout': { type: 'string', default: '2m', help: '/healthz fails when no list or watch reached the API server for this long' },
+  'metrics-auth': {
+    type: 'boolean',
+    default: false,
+    help: '/metrics requires a bearer token that a TokenReview accepts and a SubjectAccessReview allows "get" on /metrics for (ClusterRole metrics-reader)',
+  },
+  'metrics-cert-dir': { type: 'string', default: '', help: 'serve /metrics over HTTPS with tls.crt and tls.key from this directory' },
   'log-format': { type: 'string', default: 'plain', help: 'plain or json' },
   debug: { type: 'boolean', default: false, help: 'log debug records' },
   help: { type: 'boolean', default: false, help: 'show this help' },
@@ -98,6 +118,9 @@ export async function main(args: string[]): Promise<number> {
     resyncMs: number;
     health?: { host?: string; port: number };
     metrics?: { host?: string; port: number };
+    stuckReconcileMs: number;
+    apiLostMs: number;
+    secretNamespaces: string[];
   };
   try {
     parsed = parseFlags(args, FLAGS);
@@ -116,7 +139,19 @@ export async function main(args: string[]): Promise<number> {
       resyncMs: durationMs('resync-period', parsed.flags['resync-period']),
       health: parseBindAddress(String(parsed.flags['health-probe-bind-address'])),
       metrics: parseBindAddress(String(parsed.flags['metrics-bind-address'])),
+      stuckReconcileMs: durationMs('stuck-reconcile-timeout', parsed.flags['stuck-reconcile-timeout']),
+      apiLostMs: durationMs('api-lost-timeout', parsed.flags['api-lost-timeout']),
+      secretNamespaces: String(parsed.flags['secret-namespaces'] ?? '')
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean),
     };
+    for (const ns of settings.secretNamespaces) {
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new FlagError(`--secret-namespaces: "${ns}" is not a namespace name`);
+    }
+    if (parsed.flags['metrics-auth'] && settings.health && settings.metrics && settings.health.port === settings.metrics.port && settings.health.host === settings.metrics.host) {
+      throw new FlagError('--metrics-auth needs --metrics-bind-address apart from --health-probe-bind-address (probes carry no token)');
+    }
     if (settings.renewDeadlineMs >= settings.leaseDurationMs) {
       throw new FlagError('--renew-deadline must be shorter than --lease-duration');
     }
@@ -145,6 +180,10 @@ export async function main(args: string[]): Promise<number> {
     log,
     identity,
     resyncMs: settings.resyncMs,
+    secretNamespaces: settings.secretNamespaces,
+    waitForMiddleware: flags['wait-for-middleware'] !== false,
+    stuckReconcileMs: settings.stuckReconcileMs,
+    apiLostMs: settings.apiLostMs,
     leaderElection: flags['leader-elect']
       ? {
           namespace: String(flags['leader-election-namespace'] ?? defaultNamespace()),
@@ -157,7 +196,10 @@ export async function main(args: string[]): Promise<number> {
   });
 
   const servers: RunningServer[] = [];
-  const healthz = () => ({ ok: true, message: 'ok' });
+  const healthz = () => {
+    const h = operator.health();
+    return h.ok ? { ok: true, message: 'ok' } : { ok: false, message: `unhealthy: ${(h.detail.problems as string[]).join('; ')}` };
+  };
   const readyz = () => {
     if (!operator.isReady()) return { ok: false, message: 'not ready: caches of TopologyConfigs and Secrets are not filled yet' };
     return { ok: true, message: operator.isLeader() ? 'ok (leader)' : 'ok (standby: not the leader)' };
@@ -166,7 +208,16 @@ export async function main(args: string[]): Promise<number> {
     const { health, metrics } = settings;
     const same = health && metrics && health.port === metrics.port && health.host === metrics.host;
     if (settings.health) servers.push(await startHttpServer(settings.health, { healthz, readyz, metrics: Boolean(same) }));
-    if (settings.metrics && !same) servers.push(await startHttpServer(settings.metrics, { metrics: true }));
+    if (settings.metrics && !same) {
+      const certDir = String(flags['metrics-cert-dir'] ?? '');
+      servers.push(
+        await startHttpServer(settings.metrics, {
+          metrics: true,
+          ...(flags['metrics-auth'] ? { authorize: metricsAuthorizer(client, log) } : {}),
+          ...(certDir ? { tls: { cert: readFileSync(path.join(certDir, 'tls.crt')), key: readFileSync(path.join(certDir, 'tls.key')) } } : {}),
+        }),
+      );
+    }
   } catch (e) {
     log.error('cannot start the HTTP endpoints', { error: e });
     await Promise.all(servers.map((s) => s.close()));

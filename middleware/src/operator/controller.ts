@@ -7,14 +7,16 @@ import type { Logger } from '../log.js';
 import { eventRecorder } from './events.js';
 import { Informer } from './informer.js';
 import type { KubeClient } from './kube-client.js';
-import { allSecretsPath, allTopologyConfigsPath } from './kube-paths.js';
+import { allConfigMapsPath, allSecretsPath, allTopologyConfigsPath, configMapsPath, secretsPath } from './kube-paths.js';
 import { LeaderElector } from './leader-election.js';
-import { MANAGED_SECRET_SELECTOR } from './markers.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './markers.js';
+import { parseReport, REPORT_FOR_LABEL, type ApplyReport } from '../topology/apply-report.js';
 import { isLeaderGauge, queueDepth, reconcileSeconds, reconcilesTotal, topologyConfigsByStatus } from './metrics.js';
 import { NotLeaderError, reconcileTarget, type SecretResource, type TopologyConfigResource } from './reconcile.js';
 import { targetOf } from './resolve.js';
 import { WorkQueue } from './work-queue.js';
 import type { TopologyConfigStatus } from '../topology/topologyconfig.js';
+import type { AppliedSource } from './topology-secret.js';
 
 export interface OperatorOptions {
   client: KubeClient;
@@ -31,8 +33,20 @@ export interface OperatorOptions {
   watchTimeoutSeconds?: number;
   informerBackoffMs?: { base: number; max: number };
   retryBackoffMs?: { base: number; max: number };
-  /** How soon a resource waiting for its decrypt Secret is looked at again. */
+  /** How soon a resource waiting for its decrypt Secret is looked at again (a fallback: the Secret is watched). */
   transientRetryMs?: number;
+  /**
+   * Namespaces whose Secrets the operator may use (target and decrypt Secrets) and where it watches them and
+   * the middlewares' apply reports. Empty or absent: every namespace (needs cluster-wide Secret access).
+   */
+  secretNamespaces?: string[];
+  /** Active only once every middleware reading the target Secret reports it applied the rules; default true. */
+  waitForMiddleware?: boolean;
+  /** /healthz fails when one reconcile runs longer than this; default 5 minutes. */
+  stuckReconcileMs?: number;
+  /** /healthz fails when no list or watch has reached the API server for this long; default 2 minutes. */
+  apiLostMs?: number;
+  now?: () => number;
 }
 
 /** The work of one leadership term; a new term starts with a fresh queue and status memory. */
@@ -40,11 +54,18 @@ interface Term {
   queue: WorkQueue;
   workers: Promise<void>[];
   writtenStatus: Map<string, { generation: number; status: TopologyConfigStatus }>;
+  routedRules: Map<string, AppliedSource>;
 }
 
 export class TopologyOperator {
   readonly topologyConfigs: Informer<TopologyConfigResource>;
-  readonly secrets: Informer<SecretResource>;
+  /** Secrets (targets and decrypt keys): one informer per namespace in --secret-namespaces, else one cluster-wide. */
+  readonly secretInformers: Informer<SecretResource>[];
+  /** The middlewares' apply reports (ConfigMaps labelled harikube.info/topology-report-for). */
+  readonly reportInformers: Informer<SecretResource>[];
+  /** Start times of reconciles in progress, by worker (for /healthz). */
+  private readonly inFlight = new Map<number, number>();
+  private nextWorker = 0;
   private readonly elector?: LeaderElector;
   private readonly abort = new AbortController();
   private term?: Term;
@@ -67,12 +88,24 @@ export class TopologyOperator {
       path: allTopologyConfigsPath(),
       log: opts.log.child({ informer: 'topologyconfigs' }),
     });
-    this.secrets = new Informer<SecretResource>({
-      ...informerOpts,
-      path: allSecretsPath(),
-      labelSelector: MANAGED_SECRET_SELECTOR,
-      log: opts.log.child({ informer: 'secrets' }),
-    });
+    const namespaces = opts.secretNamespaces?.length ? opts.secretNamespaces : [undefined];
+    this.secretInformers = namespaces.map(
+      (ns) =>
+        new Informer<SecretResource>({
+          ...informerOpts,
+          path: ns ? secretsPath(ns) : allSecretsPath(),
+          log: opts.log.child({ informer: 'secrets', ...(ns ? { namespace: ns } : {}) }),
+        }),
+    );
+    this.reportInformers = namespaces.map(
+      (ns) =>
+        new Informer<SecretResource>({
+          ...informerOpts,
+          path: ns ? configMapsPath(ns) : allConfigMapsPath(),
+          labelSelector: REPORT_FOR_LABEL,
+          log: opts.log.child({ informer: 'apply-reports', ...(ns ? { namespace: ns } : {}) }),
+        }),
+    );
     this.topologyConfigs.on({
       add: (tc) => this.enqueue(targetOf(tc.spec)),
       update: (old, tc) => {
@@ -88,11 +121,19 @@ export class TopologyOperator {
       },
       delete: (tc) => this.enqueue(targetOf(tc.spec)),
     });
-    this.secrets.on({
+    const onSecret = (s: SecretResource) => {
+      const ref = `${s.metadata.namespace}/${s.metadata.name}`;
       // Someone edited or deleted a topology Secret: put it back the way the TopologyConfigs say.
-      update: (_, s) => this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`),
-      delete: (s) => this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`),
-    });
+      if (s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) this.enqueue(ref);
+      // A decrypt Secret appeared, got a new key or lost one: its resources are resolved again at once.
+      for (const tc of this.topologyConfigs.list()) if (tc.spec?.endpointDecryptSecret === ref) this.enqueue(targetOf(tc.spec));
+    };
+    for (const informer of this.secretInformers) informer.on({ add: onSecret, update: (_, s) => onSecret(s), delete: onSecret });
+    const onReport = (cm: SecretResource) => {
+      const report = parseReport(cm);
+      if (report?.secret) this.enqueue(report.secret);
+    };
+    for (const informer of this.reportInformers) informer.on({ add: onReport, update: (_, cm) => onReport(cm), delete: onReport });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
         client: opts.client,
@@ -106,9 +147,28 @@ export class TopologyOperator {
   }
 
   /** Starts informers and the campaign for leadership (or leads at once without leader election). */
+  private informers(): Informer<SecretResource | TopologyConfigResource>[] {
+    return [this.topologyConfigs, ...this.secretInformers, ...(this.opts.waitForMiddleware === false ? [] : this.reportInformers)] as Informer<
+      SecretResource | TopologyConfigResource
+    >[];
+  }
+
+  /** Apply reports of the middlewares reading `target` (namespace/name). */
+  reportsFor(target: string): ApplyReport[] {
+    const ns = target.slice(0, target.indexOf('/'));
+    const out: ApplyReport[] = [];
+    for (const informer of this.reportInformers) {
+      for (const cm of informer.list()) {
+        if (cm.metadata.namespace !== ns) continue;
+        const r = parseReport(cm);
+        if (r?.secret === target) out.push(r);
+      }
+    }
+    return out;
+  }
+
   start(): void {
-    this.topologyConfigs.start();
-    this.secrets.start();
+    for (const informer of this.informers()) informer.start();
     if (this.elector) this.electing = this.elector.run(this.abort.signal);
     else this.startTerm();
     const resyncMs = this.opts.resyncMs ?? 10 * 60_000;
@@ -126,7 +186,7 @@ export class TopologyOperator {
     await this.endTerm();
     await this.draining;
     await this.elector?.release();
-    await Promise.all([this.topologyConfigs.stop(), this.secrets.stop()]);
+    await Promise.all(this.informers().map((i) => i.stop()));
   }
 
   /** May this replica write right now? */
@@ -141,24 +201,41 @@ export class TopologyOperator {
 
   /** Ready once both caches are filled (a standby is ready too: it can take over at once). */
   isReady(): boolean {
-    return this.topologyConfigs.hasSynced() && this.secrets.hasSynced();
+    return this.informers().every((i) => i.hasSynced());
   }
 
-  /** Problems worth a failing liveness probe: none today beyond the process being stuck (the probe times out). */
+  /**
+   * What the liveness probe reports: failing when a reconcile has run longer than `stuckReconcileMs` (a hung
+   * request or a deadlock: restarting helps) or when no list or watch has reached the API server for
+   * `apiLostMs` (a connection that stays broken). A standby runs informers too, so it is checked the same way.
+   */
   health(): { ok: boolean; detail: Record<string, unknown> } {
+    const now = (this.opts.now ?? Date.now)();
+    const problems: string[] = [];
+    const oldest = Math.min(...this.inFlight.values());
+    const stuckMs = this.opts.stuckReconcileMs ?? 5 * 60_000;
+    if (this.inFlight.size && now - oldest > stuckMs) problems.push(`a reconcile has been running for ${Math.round((now - oldest) / 1000)}s (limit ${stuckMs / 1000}s)`);
+    const lostMs = this.opts.apiLostMs ?? 2 * 60_000;
+    for (const informer of this.informers()) {
+      const since = informer.failingSince;
+      if (since !== undefined && now - since > lostMs) {
+        problems.push(`${informer.description}: no answer from the API server for ${Math.round((now - since) / 1000)}s (${informer.lastError})`);
+      }
+    }
     return {
-      ok: true,
+      ok: problems.length === 0,
       detail: {
         leader: this.isLeader(),
         synced: this.isReady(),
-        watchErrors: [this.topologyConfigs.lastError, this.secrets.lastError].filter(Boolean),
+        problems,
+        watchErrors: this.informers().map((i) => i.lastError).filter(Boolean),
       },
     };
   }
 
-  /** Resolves when both caches are filled (for tests and startup logs). */
+  /** Resolves when every cache is filled (for tests and startup logs). */
   async waitForSync(): Promise<void> {
-    await Promise.all([this.topologyConfigs.waitForSync(), this.secrets.waitForSync()]);
+    await Promise.all(this.informers().map((i) => i.waitForSync()));
   }
 
   private enqueue(target: string): void {
@@ -173,7 +250,11 @@ export class TopologyOperator {
     if (!term) return;
     term.writtenStatus.clear(); // let a resync repair statuses someone else edited
     for (const tc of this.topologyConfigs.list()) this.enqueue(targetOf(tc.spec));
-    for (const s of this.secrets.list()) this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`);
+    for (const informer of this.secretInformers) {
+      for (const s of informer.list()) {
+        if (s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`);
+      }
+    }
   }
 
   private startTerm(): void {
@@ -181,7 +262,7 @@ export class TopologyOperator {
     this.leading = true;
     isLeaderGauge.set(1);
     const queue = new WorkQueue({ retryBaseMs: this.opts.retryBackoffMs?.base, retryMaxMs: this.opts.retryBackoffMs?.max });
-    const term: Term = { queue, workers: [], writtenStatus: new Map() };
+    const term: Term = { queue, workers: [], writtenStatus: new Map(), routedRules: new Map() };
     this.term = term;
     const workers = Math.max(1, this.opts.workers ?? 2);
     for (let i = 0; i < workers; i++) term.workers.push(this.work(term));
@@ -205,8 +286,11 @@ export class TopologyOperator {
 
   private async work(term: Term): Promise<void> {
     const log = this.opts.log;
+    const worker = this.nextWorker++;
     for (let key = await term.queue.get(); key !== undefined; key = await term.queue.get()) {
       const end = reconcileSeconds.startTimer();
+      const started = (this.opts.now ?? Date.now)();
+      this.inFlight.set(worker, started);
       try {
         const result = await reconcileTarget(key, {
           client: this.opts.client,
@@ -220,7 +304,10 @@ export class TopologyOperator {
           canWrite: () => this.canWrite() && this.term === term,
           log,
           writtenStatus: term.writtenStatus,
+          routedRules: term.routedRules,
           transientRetryMs: this.opts.transientRetryMs,
+          reports: this.opts.waitForMiddleware === false ? undefined : (target) => this.reportsFor(target),
+          secretNamespaces: this.opts.secretNamespaces,
         });
         term.queue.forget(key);
         if (result.requeueAfterMs) term.queue.addAfter(key, result.requeueAfterMs);
@@ -234,6 +321,7 @@ export class TopologyOperator {
           log.warn('reconcile failed; will retry', { targetSecret: key, error: e, retryInMs: delay });
         }
       } finally {
+        this.inFlight.delete(worker);
         end();
         term.queue.done(key);
         queueDepth.set(term.queue.length);
@@ -243,7 +331,7 @@ export class TopologyOperator {
   }
 
   private countStatuses(): void {
-    const counts: Record<string, number> = { Pending: 0, Active: 0, Failed: 0 };
+    const counts: Record<string, number> = { Pending: 0, Active: 0, Failed: 0, Migrating: 0 };
     for (const tc of this.topologyConfigs.list()) {
       const s = tc.status?.deployStatus ?? 'Pending';
       counts[s] = (counts[s] ?? 0) + 1;

@@ -3,6 +3,8 @@
  * it says so), /metrics (Prometheus). Health and metrics may share one address or use two.
  */
 import http from 'node:http';
+import https from 'node:https';
+import type { Authorizer } from './metrics-auth.js';
 import type { AddressInfo } from 'node:net';
 import { registry } from '../metrics.js';
 
@@ -16,6 +18,10 @@ export interface HttpRoutes {
   healthz?: () => Probe;
   readyz?: () => Probe;
   metrics?: boolean;
+  /** Checks the caller of /metrics (TokenReview + SubjectAccessReview); absent: open. */
+  authorize?: Authorizer;
+  /** Serve over HTTPS with this certificate. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export interface RunningServer {
@@ -36,7 +42,7 @@ export function parseBindAddress(address: string): { host?: string; port: number
 }
 
 export async function startHttpServer(address: { host?: string; port: number }, routes: HttpRoutes): Promise<RunningServer> {
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     const probe = path === '/healthz' ? routes.healthz : path === '/readyz' ? routes.readyz : undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -49,14 +55,19 @@ export async function startHttpServer(address: { host?: string; port: number }, 
       return;
     }
     if (path === '/metrics' && routes.metrics) {
-      registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
-        (e: Error) => res.writeHead(500).end(`metrics failed: ${e.message}\n`),
-      );
+      const allowed = routes.authorize ? routes.authorize(req.headers.authorization, path) : Promise.resolve({ status: 200 as const, message: 'ok' });
+      allowed
+        .then(async ({ status, message }) => {
+          if (status !== 200) return void res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${message}\n`);
+          const text = await registry.metrics();
+          res.writeHead(200, { 'Content-Type': registry.contentType }).end(text);
+        })
+        .catch((e: Error) => res.writeHead(500).end(`metrics failed: ${e.message}\n`));
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
-  });
+  };
+  const server = routes.tls ? https.createServer({ cert: routes.tls.cert, key: routes.tls.key }, handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`cannot listen on ${address.host ?? ''}:${address.port}: ${e.message}`)));
     server.listen(address.port, address.host, () => resolve());

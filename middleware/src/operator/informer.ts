@@ -42,8 +42,20 @@ export class Informer<T extends KubeObject> {
   private syncWaiters: Array<() => void> = [];
   /** Set while the last list or watch attempt failed (for health reporting). */
   lastError?: string;
+  /** When list/watch started failing without a success since (ms since the epoch); undefined while connected. */
+  failingSince?: number;
 
   constructor(private readonly opts: InformerOptions) {}
+
+  /** e.g. `/api/v1/namespaces/harikube/secrets`, for health messages. */
+  get description(): string {
+    return this.opts.labelSelector ? `${this.opts.path}?labelSelector=${this.opts.labelSelector}` : this.opts.path;
+  }
+
+  private connected(): void {
+    this.lastError = undefined;
+    this.failingSince = undefined;
+  }
 
   on(handlers: InformerHandlers<T>): void {
     this.handlers.push(handlers);
@@ -109,6 +121,7 @@ export class Informer<T extends KubeObject> {
             this.apply(event);
           },
           signal,
+          () => this.connected(),
         );
         this.lastError = undefined;
         // A watch that ends at once with nothing in it is a misbehaving server: do not spin.
@@ -122,6 +135,7 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.lastError = (e as Error).message;
+        this.failingSince ??= Date.now();
         const delay = backoff.next();
         log.warn('list/watch failed; retrying', { path: this.opts.path, error: e, retryInMs: delay });
         await sleep(delay, signal);
@@ -157,7 +171,7 @@ export class Informer<T extends KubeObject> {
       else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit((h) => h.update?.(old, obj));
     }
     this.resourceVersion = rv;
-    this.lastError = undefined;
+    this.connected();
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();

@@ -70,7 +70,8 @@ export interface KubeClient {
    * Streams watch events of `path` until the server ends the watch, `signal` aborts it (resolves), or the
    * connection fails (rejects). Non-200 answers reject with `KubeApiError`.
    */
-  watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void>;
+  /** `onOpen` runs once the server accepted the watch (the connection works). */
+  watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal, onOpen?: () => void): Promise<void>;
 }
 
 export interface KubeClientOptions {
@@ -157,7 +158,7 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
       });
     },
 
-    async watch<T>(rawPath: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal) {
+    async watch<T>(rawPath: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal, onOpen?: () => void) {
       const path = withQuery(rawPath, { ...query, watch: true });
       if (signal.aborted) return;
       const req = await open('GET', path, {}, signal);
@@ -188,6 +189,7 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
             res.on('error', (e) => finish(e));
             return;
           }
+          onOpen?.();
           const lines = createInterface({ input: res, crlfDelay: Infinity });
           lines.on('error', (e) => finish(new Error(`watch ${path}: ${e.message}`)));
           lines.on('line', (line) => {

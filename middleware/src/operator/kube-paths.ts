@@ -9,12 +9,17 @@ export const allTopologyConfigsPath = (): string => `${TC_BASE}/${TOPOLOGYCONFIG
 export const topologyConfigPath = (namespace: string, name: string, subresource?: 'status'): string =>
   `${TC_BASE}/namespaces/${encodeURIComponent(namespace)}/${TOPOLOGYCONFIG_PLURAL}/${encodeURIComponent(name)}${subresource ? `/${subresource}` : ''}`;
 
-/** All Secrets cluster-wide (list and watch; always used with a label selector). */
+/** All Secrets cluster-wide (list and watch, without --secret-namespaces). */
 export const allSecretsPath = (): string => '/api/v1/secrets';
 
 export const secretsPath = (namespace: string): string => `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 
 export const secretPath = (namespace: string, name: string): string => `${secretsPath(namespace)}/${encodeURIComponent(name)}`;
+
+/** All ConfigMaps cluster-wide (list and watch; always used with a label selector). */
+export const allConfigMapsPath = (): string => '/api/v1/configmaps';
+
+export const configMapsPath = (namespace: string): string => `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`;
 
 export const eventsPath = (namespace: string): string => `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`;
 

@@ -23,7 +23,9 @@ import {
 import { memberKey, planMerge, type MergeMember, type MergeOutcome, type MergePlan } from './merge.js';
 import { KeyLookupError, resolveRules, targetOf } from './resolve.js';
 import { eventFor, nextStatus, sameStatus, type StatusReport } from './status.js';
-import { readAppliedSources, renderSourcesAnnotation } from './topology-secret.js';
+import { readAppliedSources, renderSourcesAnnotation, type AppliedSource } from './topology-secret.js';
+import { documentDigest, documentState, type ApplyReport } from '../topology/apply-report.js';
+import { redactEndpoint } from '../topology/endpoint.js';
 
 /** A TopologyConfig as read from the API (spec not yet validated). */
 export type TopologyConfigResource = KubeObject & Pick<TopologyConfigObject, 'spec'> & { status?: TopologyConfigStatus };
@@ -48,6 +50,20 @@ export interface ReconcileDeps {
   writtenStatus?: Map<string, { generation: number; status: TopologyConfigStatus }>;
   /** How soon to look again when a resource waits for something that may appear (a decrypt Secret). */
   transientRetryMs?: number;
+  /**
+   * Apply reports of the middlewares reading the target Secret (`namespace/name`), see topology/apply-report.ts.
+   * Given: a resource is Active only once every reporting middleware has applied its rules. Absent: Active as
+   * soon as the rules are in the Secret (no middleware to wait for).
+   */
+  reports?: (target: string) => ApplyReport[];
+  /**
+   * The rules each resource last had routed by every middleware (by uid), learned from the reports; a refused
+   * generation falls back to these. Owned by one leadership term (after a failover a refused resource falls back
+   * to no rules, and the middleware refuses that too if keys would move: it then waits for a spec change).
+   */
+  routedRules?: Map<string, AppliedSource>;
+  /** Namespaces whose Secrets the operator may use (--secret-namespaces); absent: all. */
+  secretNamespaces?: string[];
   now?: () => Date;
 }
 
@@ -104,6 +120,17 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
     return { active: [], failed: live.map((tc) => memberKey(tc.metadata as { namespace: string; name: string })) };
   }
 
+  const allowed = (ns: string) => !deps.secretNamespaces?.length || deps.secretNamespaces.includes(ns);
+  const outside = (ref: string) =>
+    `the operator uses Secrets only in namespace(s) ${deps.secretNamespaces!.join(', ')} (--secret-namespaces), not ${ref}; ` +
+    'use a Secret there, or add its namespace to the operator\'s --secret-namespaces (and Secret access there)';
+  if (!allowed(ref.namespace)) {
+    const message = `targetSecret: ${outside(target)}`;
+    await writeStatuses(live, () => ({ deployStatus: 'Failed', conditionReason: 'InvalidTargetSecret', message }), deps, guard, now);
+    await releaseFinalizers(deleting, target, deps, guard);
+    return { active: [], failed: live.map((tc) => memberKey(tc.metadata as { namespace: string; name: string })) };
+  }
+
   // 1. Our finalizer on every live resource before its rules can reach the Secret.
   live = (
     await Promise.all(
@@ -141,16 +168,28 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
   const keysFor = (secretRef: string) => {
     let p = keyCache.get(secretRef);
     if (!p) {
-      p = loadKeys(client, secretRef);
+      p = allowed(splitRef(secretRef).namespace) ? loadKeys(client, secretRef) : Promise.reject(new KeyLookupError(outside(secretRef), false));
       keyCache.set(secretRef, p);
     }
     return p;
   };
   let transient = false;
+  /** Resources waiting for something that may appear (their decrypt Secret): Pending, not Failed. */
+  const waiting = new Set<string>();
+  /** Resources whose rules of this generation a middleware refused: kept out of the Secret until changed. */
+  const refusedBefore = new Map<string, string>();
   const members: MergeMember[] = await Promise.all(
     live.map(async (tc) => {
-      const resolved = await resolveRules(tc.spec, keysFor);
-      if (!resolved.ok && resolved.transient) transient = true;
+      const key = memberKey(tc.metadata as { namespace: string; name: string });
+      const refusal = refusedAt(tc, deps);
+      if (refusal !== undefined) {
+        refusedBefore.set(key, refusal);
+      }
+      const resolved = refusal !== undefined ? ({ ok: false, failure: refusal, transient: false } as const) : await resolveRules(tc.spec, keysFor);
+      if (!resolved.ok && resolved.transient) {
+        transient = true;
+        waiting.add(key);
+      }
       return {
         namespace: tc.metadata.namespace!,
         name: tc.metadata.name,
@@ -163,6 +202,16 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
     }),
   );
   const applied = readAppliedSources(secret?.metadata.annotations, secret?.data, (m) => tlog.warn(m));
+  // A refused generation must leave the Secret: its fallback is what was routed before, not what the Secret holds.
+  const inSecret = new Map(applied);
+  for (const m of members) {
+    const key = memberKey(m);
+    const held = applied.get(key);
+    if (!refusedBefore.has(key) || !held || held.generation !== m.generation) continue;
+    const routed = deps.routedRules?.get(m.uid);
+    if (routed && routed.generation !== m.generation) applied.set(key, routed);
+    else applied.delete(key);
+  }
   const plan = planMerge(members, applied);
 
   // 4. Write the Secret.
@@ -187,7 +236,26 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
 
   // 6. Status and Events.
   const outcomeOf = (tc: TopologyConfigResource) => plan.outcomes.get(memberKey(tc.metadata as { namespace: string; name: string }))!;
-  await writeStatuses(live, (tc) => reportFor(outcomeOf(tc), target), deps, guard, now);
+  const routed = deps.reports ? routingReports(plan, members, inSecret, deps.reports(target), target) : undefined;
+  for (const [key, report] of routed ?? []) {
+    if (report.deployStatus !== 'Active') continue;
+    const source = plan.sources.find((x) => memberKey(x) === key);
+    const m = members.find((x) => memberKey(x) === key);
+    if (source && m?.rules) deps.routedRules?.set(m.uid, { ...source, rules: m.rules });
+  }
+  await writeStatuses(
+    live,
+    (tc) => {
+      const key = memberKey(tc.metadata as { namespace: string; name: string });
+      const outcome = outcomeOf(tc);
+      if (refusedBefore.has(key)) return { deployStatus: 'Failed', conditionReason: REFUSED_REASON, message: refusedBefore.get(key)! };
+      if (waiting.has(key)) return waitingReport(outcome);
+      return routed?.get(key) ?? reportFor(outcome, target);
+    },
+    deps,
+    guard,
+    now,
+  );
 
   const outcomes = [...plan.outcomes.values()];
   const result: ReconcileResult = {
@@ -195,6 +263,8 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
     failed: outcomes.filter((o) => o.state !== 'current').map(memberKey),
   };
   if (transient) result.requeueAfterMs = deps.transientRetryMs ?? 30_000;
+  // resources a middleware just refused: write the Secret again without their new rules at once
+  if ([...(routed?.values() ?? [])].some((r) => r.conditionReason === REFUSED_REASON)) result.requeueAfterMs = 1;
   tlog.debug('reconciled', { active: result.active.length, failed: result.failed.length, rules: plan.merged.backends.length });
   return result;
 }
@@ -214,6 +284,104 @@ async function loadKeys(client: KubeClient, secretRef: string): Promise<NamedKey
   } catch (e) {
     throw e instanceof DecryptError ? new KeyLookupError(e.message.replace(`Secret ${secretRef} `, ''), false) : e;
   }
+}
+
+/** Ready condition reason of a resource whose rules a middleware refused. */
+export const REFUSED_REASON = 'RefusedByMiddleware';
+const MAX_REASON = 4000;
+
+/** The refusal recorded in the status for the current generation, if any (by this term, or in the object). */
+function refusedAt(tc: TopologyConfigResource, deps: ReconcileDeps): string | undefined {
+  const generation = tc.metadata.generation ?? 0;
+  const written = deps.writtenStatus?.get(tc.metadata.uid ?? '');
+  const status = written && written.generation === generation ? written.status : tc.status;
+  const ready = status?.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.reason !== REFUSED_REASON || ready.observedGeneration !== generation) return undefined;
+  return status?.deployStatusReason ?? ready.message;
+}
+
+function waitingReport(outcome: MergeOutcome): StatusReport {
+  const kept = outcome.state === 'previous' ? `; the rules of generation ${outcome.appliedGeneration} stay applied` : '';
+  return { deployStatus: 'Pending', conditionReason: 'WaitingForDecryptSecret', message: `waiting: ${outcome.failure ?? 'its decrypt Secret is missing'}${kept}` };
+}
+
+/**
+ * Statuses from the middlewares' apply reports, for resources whose current rules are in the Secret: Active
+ * when every reporting middleware applied the document written for it; Migrating while one moves keys for it;
+ * Failed (RefusedByMiddleware) for the resources a refusal is about (the rules it names; all changed ones when
+ * it names none), whose rules then leave the Secret until their spec changes; Pending otherwise.
+ */
+function routingReports(
+  plan: MergePlan,
+  members: MergeMember[],
+  applied: Map<string, AppliedSource>,
+  reports: ApplyReport[],
+  target: string,
+): Map<string, StatusReport> {
+  const out = new Map<string, StatusReport>();
+  const textOf = new Map(plan.documents.map((d) => [d.key, d.text]));
+  // refusal reasons may quote endpoints (redacted); a sealed endpoint must not show at all, so none does
+  const endpoints = plan.merged.backends.map((r) => r.endpoint);
+  const hide = (text: string) =>
+    endpoints
+      .reduce((t, e) => t.split(e).join('<endpoint>').split(redactEndpoint(e)).join('<endpoint>'), text)
+      .slice(0, MAX_REASON);
+  const ids = reports.map((r) => r.middleware).sort();
+  // A refusal counts only while it is about the Secret as written now: once the operator wrote it again
+  // (without the rules a refusal was about), the middleware's answer to the new content is awaited instead.
+  const current = plan.documents.map((d) => documentDigest(d.text)).sort().join(',');
+  reports = reports.map((r) => (r.refused && [...r.refused.documents].sort().join(',') !== current ? { ...r, refused: undefined } : r));
+  const refused: Array<{ key: string; reason: string; rules: string[]; middleware: string }> = [];
+  for (const [key, outcome] of plan.outcomes) {
+    if (outcome.state !== 'current' || !outcome.key) continue;
+    const digest = documentDigest(textOf.get(outcome.key) ?? '');
+    const where = `Secret ${target} as ${outcome.key}`;
+    if (reports.length === 0) {
+      out.set(key, {
+        deployStatus: 'Pending',
+        conditionReason: 'WaitingForMiddleware',
+        message: `rules written to ${where}; no middleware has reported applying it yet (a middleware started with --topology-config secret://${target} reports once it has)`,
+      });
+      continue;
+    }
+    const states = reports.map((r) => ({ id: r.middleware, s: documentState(r, digest) }));
+    const refusal = states.find((x) => x.s.state === 'refused');
+    const migrating = states.find((x) => x.s.state === 'migrating');
+    const unseen = states.filter((x) => x.s.state === 'unseen').map((x) => x.id);
+    if (refusal && refusal.s.state === 'refused') {
+      refused.push({ key, reason: refusal.s.reason, rules: refusal.s.rules, middleware: refusal.id });
+    } else if (migrating && migrating.s.state === 'migrating') {
+      out.set(key, { deployStatus: 'Migrating', conditionReason: 'Migrating', message: `middleware ${migrating.id} is moving keys for these rules: ${migrating.s.progress}` });
+    } else if (unseen.length) {
+      out.set(key, {
+        deployStatus: 'Pending',
+        conditionReason: 'WaitingForMiddleware',
+        message: `rules written to ${where}; waiting for middleware ${unseen.join(', ')} to apply them`,
+      });
+    } else {
+      out.set(key, { deployStatus: 'Active', conditionReason: 'Applied', message: `rules applied by middleware ${ids.join(', ')} from ${where}` });
+    }
+  }
+  if (refused.length) {
+    const names = (key: string) => {
+      const m = members.find((x) => memberKey(x) === key);
+      return new Set([...(m?.rules ?? []).map((r) => r.name), ...(applied.get(key)?.rules ?? []).map((r) => r.name)]);
+    };
+    const named = refused.filter((r) => r.rules.some((n) => names(r.key).has(n)));
+    const culprits = named.length ? named : refused;
+    for (const r of refused) {
+      if (culprits.includes(r)) {
+        out.set(r.key, { deployStatus: 'Failed', conditionReason: REFUSED_REASON, message: hide(`middleware ${r.middleware} refused these rules: ${r.reason}`) });
+      } else {
+        out.set(r.key, {
+          deployStatus: 'Pending',
+          conditionReason: 'WaitingForMiddleware',
+          message: `middleware ${r.middleware} refused Secret ${target} because of the rules of ${culprits.map((c) => c.key).join(', ')}; it is written again without them`,
+        });
+      }
+    }
+  }
+  return out;
 }
 
 function reportFor(outcome: MergeOutcome, target: string): StatusReport {

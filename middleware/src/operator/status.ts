@@ -20,7 +20,7 @@ export function nextStatus(
   now: Date,
 ): TopologyConfigStatus {
   const ready: Condition['status'] =
-    report.deployStatus === 'Active' ? 'True' : report.deployStatus === 'Failed' ? 'False' : 'Unknown';
+    report.deployStatus === 'Active' ? 'True' : report.deployStatus === 'Failed' || report.deployStatus === 'Migrating' ? 'False' : 'Unknown';
   const previous = current?.conditions?.find((c) => c.type === 'Ready');
   const condition: Condition = {
     type: 'Ready',

@@ -33,6 +33,8 @@ export class TopologyRefusedError extends Error {
   constructor(
     message: string,
     readonly moves: KeyMove[] = [],
+    /** Names of the rules the refusal is about (reported to the operator, which attributes it to a TopologyConfig). */
+    readonly rules: string[] = [],
   ) {
     super(message);
     this.name = 'TopologyRefusedError';
@@ -122,7 +124,9 @@ export class TopologyApplier {
     try {
       opened = await openRuleBackends(toOpen, this.opts.factory);
     } catch (err) {
-      throw new TopologyRefusedError(`topology from ${origin} refused: ${(err as Error).message}; the topology in effect stays`);
+      // the message names the rule whose database could not be opened
+      const named = toOpen.filter((r) => (err as Error).message.includes(`"${r.name}"`)).map((r) => r.name);
+      throw new TopologyRefusedError(`topology from ${origin} refused: ${(err as Error).message}; the topology in effect stays`, [], named.length ? named : toOpen.map((r) => r.name));
     }
     const closeOpened = () => Promise.allSettled([...opened.values()].map((b) => b.close()));
     try {
@@ -185,12 +189,14 @@ export class TopologyApplier {
       try {
         where = location(parseEndpoint(rule.endpoint));
       } catch (err) {
-        throw new TopologyRefusedError(`topology from ${origin} refused: backends[${i}] (name "${rule.name}") field "endpoint": ${(err as Error).message}`);
+        throw new TopologyRefusedError(`topology from ${origin} refused: backends[${i}] (name "${rule.name}") field "endpoint": ${(err as Error).message}`, [], [rule.name]);
       }
       const other = seen.get(where);
       if (other !== undefined) {
         throw new TopologyRefusedError(
           `topology from ${origin} refused: backends[${i}] (name "${rule.name}") field "endpoint": ${redactEndpoint(rule.endpoint)} is the same database as the ${label(other)}; give each rule its own database`,
+          [],
+          [rule.name],
         );
       }
       seen.set(where, rule.name);
@@ -208,17 +214,23 @@ export class TopologyApplier {
       if (owner && owner !== store.clusterId) {
         throw new TopologyRefusedError(
           `topology from ${origin} refused: rule "${name}" (${b.description}) belongs to another HariKube cluster (id ${owner}); give it an empty database`,
+          [],
+          [name],
         );
       }
       const max = await b.maxRevision();
       if (!owner && max > 0) {
         throw new TopologyRefusedError(
           `topology from ${origin} refused: rule "${name}" (${b.description}) already holds data written outside this middleware (revision ${max}); give it an empty database`,
+          [],
+          [name],
         );
       }
       if (max > store.revision) {
         throw new TopologyRefusedError(
           `topology from ${origin} refused: rule "${name}" (${b.description}) holds revision ${max}, above this middleware's ${store.revision}`,
+          [],
+          [name],
         );
       }
       if (!owner) await b.write(async (tx) => tx.setMeta(META_OWNER, Buffer.from(store.clusterId)));
@@ -272,6 +284,7 @@ class MoveReport {
       `topology from ${origin} refused: it would move existing keys to another backend, and moving data is not supported yet:\n  ${lines.join('\n  ')}\n` +
         'Delete those keys first, or keep the rules that route them where they are; the topology in effect stays.',
       moves,
+      [...new Set(moves.flatMap((m) => [m.from, m.to]))].filter((n) => n !== DEFAULT_BACKEND && !n.startsWith('retired ')),
     );
   }
 }

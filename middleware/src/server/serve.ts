@@ -70,12 +70,15 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     return undefined;
   }
   // loaded only when a topology source is configured: the plain server stays small (RSS budget)
-  const [{ StoreKeyReader }, { countUnusableTopology }, { TopologyApplier, TopologyRefusedError }, { createTopologySource }] = await Promise.all([
-    import('../mvcc/key-reader.js'),
-    import('../router/metrics.js'),
-    import('../router/topology-applier.js'),
-    import('../topology/source/source.js'),
-  ]);
+  const [{ StoreKeyReader }, { countUnusableTopology }, { TopologyApplier, TopologyRefusedError }, { createTopologySource, secretInfoOf }, { TopologyReporter }, { TopologyValidationError }] =
+    await Promise.all([
+      import('../mvcc/key-reader.js'),
+      import('../router/metrics.js'),
+      import('../router/topology-applier.js'),
+      import('../topology/source/source.js'),
+      import('./topology-report.js'),
+      import('../topology/validate.js'),
+    ]);
   const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
@@ -84,13 +87,28 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     tlsDir: cfg.topologyTlsDir,
   });
   const fatalAtStart = !source.description.startsWith('secret://');
+  // secret:// only: what was done with each reading is reported back next to the Secret, for the operator
+  const secretRef = /^secret:\/\/([^/]+)\/([^/]+)$/.exec(source.description);
+  const reporter = secretRef ? new TopologyReporter(store, secretRef[1]!, secretRef[2]!, tlog) : undefined;
+  const report = (p: Promise<void> | undefined) => void p?.catch(() => undefined);
   let starting = true;
   let startError: Error | undefined;
   await source.start({
     onUpdate: async (update) => {
-      await applier.apply(update.document, update.origin);
+      try {
+        await applier.apply(update.document, update.origin);
+      } catch (err) {
+        if (update.secret) report(reporter?.refused(update.secret, (err as Error).message, err instanceof TopologyRefusedError ? err.rules : []));
+        throw err;
+      }
+      if (update.secret) report(reporter?.applied(update.secret));
     },
     onError: (err) => {
+      const info = secretInfoOf(err);
+      if (info) {
+        const rules = err instanceof TopologyValidationError ? [...new Set(err.issues.map((i) => i.rule).filter((r): r is string => !!r))] : [];
+        report(reporter?.refused(info, err.message, rules));
+      }
       if (starting && fatalAtStart) startError ??= err;
       // refusals are counted by the applier; this is a source that is unreadable or invalid
       if (!(err instanceof TopologyRefusedError)) countUnusableTopology();
@@ -104,7 +122,16 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     throw new Error(`${named}; the middleware does not start without the topology it was given`);
   }
   tlog.info('topology source started', { source: source.description, rules: routed.table.document.backends.length });
-  return source;
+  if (!reporter) return source;
+  return {
+    description: source.description,
+    start: (h) => source.start(h),
+    reload: () => source.reload(),
+    stop: async () => {
+      await source.stop();
+      reporter.stop();
+    },
+  };
 }
 
 export interface RunningServer {

@@ -50,6 +50,8 @@ export interface RoutingBackend {
   fingerprint?: string;
   /** True when the connection uses TLS (https, or TLS files configured). */
   tls?: boolean;
+  /** Where the data is, without user or password: `host:port/database`, a SQLite path, etcd hosts. */
+  location?: string;
 }
 
 /** One row of the routing table. */
@@ -139,6 +141,18 @@ export function backendType(endpoint: string): string {
   }
 }
 
+/** Where an endpoint's data lives, for reviewers: `host:port/database`, the SQLite path or the etcd hosts; never user or password. */
+export function backendLocation(endpoint: string): string | undefined {
+  try {
+    const e = parseEndpoint(endpoint.trim());
+    if (e.kind === 'sqlite') return e.path;
+    if (e.kind === 'etcd') return e.hosts.join(',');
+    return `${e.host}:${e.port}/${e.database}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Short keyed fingerprint of an endpoint, insensitive to its password. */
 export function endpointFingerprint(key: string, endpoint: string): string {
   return keyedHash(key, redactEndpoint(endpoint.trim())).slice(0, 12);
@@ -147,6 +161,8 @@ export function endpointFingerprint(key: string, endpoint: string): string {
 function describeBackend(endpoint: string, opts: { key?: string; target?: string; tls?: boolean }): RoutingBackend {
   const b: RoutingBackend = { type: backendType(endpoint) };
   if (opts.target) b.target = opts.target;
+  const location = backendLocation(endpoint);
+  if (location) b.location = location;
   if (opts.key) b.fingerprint = endpointFingerprint(opts.key, endpoint);
   const tls = opts.tls || /^https:/i.test(endpoint.trim());
   if (tls) b.tls = true;

@@ -79,8 +79,8 @@ function matchOf(rule: Record<string, unknown>): { key: string; text: string } {
 /** `postgres/main (postgres, tls)` style description of a backend. */
 export function describeBackend(b: RoutingBackend | undefined, endpoint?: string): string {
   if (!b) return '(none)';
-  const extras = [b.type, b.tls ? 'tls' : undefined].filter(Boolean).join(', ');
-  const name = b.target ?? (endpoint !== undefined ? redactEndpoint(endpoint) : undefined);
+  const name = b.target ?? (endpoint !== undefined ? redactEndpoint(endpoint) : b.location);
+  const extras = [b.type, b.tls ? 'tls' : undefined, b.target && b.location ? b.location : undefined].filter(Boolean).join(', ');
   return name ? `${name} (${extras})` : extras;
 }
 
@@ -156,6 +156,21 @@ function viewOf(parsed: unknown, source: string): TopologyView {
     }
     if (isRecord(parsed.stringData)) for (const [k, v] of Object.entries(parsed.stringData)) if (typeof v === 'string') data[k] = v;
     const inner = data[ROUTING_TABLE_KEY] ?? data[TOPOLOGY_DOCUMENT_KEY];
+    const documents = Object.keys(data).filter((k) => /\.(ya?ml|json)$/i.test(k)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    if (inner === undefined && parsed.kind === 'Secret' && documents.length) {
+      // the operator's topology Secret: one document per TopologyConfig, merged in data key order
+      const backends: unknown[] = [];
+      for (const k of documents) {
+        let doc: unknown;
+        try {
+          doc = parseYaml(data[k]!);
+        } catch (e) {
+          throw new TopologyInputError(source, `data key "${k}" is not valid YAML: ${(e as Error).message}`);
+        }
+        if (isRecord(doc) && Array.isArray(doc.backends)) backends.push(...doc.backends);
+      }
+      return documentView({ backends }, `${source} (merged from ${documents.length} data keys)`, 'document');
+    }
     if (inner === undefined) {
       throw new TopologyInputError(source, `${parsed.kind} has neither "${ROUTING_TABLE_KEY}" nor "${TOPOLOGY_DOCUMENT_KEY}"`);
     }
@@ -197,6 +212,7 @@ function backendChanged(a: RuleView, b: RuleView): boolean {
   if (a.endpoint !== undefined && b.endpoint !== undefined) return redactEndpoint(a.endpoint) !== redactEndpoint(b.endpoint);
   if (a.backend.type !== b.backend.type) return true;
   if (a.backend.target !== undefined && b.backend.target !== undefined && a.backend.target !== b.backend.target) return true;
+  if (a.backend.location !== undefined && b.backend.location !== undefined && a.backend.location !== b.backend.location) return true;
   if (a.backend.fingerprint !== undefined && b.backend.fingerprint !== undefined && a.backend.fingerprint !== b.backend.fingerprint) return true;
   return !!a.backend.tls !== !!b.backend.tls;
 }

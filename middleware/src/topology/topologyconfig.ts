@@ -9,7 +9,7 @@ import { TopologyValidationError, validateTopologyConfigSpec, type TopologyIssue
 
 export const TOPOLOGYCONFIG_API_VERSION = 'harikube.info/v1';
 
-export const DEPLOY_STATUSES = ['Pending', 'Active', 'Failed'] as const;
+export const DEPLOY_STATUSES = ['Pending', 'Active', 'Failed', 'Migrating'] as const;
 export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
 
 /** A standard `metav1.Condition` (what `kubectl wait --for=condition=Ready` reads). */
@@ -41,7 +41,8 @@ export const TopologyConfigStatusSchema = Type.Object(
         DEPLOY_STATUSES.map((s) => Type.Literal(s)),
         {
           default: 'Pending',
-          description: 'Pending until the rules are written to the target Secret, then Active; Failed with a reason.',
+          description:
+            'Pending until every middleware reading the target Secret has applied the rules, then Active; Migrating while a middleware moves keys for them; Failed with a reason.',
         },
       ),
     ),

@@ -14,11 +14,13 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from '../../log.js';
 import type { BackendRule } from '../schema.js';
+import { documentDigest, type SecretReadInfo } from '../apply-report.js';
 import { decodeStoredSecret, type StoredSecret } from '../secret-codec.js';
 import { formatIssue, TopologyValidationError, validateTopology, type TopologyIssue } from '../validate.js';
 import {
   SourceCore,
   TopologySourceError,
+  withSecretInfo,
   type SourceReading,
   type StoredKeyReader,
   type TopologySource,
@@ -63,6 +65,8 @@ function byteOrder(a: string, b: string): number {
 export interface TopologySecretOptions {
   /** TOPOLOGY_CONFIG_TLS_DIR; without it, TLS data keys are an error. */
   tlsDir?: string;
+  /** Store revision the value was read at (recorded in the apply report). */
+  revision?: number;
 }
 
 /**
@@ -77,6 +81,11 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
     return { kind: 'error', error: new TopologySourceError(origin, (e as Error).message) };
   }
   const entries = [...secret.data.entries()].sort(([a], [b]) => byteOrder(a, b));
+  // What the apply report names this reading by: a digest per topology document (see apply-report.ts).
+  const info: SecretReadInfo = {
+    revision: opts.revision ?? 0,
+    documents: entries.filter(([k]) => DOCUMENT_KEY.test(k)).map(([, bytes]) => documentDigest(bytes)),
+  };
   const issues: SecretTopologyIssue[] = [];
   const rules: BackendRule[] = [];
   /** For each merged rule, the data key it came from and its index there. */
@@ -119,7 +128,7 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
       issues.push({ dataKey: key, field: '(data key)', message: 'is not a valid file name for TLS material (letters, digits, "-", "_", "." only)' });
     }
   }
-  if (issues.length) return { kind: 'error', error: invalid(origin, issues) };
+  if (issues.length) return { kind: 'error', error: withSecretInfo(invalid(origin, issues), info) };
 
   const result = validateTopology({ backends: rules });
   if (!result.ok) {
@@ -127,17 +136,17 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
       const at = i.index === undefined ? undefined : from[i.index];
       return at ? { ...i, dataKey: at.dataKey, indexInDataKey: at.index } : i;
     });
-    return { kind: 'error', error: invalid(origin, located) };
+    return { kind: 'error', error: withSecretInfo(invalid(origin, located), info) };
   }
   if (tls.length && !opts.tlsDir) {
     const keys = tls.map(([k]) => `"${k}"`).join(', ');
     return {
       kind: 'error',
-      error: new TopologySourceError(
+      error: withSecretInfo(new TopologySourceError(
         origin,
         `data keys ${keys} are TLS material (not .yaml, .yml or .json), which needs a directory to be written to: ` +
           'set TOPOLOGY_CONFIG_TLS_DIR (and point the rules\' backendTLS files there), or remove those keys',
-      ),
+      ), info),
     };
   }
   const digest = createHash('sha256');
@@ -146,7 +155,9 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
     kind: 'document',
     document: result.value,
     origin,
-    extraContent: tls.length ? digest.digest('hex') : undefined,
+    // the documents' digests count too: a rewritten Secret with the same rules must still be reported on
+    extraContent: `${tls.length ? digest.digest('hex') : ''}\0${info.documents.join(',')}`,
+    secret: info,
     prepare: tls.length ? () => writeTlsFiles(opts.tlsDir!, tls, origin) : undefined,
   };
 }
@@ -320,6 +331,6 @@ export class SecretTopologySource implements TopologySource {
       };
     }
     this.existed = true;
-    return readTopologySecret(value, origin, { tlsDir: this.opts.tlsDir });
+    return readTopologySecret(value, origin, { tlsDir: this.opts.tlsDir, revision });
   }
 }

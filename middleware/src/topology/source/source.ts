@@ -10,6 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { TopologyDocument } from '../schema.js';
+import type { SecretReadInfo } from '../apply-report.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
 import { FileTopologySource } from './file-source.js';
 import { HttpTopologySource, redactUrl } from './http-source.js';
@@ -22,6 +23,8 @@ export interface TopologyUpdate {
   origin: string;
   /** SHA-256 (hex) of the canonical content (document plus any TLS material); equal hashes = equal content. */
   hash: string;
+  /** secret:// only: which Secret content this is (for the apply report). */
+  secret?: SecretReadInfo;
   /** secret:// only: absolute paths of TLS files whose content was (re)written for this update, so backends using them can reconnect. */
   tlsFilesChanged?: string[];
 }
@@ -167,6 +170,8 @@ export type SourceReading =
       origin: string;
       /** Content besides the document that counts for change detection (a digest of TLS material). */
       extraContent?: string;
+      /** secret:// only: which Secret content this is (for the apply report). */
+      secret?: SecretReadInfo;
       /** Runs just before `onUpdate` (writing TLS files); its result is merged into the update; a throw is reported through onError. */
       prepare?: () => Promise<Partial<TopologyUpdate> | void>;
     }
@@ -189,6 +194,16 @@ function canonicalJson(value: unknown): string {
 /** The content hash change detection uses (exported for tests and for callers that record what they applied). */
 export function topologyHash(document: TopologyDocument, extraContent = ''): string {
   return createHash('sha256').update(canonicalJson(document)).update('\0').update(extraContent).digest('hex');
+}
+
+/** Marks an error as being about this Secret content (a refused reading is reported too). */
+export function withSecretInfo<E extends Error>(err: E, info: SecretReadInfo): E {
+  (err as E & { secretInfo?: SecretReadInfo }).secretInfo = info;
+  return err;
+}
+
+export function secretInfoOf(err: unknown): SecretReadInfo | undefined {
+  return (err as { secretInfo?: SecretReadInfo } | undefined)?.secretInfo;
 }
 
 function toError(e: unknown): Error {
@@ -343,7 +358,7 @@ export class SourceCore {
     // recorded before the call: a refused document is not delivered again until it changes or reload()
     this.lastHash = hash;
     try {
-      await inHandler.run(true, () => handlers.onUpdate({ ...extra, document: reading.document, origin: reading.origin, hash }));
+      await inHandler.run(true, () => handlers.onUpdate({ ...extra, document: reading.document, origin: reading.origin, hash, secret: reading.secret }));
     } catch (e) {
       this.reportError(toError(e));
     }
