@@ -1,7 +1,7 @@
 /** The MySQL/MariaDB backend: the conformance suite (with reconnection) on a real server, plus its server limits. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BackendUnavailableError } from '../../middleware/src/backends/backend.js';
+import { inWriteTxn, BackendUnavailableError } from '../../middleware/src/backends/backend.js';
 import { skipUnless } from '../support/env.js';
 import { backendConformance } from './conformance/suite.js';
 import { mysqlStore } from './support/stores.js';
@@ -43,7 +43,7 @@ describe('mysql backend database', { skip }, () => {
         if (max > 64 * 1024 * 1024) return t.skip(`max_allowed_packet is ${max}: too big to exceed in a test`);
         const value = Buffer.alloc(max, 1);
         await assert.rejects(
-          be.write(async (tx) =>
+          inWriteTxn(be, async (tx) =>
             tx.insert([{ key: Buffer.from('huge'), value, modRevision: 1, sub: 0, createRevision: 1, prevRevision: 0, version: 1, lease: '0', deleted: false }]),
           ),
           (err) => err instanceof Error && !(err instanceof BackendUnavailableError) && /raise max_allowed_packet/.test(err.message),

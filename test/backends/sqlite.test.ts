@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Backend, KeyRow } from '../../middleware/src/backends/backend.js';
+import { inWriteTxn, type Backend, type KeyRow } from '../../middleware/src/backends/backend.js';
 import { BackendUnavailableError, openBackend } from '../../middleware/src/backends/index.js';
 import { unpackRows } from '../../middleware/src/backends/sql/sqlite-pages.js';
 import { backendConformance } from './conformance/suite.js';
@@ -35,7 +35,7 @@ describe('sqlite backend files', () => {
     const before = new Set(readdirSync(os.tmpdir()).filter((n) => n.startsWith('harikube-memory-')));
     const be = openBackend('sqlite://:memory:');
     await be.open();
-    await be.write(async (tx) =>
+    await inWriteTxn(be, async (tx) =>
       tx.insert([{ key: Buffer.from('k'), value: Buffer.from('v'), modRevision: 1, sub: 0, createRevision: 1, prevRevision: 0, version: 1, lease: '0', deleted: false }]),
     );
     assert.equal((await be.range({ start: Buffer.from('k'), revision: 1, limit: 0 })).length, 1);
@@ -96,7 +96,7 @@ describe('sqlite read worker', () => {
     const be = store.backend();
     await be.open();
     const value = Buffer.alloc(512, 7);
-    await be.write(async (tx) =>
+    await inWriteTxn(be, async (tx) =>
       tx.insert(Array.from({ length: KEYS }, (_, i) => ({ key: key(i), value, modRevision: i + 1, sub: 0, createRevision: i + 1, prevRevision: 0, version: 1, lease: '0', deleted: false }))),
     );
     return { be, dispose: async () => (await be.close(), await store.dispose()) };

@@ -61,7 +61,11 @@ export interface LeaseRow {
   expiresAt: number;
 }
 
-/** Reads and writes inside one write transaction. Reads see the transaction's own earlier writes. */
+/**
+ * One write transaction on a backend (etcd's `TxnWrite`, kine's `Dialect.BeginTx`): reads that see its own
+ * earlier writes, writes, then exactly one of `commit()` or `rollback()`. Until it ends no other write
+ * transaction of the backend starts; after it ends every method refuses.
+ */
 export interface WriteTxn {
   /** Newest row of `key` at any revision (a tombstone included), or undefined if never written or compacted. */
   latest(key: Buffer): Promise<KeyRow | undefined> | KeyRow | undefined;
@@ -78,6 +82,13 @@ export interface WriteTxn {
   lockMeta(name: string): Promise<Buffer | undefined> | Buffer | undefined;
   putLease(lease: LeaseRow): Promise<void> | void;
   deleteLease(id: string): Promise<void> | void;
+  /**
+   * Makes every write durable. When it fails the transaction is over and its outcome may be unknown
+   * (`BackendUnavailableError`: the database may have committed before the connection broke).
+   */
+  commit(): Promise<void>;
+  /** Discards every write. Never throws: a transaction that cannot be rolled back is abandoned (its connection dropped). */
+  rollback(): Promise<void>;
 }
 
 export interface CompactResult {
@@ -114,8 +125,24 @@ export interface Backend {
    */
   changes(from: number, to: number, limit: number): Promise<ChangeRow[]>;
 
-  /** Runs `fn` in one database transaction and commits it; rolls back and rethrows if `fn` or the commit fails. */
-  write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T>;
+  /**
+   * Starts a write transaction, waiting while another one of this backend is open. Throws
+   * `BackendUnavailableError` when the database cannot be reached.
+   */
+  begin(): Promise<WriteTxn>;
+
+  /**
+   * Removes every row with `from <= modRevision <= to` (and nothing else), so the keys read as before those
+   * revisions were written: the undo of a write that committed here but not in every database it spanned.
+   */
+  revert(from: number, to: number): Promise<void>;
+
+  /**
+   * Brings the data back to a consistent state after a failure or a crash in the middle of a write (a
+   * write across several databases interrupted between their commits); nothing to do for one database.
+   * The store calls it on start and after a failed write batch, before allocating more revisions.
+   */
+  recover(): Promise<void>;
 
   /**
    * Removes, in batches of at most `batchSize` rows, every row that no read at a revision >= `revision` can
@@ -173,4 +200,18 @@ export class KeyTooLongError extends Error {
     super(`key of ${keyBytes} bytes exceeds the ${limitBytes}-byte key limit of ${storage} storage`);
     this.name = 'KeyTooLongError';
   }
+}
+
+/** Runs `fn` in one write transaction of `backend` and commits it; rolls back and rethrows if `fn` throws. */
+export async function inWriteTxn<T>(backend: Backend, fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
+  const tx = await backend.begin();
+  let result: T;
+  try {
+    result = await fn(tx);
+  } catch (err) {
+    await tx.rollback();
+    throw err;
+  }
+  await tx.commit();
+  return result;
 }

@@ -10,7 +10,7 @@
  *   leader that was paused or cut off past its lease finds a new holder there and its batch fails: it
  *   never commits a revision next to the new leader's.
  */
-import { BackendUnavailableError, type Backend, type WriteTxn } from '../backends/backend.js';
+import { BackendUnavailableError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { leaderMetrics } from './metrics.js';
 
@@ -94,7 +94,7 @@ export class LeaderElection {
 
   /** Takes the lease if it is still exactly what was observed. */
   private async takeOver(holder: string, renewed: string): Promise<boolean> {
-    const token = await this.opts.backend.write(async (tx) => {
+    const token = await inWriteTxn(this.opts.backend, async (tx) => {
       const current = text(await tx.lockMeta(META_LEADER));
       if (current !== holder || text(await tx.lockMeta(META_LEADER_RENEWED)) !== renewed) return undefined;
       const epoch = (Number.parseInt(current.split('/')[0] ?? '', 10) || 0) + 1;
@@ -118,7 +118,7 @@ export class LeaderElection {
     const tick = async () => {
       let renewed = 0;
       try {
-        await this.opts.backend.write(async (tx) => {
+        await inWriteTxn(this.opts.backend, async (tx) => {
           const holder = text(await tx.lockMeta(META_LEADER));
           if (holder !== this.token) throw new FencedError(holder);
           renewed = Number(text(await tx.lockMeta(META_LEADER_RENEWED))) + 1;
@@ -153,7 +153,7 @@ export class LeaderElection {
     clearTimeout(this.renewer);
     if (!this.token || this.lostReported) return;
     try {
-      await this.opts.backend.write(async (tx) => {
+      await inWriteTxn(this.opts.backend, async (tx) => {
         if (text(await tx.lockMeta(META_LEADER)) === this.token) await tx.setMeta(META_LEADER, Buffer.alloc(0));
       });
       this.log.info('released the leader lease', { lease: this.token });

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status as Code } from '@grpc/grpc-js';
-import { BackendUnavailableError, KeyTooLongError, type Backend, type WriteTxn } from '../backends/backend.js';
+import { BackendUnavailableError, KeyTooLongError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import {
   num,
@@ -155,7 +155,7 @@ export class Store {
     this.clusterId = cluster?.toString() ?? randomId();
     this.memberId = member?.toString() ?? randomId();
     if (!cluster || !member) {
-      await b.write(async (tx) => {
+      await inWriteTxn(b, async (tx) => {
         await tx.setMeta(META.clusterId, Buffer.from(this.clusterId));
         await tx.setMeta(META.memberId, Buffer.from(this.memberId));
       });
@@ -361,34 +361,38 @@ export class Store {
     const base = this.seq.lastAllocated;
     let failedJob: Job | undefined;
     let failure: unknown;
+    let tx: WriteTxn | undefined;
+    let committing = false;
     try {
-      await this.backend.write(async (tx: WriteTxn) => {
-        if (this.opts.fence) await this.opts.fence(tx);
-        for (const job of jobs) {
-          const ctx = new ApplyContext(
-            tx,
-            this.leases,
-            () => this.seq.allocate(),
-            () => this.seq.lastAllocated,
-            (r) => this.header(r),
-          );
-          contexts.push(ctx);
-          job.error = undefined;
-          try {
-            job.result = await job.run(ctx);
-          } catch (err) {
-            // a request rejected before it wrote anything fails alone, in a batch that commits
-            if (err instanceof EtcdError && ctx.rows.length === 0) {
-              job.error = err;
-              continue;
-            }
-            failedJob = job;
-            failure = err;
-            throw err;
+      tx = await this.backend.begin();
+      if (this.opts.fence) await this.opts.fence(tx);
+      for (const job of jobs) {
+        const ctx = new ApplyContext(
+          tx,
+          this.leases,
+          () => this.seq.allocate(),
+          () => this.seq.lastAllocated,
+          (r) => this.header(r),
+        );
+        contexts.push(ctx);
+        job.error = undefined;
+        try {
+          job.result = await job.run(ctx);
+        } catch (err) {
+          // a request rejected before it wrote anything fails alone, in a batch that commits
+          if (err instanceof EtcdError && ctx.rows.length === 0) {
+            job.error = err;
+            continue;
           }
+          failedJob = job;
+          failure = err;
+          throw err;
         }
-      });
+      }
+      committing = true;
+      await tx.commit();
     } catch (err) {
+      if (!committing) await tx?.rollback();
       if (failedJob) {
         // thrown inside the transaction: it rolled back, none of its revisions exists anywhere
         this.seq.rewind(base);

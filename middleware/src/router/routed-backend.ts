@@ -18,7 +18,7 @@ import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
 import { RouteTable } from './route-table.js';
-import { RoutedWriteTxn } from './routed-write-txn.js';
+import { RoutedTxn } from './routed-txn.js';
 
 /** Meta value (default backend) holding the topology in effect, so a restart routes as before it. */
 export const META_TOPOLOGY = 'topology';
@@ -144,20 +144,17 @@ export class RoutedBackend implements Backend {
     return mergeByRevision(await Promise.all(t.all().map((b) => b.changes(from, to, limit))), limit);
   }
 
-  async write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
+  begin(): Promise<WriteTxn> {
     const t = this.current;
-    if (t.isSingle) return this.defaultBackend.write(fn);
-    const tx = new RoutedWriteTxn(t);
-    let result: T;
-    try {
-      result = await fn(tx);
-    } catch (err) {
-      await tx.rollback();
-      throw err;
-    }
-    await tx.commit();
-    return result;
+    if (t.isSingle) return this.defaultBackend.begin();
+    return Promise.resolve(new RoutedTxn(t));
   }
+
+  async revert(from: number, to: number): Promise<void> {
+    for (const b of this.current.all()) await b.revert(from, to);
+  }
+
+  async recover(): Promise<void> {}
 
   /** Compacts every backend in turn; `done` once all are. Rules may set their own batch size. */
   async compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {

@@ -4,7 +4,7 @@
  * document. A change that would strand existing keys is refused with the affected key ranges; the routing
  * in effect stays. (Moving data online is a later step; refusing is the safe answer until then.)
  */
-import type { Backend } from '../backends/backend.js';
+import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { keyAfter } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
@@ -233,7 +233,7 @@ export class TopologyApplier {
           [name],
         );
       }
-      if (!owner) await b.write(async (tx) => tx.setMeta(META_OWNER, Buffer.from(store.clusterId)));
+      if (!owner) await inWriteTxn(b, async (tx) => tx.setMeta(META_OWNER, Buffer.from(store.clusterId)));
     }
   }
 

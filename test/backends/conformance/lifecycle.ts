@@ -1,7 +1,7 @@
 /** Opening, closing, reopening: persistence, the schema version guard, size reporting. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BackendUnavailableError } from '../../../middleware/src/backends/backend.js';
+import { inWriteTxn, BackendUnavailableError } from '../../../middleware/src/backends/backend.js';
 import type { Suite } from './suite.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
@@ -11,7 +11,7 @@ export function lifecycleTests(suite: Suite): void {
     await suite.fresh(async (be, log) => {
       await log.commit({ put: 'p/1', lease: '77' }, { put: 'p/2' });
       await log.commit({ del: 'p/2' });
-      await be.write(async (tx) => {
+      await inWriteTxn(be, async (tx) => {
         await tx.setMeta('compact_revision', b('1'));
         await tx.putLease({ id: '77', ttl: 30, expiresAt: 1_900_000_000_000 });
       });
@@ -25,7 +25,7 @@ export function lifecycleTests(suite: Suite): void {
       assert.deepEqual(await again.getMeta('compact_revision'), b('1'));
       assert.deepEqual(await again.getMeta('schema_version'), b('1'));
       assert.deepEqual(await again.leases(), [{ id: '77', ttl: 30, expiresAt: 1_900_000_000_000 }]);
-      await again.write(async (tx) => {
+      await inWriteTxn(again, async (tx) => {
         const prev = await tx.latest(b('p/1'));
         await tx.insert([{ ...prev!, value: b('next'), modRevision: 3, sub: 0, prevRevision: prev!.modRevision, version: 2 }]);
       });
@@ -37,7 +37,7 @@ export function lifecycleTests(suite: Suite): void {
 
   test('a database with a newer schema version is refused with what to do', async () => {
     await suite.fresh(async (be) => {
-      await be.write(async (tx) => tx.setMeta('schema_version', b('999')));
+      await inWriteTxn(be, async (tx) => tx.setMeta('schema_version', b('999')));
     });
     const again = suite.store().backend();
     await assert.rejects(

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BackendUnavailableError, type Backend } from '../../../middleware/src/backends/backend.js';
+import { inWriteTxn, BackendUnavailableError, type Backend } from '../../../middleware/src/backends/backend.js';
 import { openBackend } from '../../../middleware/src/backends/index.js';
 import { freePort } from '../../support/env.js';
 import type { ModelLog } from '../support/model.js';
@@ -61,7 +61,7 @@ export function reconnectTests(suite: Suite): void {
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
       const rev = log.revision + 1;
-      const write = be.write(async (tx) => {
+      const write = inWriteTxn(be, async (tx) => {
         await tx.insert([{ key: b('r/mid'), value: b('x'), modRevision: rev, sub: 0, createRevision: rev, prevRevision: 0, version: 1, lease: '0', deleted: false }]);
         inserted();
         await gate;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { BackendUnavailableError, KeyTooLongError, type KeyRow } from '../../../middleware/src/backends/backend.js';
+import { inWriteTxn, BackendUnavailableError, KeyTooLongError, type KeyRow, type WriteTxn } from '../../../middleware/src/backends/backend.js';
 import type { Suite } from './suite.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
@@ -31,7 +31,7 @@ export function writeTests(suite: Suite): void {
       assert.deepEqual(range.map((r) => r.key.toString()), ['m/a', 'm/b', 'm/c', 'm/d', 'm/e']);
       assert.ok(range.every((r) => r.modRevision === rev));
       // A batch insert of several rows in one call.
-      await be.write(async (tx) => {
+      await inWriteTxn(be, async (tx) => {
         await tx.insert([row('n/1', rev + 1, 0), row('n/2', rev + 1, 1), row('n/3', rev + 1, 2)]);
       });
       assert.equal(await be.count(b('n/'), b('n0'), rev + 1), 3);
@@ -40,7 +40,7 @@ export function writeTests(suite: Suite): void {
   test('a write transaction reads its own writes; other reads see them only after commit', () =>
     suite.fresh(async (be) => {
       const lease = { id: MAX_LEASE, ttl: 30, expiresAt: 1_900_000_000_000 };
-      await be.write(async (tx) => {
+      await inWriteTxn(be, async (tx) => {
         await tx.insert([row('own', 1, 0)]);
         assert.deepEqual(await tx.latest(b('own')), row('own', 1, 0));
         assert.deepEqual(await tx.range({ start: b('own'), end: b('own0'), revision: 1, limit: 0 }), [row('own', 1, 0)]);
@@ -65,7 +65,7 @@ export function writeTests(suite: Suite): void {
     suite.fresh(async (be, log) => {
       await log.commit({ put: 'k' });
       await log.commit({ del: 'k' });
-      await be.write(async (tx) => {
+      await inWriteTxn(be, async (tx) => {
         const latest = await tx.latest(b('k'));
         assert.equal(latest?.deleted, true);
         assert.equal(latest?.modRevision, 2);
@@ -78,7 +78,7 @@ export function writeTests(suite: Suite): void {
       await log.commit({ put: 'keep' });
       const boom = new Error('caller failed');
       await assert.rejects(
-        be.write(async (tx) => {
+        inWriteTxn(be, async (tx) => {
           await tx.insert([row('gone', 2, 0), row('gone2', 2, 1)]);
           await tx.setMeta('gone', b('x'));
           await tx.putLease({ id: '5', ttl: 1, expiresAt: 1 });
@@ -93,28 +93,28 @@ export function writeTests(suite: Suite): void {
       assert.equal(await be.getMeta('gone'), undefined);
       assert.deepEqual(await be.leases(), []);
       // The same revision and subs are free again (the insert was rolled back, not just hidden).
-      await be.write(async (tx) => tx.insert([row('gone', 2, 0)]));
+      await inWriteTxn(be, async (tx) => tx.insert([row('gone', 2, 0)]));
       assert.equal(await be.maxRevision(), 2);
     }));
 
   test('a constraint violation is an ordinary error, not unavailability, and rolls back', () =>
     suite.fresh(async (be) => {
-      await be.write(async (tx) => tx.insert([row('a', 1, 0)]));
+      await inWriteTxn(be, async (tx) => tx.insert([row('a', 1, 0)]));
       await assert.rejects(
-        be.write(async (tx) => {
+        inWriteTxn(be, async (tx) => {
           await tx.insert([row('b', 2, 0)]);
           await tx.insert([row('c', 1, 0)]); // (rev, sub) taken
         }),
         (err) => err instanceof Error && !(err instanceof BackendUnavailableError),
       );
       assert.equal(await be.maxRevision(), 1);
-      await be.write(async (tx) => tx.insert([row('b', 2, 0)]));
+      await inWriteTxn(be, async (tx) => tx.insert([row('b', 2, 0)]));
     }));
 
   test('the WriteTxn refuses use after its write has ended', () =>
     suite.fresh(async (be) => {
-      let leaked: Parameters<Parameters<typeof be.write>[0]>[0] | undefined;
-      await be.write(async (tx) => {
+      let leaked: WriteTxn | undefined;
+      await inWriteTxn(be, async (tx) => {
         leaked = tx;
       });
       await assert.rejects(async () => leaked!.insert([row('late', 1, 0)]), /already ended/);
@@ -127,19 +127,19 @@ export function writeTests(suite: Suite): void {
       if (suite.kind === 'sqlite') {
         // no index entry limit: keys as long as etcd's request limit allows
         const huge = Buffer.alloc(1024 * 1024, 0x62);
-        await be.write(async (tx) => tx.insert([{ ...row('x', 1, 0), key: long }, { ...row('y', 1, 1), key: huge }]));
+        await inWriteTxn(be, async (tx) => tx.insert([{ ...row('x', 1, 0), key: long }, { ...row('y', 1, 1), key: huge }]));
         assert.deepEqual((await be.range({ start: long, revision: 1, limit: 0 }))[0]?.key, long);
         assert.deepEqual((await be.range({ start: huge, revision: 1, limit: 0 }))[0]?.key, huge);
         assert.equal(await be.count(Buffer.alloc(0), Buffer.alloc(0), 1), 2);
         return;
       }
       await assert.rejects(
-        be.write(async (tx) => tx.insert([row('short', 1, 0), { ...row('x', 1, 1), key: long }])),
+        inWriteTxn(be, async (tx) => tx.insert([row('short', 1, 0), { ...row('x', 1, 1), key: long }])),
         (err) => err instanceof KeyTooLongError && /^key of 4096 bytes exceeds the 2048-byte key limit of (PostgreSQL|MySQL) storage$/.test(err.message),
       );
       assert.equal(await be.maxRevision(), 0);
       const atLimit = Buffer.alloc(2048, 0xfe);
-      await be.write(async (tx) => tx.insert([{ ...row('x', 1, 0), key: atLimit }]));
+      await inWriteTxn(be, async (tx) => tx.insert([{ ...row('x', 1, 0), key: atLimit }]));
       assert.deepEqual((await be.range({ start: atLimit, revision: 1, limit: 0 }))[0]?.key, atLimit);
     }));
 
@@ -159,7 +159,7 @@ export function writeTests(suite: Suite): void {
 
   test('lease IDs are exact int64 in rows, leases and leased keys', () =>
     suite.fresh(async (be, log) => {
-      await be.write(async (tx) => tx.putLease({ id: MAX_LEASE, ttl: 10, expiresAt: 1_800_000_000_123 }));
+      await inWriteTxn(be, async (tx) => tx.putLease({ id: MAX_LEASE, ttl: 10, expiresAt: 1_800_000_000_123 }));
       await log.commit({ put: 'leased', lease: MAX_LEASE }, { put: 'neg', lease: '-9223372036854775808' });
       const [r] = await be.range({ start: b('leased'), revision: 1, limit: 0 });
       assert.equal(r!.lease, MAX_LEASE);

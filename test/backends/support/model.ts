@@ -3,7 +3,7 @@
  * (latest version, create/prev revision, version, tombstones) and keeps every row in memory, so each read a
  * backend answers can be compared with what it must answer (computed here the slow, obvious way).
  */
-import type { Backend, ChangeRow, KeyRow, RangeQuery, WriteTxn } from '../../../middleware/src/backends/backend.js';
+import { inWriteTxn, type Backend, type ChangeRow, type KeyRow, type RangeQuery, type WriteTxn } from '../../../middleware/src/backends/backend.js';
 
 export type Op = { put: Buffer | string; value?: Buffer | string; lease?: string } | { del: Buffer | string };
 
@@ -18,7 +18,7 @@ export class ModelLog {
   /** Applies `ops` as one revision in one write transaction; returns the revision (deletes of absent keys write nothing). */
   async commit(...ops: Op[]): Promise<number> {
     const rev = this.revision + 1;
-    const written = await this.backend.write(async (tx) => this.apply(tx, rev, ops));
+    const written = await inWriteTxn(this.backend, async (tx) => this.apply(tx, rev, ops));
     this.rows.push(...written);
     this.revision = rev;
     return rev;

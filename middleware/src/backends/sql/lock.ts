@@ -10,4 +10,20 @@ export class Lock {
     );
     return result;
   }
+
+  /** Waits for the lock and holds it until the returned function is called (once). */
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const acquired = this.tail.then(() => {
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        release();
+      };
+    });
+    this.tail = acquired.then(() => held);
+    return acquired;
+  }
 }

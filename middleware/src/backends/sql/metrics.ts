@@ -22,3 +22,8 @@ export async function timed<T>(dialect: DialectName, op: Operation, fn: () => Pr
     stop();
   }
 }
+
+/** Starts timing an operation that ends elsewhere (a write transaction from begin to commit or rollback). */
+export function startTimer(dialect: DialectName, op: Operation): () => void {
+  return seconds.startTimer({ dialect, op });
+}

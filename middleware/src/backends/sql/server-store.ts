@@ -12,7 +12,7 @@ import { CompactionProgress, planBatch, scanParams, type Deletion } from './comp
 import type { SqlDialect } from './dialect.js';
 import { classify, messageOf, openFailure } from './errors.js';
 import { Lock } from './lock.js';
-import { timed, type Operation } from './metrics.js';
+import { startTimer, timed, type Operation } from './metrics.js';
 import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import { migrate } from './schema.js';
 import { Statements, rangeShape } from './statements.js';
@@ -202,26 +202,28 @@ export class ServerLogStore implements Backend {
     });
   }
 
-  write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
-    return this.writeLock.run(() =>
-      timed(this.d.name, 'write', async () => {
-        const conn = await this.begin();
-        const tx = new ServerWriteTxn(this, conn);
-        let committing = false;
-        try {
-          const result = await fn(tx);
-          tx.end();
-          committing = true;
-          await conn.commit();
-          return result;
-        } catch (err) {
-          tx.end();
-          await this.abandon(conn, err);
-          throw this.wrap(err, committing ? 'commit failed (the write may or may not have committed)' : 'write transaction failed and was rolled back');
-        }
-      }),
-    );
+  async begin(): Promise<WriteTxn> {
+    const release = await this.writeLock.acquire();
+    try {
+      return new ServerWriteTxn(this, await this.beginOnWriter(), release);
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
+
+  async revert(from: number, to: number): Promise<void> {
+    const tx = (await this.begin()) as ServerWriteTxn;
+    try {
+      await tx.revertRows(from, to);
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+    await tx.commit();
+  }
+
+  async recover(): Promise<void> {}
 
   compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
     return this.compactLock.run(async () => {
@@ -312,8 +314,12 @@ export class ServerLogStore implements Backend {
     });
   }
 
+  async revertOn(c: SqlRunner, from: number, to: number): Promise<void> {
+    await c.execute(this.st.revertRows, [from, to]);
+  }
+
   /** Starts the write transaction on a working connection, replacing a broken or old one first. */
-  private async begin(): Promise<WriteConnection> {
+  private async beginOnWriter(): Promise<WriteConnection> {
     this.checkOpen();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -330,7 +336,8 @@ export class ServerLogStore implements Backend {
     }
   }
 
-  private async abandon(conn: WriteConnection, err: unknown): Promise<void> {
+  /** Ends a transaction that will not commit: rolls back, or drops the connection when it broke (`err` transient). */
+  async abandon(conn: WriteConnection, err: unknown): Promise<void> {
     if (err instanceof BackendUnavailableError || this.driver.transient(err)) {
       this.dropWriter();
       return;
@@ -341,6 +348,10 @@ export class ServerLogStore implements Backend {
       this.log.warn('rollback failed; replacing the write connection', { error: rollbackErr });
       this.dropWriter();
     }
+  }
+
+  startWriteTimer(): () => void {
+    return startTimer(this.d.name, 'write');
   }
 
   private dropWriter(): void {
@@ -373,14 +384,16 @@ export class ServerLogStore implements Backend {
 /** The WriteTxn of one server write: statements on the write connection, refused once it has ended. */
 class ServerWriteTxn implements WriteTxn {
   private active = true;
+  /** A statement failed: the transaction can only roll back (and the connection may be broken). */
+  private failure: unknown;
+  private readonly stopTimer: () => void;
 
   constructor(
     private readonly store: ServerLogStore,
     private readonly c: WriteConnection,
-  ) {}
-
-  end(): void {
-    this.active = false;
+    private readonly release: () => void,
+  ) {
+    this.stopTimer = store.startWriteTimer();
   }
 
   latest(key: Buffer): Promise<KeyRow | undefined> {
@@ -411,17 +424,50 @@ class ServerWriteTxn implements WriteTxn {
     return this.run(() => this.store.deleteLeaseOn(this.check(), id));
   }
 
-  /** Classifies failures right away, so the caller's callback already sees BackendUnavailableError. */
+  revertRows(from: number, to: number): Promise<void> {
+    return this.run(() => this.store.revertOn(this.check(), from, to));
+  }
+
+  async commit(): Promise<void> {
+    const c = this.check();
+    try {
+      if (this.failure !== undefined) throw new Error('a statement of this write transaction failed; it can only be rolled back');
+      await c.commit();
+    } catch (err) {
+      await this.store.abandon(c, err);
+      throw this.store.wrap(err, 'commit failed (the write may or may not have committed)');
+    } finally {
+      this.end();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.active) return;
+    try {
+      await this.store.abandon(this.c, this.failure);
+    } finally {
+      this.end();
+    }
+  }
+
+  private end(): void {
+    this.active = false;
+    this.stopTimer();
+    this.release();
+  }
+
+  /** Classifies failures right away, so the caller already sees BackendUnavailableError. */
   private async run<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
+      this.failure ??= err;
       throw this.store.wrap(err, 'write transaction statement failed');
     }
   }
 
   private check(): WriteConnection {
-    if (!this.active) throw new Error('write transaction already ended: use the WriteTxn only inside the write() callback');
+    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
     return this.c;
   }
 }

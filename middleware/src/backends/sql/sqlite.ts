@@ -15,7 +15,7 @@ import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResu
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
 import { classify, errorCode, openFailure } from './errors.js';
 import { Lock } from './lock.js';
-import { timed } from './metrics.js';
+import { startTimer, timed } from './metrics.js';
 import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import { migrate } from './schema.js';
 import { connectSqlite, StatementCache } from './sqlite-connection.js';
@@ -119,29 +119,30 @@ export class SqliteBackend implements Backend {
     return timed('sqlite', 'changes', () => this.onThread(async (t) => (await t.changes(from, to, limit)).map(toChangeRow)));
   }
 
-  write<T>(fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
-    return this.writeLock.run(() =>
-      timed('sqlite', 'write', async () => {
-        const w = this.open_(this.writer);
-        const tx = new SqliteWriteTxn(this, w);
-        this.exec(() => w.get('BEGIN IMMEDIATE').run());
-        try {
-          const result = await fn(tx);
-          tx.end();
-          try {
-            w.get('COMMIT').run();
-          } catch (err) {
-            throw this.commitFailure(err);
-          }
-          return result;
-        } catch (err) {
-          tx.end();
-          if (w.db.inTransaction) w.get('ROLLBACK').run();
-          throw err;
-        }
-      }),
-    );
+  async begin(): Promise<WriteTxn> {
+    const release = await this.writeLock.acquire();
+    try {
+      const w = this.open_(this.writer);
+      this.exec(() => w.get('BEGIN IMMEDIATE').run());
+      return new SqliteWriteTxn(this, w, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
+
+  async revert(from: number, to: number): Promise<void> {
+    const tx = await this.begin();
+    try {
+      this.exec(() => this.open_(this.writer).get(this.st.revertRows).run(from, to));
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+    await tx.commit();
+  }
+
+  async recover(): Promise<void> {}
 
   compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
     return this.compactLock.run(async () => {
@@ -231,7 +232,7 @@ export class SqliteBackend implements Backend {
    * A COMMIT that failed for lack of space wrote no commit record: the transaction is rolled back for certain
    * (other failures, such as an I/O error on sync, leave the outcome unknown).
    */
-  private commitFailure(err: unknown): unknown {
+  commitFailure(err: unknown): unknown {
     const classified = this.classify(err);
     if (!(classified instanceof BackendUnavailableError) || !/^SQLITE_FULL/.test(errorCode(err) ?? '')) return classified;
     return new BackendUnavailableError(classified.message, { cause: err, rolledBack: true });
@@ -310,15 +311,13 @@ export class SqliteBackend implements Backend {
 /** The WriteTxn of one SQLite write: synchronous calls on the writer connection, refused once it has ended. */
 class SqliteWriteTxn implements WriteTxn {
   private active = true;
+  private readonly stopTimer = startTimer('sqlite', 'write');
 
   constructor(
     private readonly backend: SqliteBackend,
     private readonly c: StatementCache,
+    private readonly release: () => void,
   ) {}
-
-  end(): void {
-    this.active = false;
-  }
 
   latest(key: Buffer): KeyRow | undefined {
     return this.backend.exec(() => this.backend.latestOn(this.check(), key));
@@ -348,8 +347,35 @@ class SqliteWriteTxn implements WriteTxn {
     this.backend.deleteLeaseOn(this.check(), id);
   }
 
+  async commit(): Promise<void> {
+    const c = this.check();
+    try {
+      c.get('COMMIT').run();
+    } catch (err) {
+      if (c.db.inTransaction) c.get('ROLLBACK').run();
+      throw this.backend.commitFailure(err);
+    } finally {
+      this.end();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.active) return;
+    try {
+      if (this.c.db.open && this.c.db.inTransaction) this.c.get('ROLLBACK').run();
+    } finally {
+      this.end();
+    }
+  }
+
+  private end(): void {
+    this.active = false;
+    this.stopTimer();
+    this.release();
+  }
+
   private check(): StatementCache {
-    if (!this.active) throw new Error('write transaction already ended: use the WriteTxn only inside the write() callback');
+    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
     return this.c;
   }
 }

@@ -32,6 +32,7 @@ export class Statements {
   readonly latest: string;
   readonly insertRow: string;
   readonly deleteRow: string;
+  readonly revertRows: string;
   readonly compactScan: string;
   readonly metaGet: string;
   readonly metaLock: string;
@@ -52,6 +53,7 @@ export class Statements {
     this.latest = sql(`SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ? ORDER BY kv.rev DESC LIMIT 1`);
     this.insertRow = sql(this.insertValues(1));
     this.deleteRow = sql('DELETE FROM kv WHERE name = ? AND rev = ?');
+    this.revertRows = sql('DELETE FROM kv WHERE rev >= ? AND rev <= ?');
     // The (rev, sub) cursor as a range on rev plus a filter, which every planner runs as a range scan of the
     // (rev, sub) key; rows of the cursor's own revision up to its sub are skipped again, cheap unless a single
     // revision holds thousands of rows.
