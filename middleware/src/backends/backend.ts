@@ -215,3 +215,14 @@ export async function inWriteTxn<T>(backend: Backend, fn: (tx: WriteTxn) => Prom
   await tx.commit();
   return result;
 }
+
+/**
+ * A commit failed, and what the transaction had written was taken back everywhere: nothing of it remains.
+ * Unlike a plain `BackendUnavailableError` after a commit, the outcome is known, so the caller may retry.
+ */
+export class WriteRolledBackError extends BackendUnavailableError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WriteRolledBackError';
+  }
+}

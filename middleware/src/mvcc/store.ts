@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status as Code } from '@grpc/grpc-js';
-import { BackendUnavailableError, KeyTooLongError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
+import { META } from '../backends/meta.js';
+import { BackendUnavailableError, KeyTooLongError, WriteRolledBackError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import {
   num,
@@ -39,16 +40,7 @@ import { Sequencer } from './sequencer.js';
 import { WatchHub } from './watch-hub.js';
 import { storeMetrics } from './metrics.js';
 
-/** Meta names kept in the backend. */
-export const META = {
-  compactRevision: 'compact_revision',
-  /** Highest revision that may have existed: compaction can delete the newest rows (tombstones). */
-  revisionHighWater: 'revision_hwm',
-  clusterId: 'cluster_id',
-  memberId: 'member_id',
-  /** Written by the readiness probe after a failed write batch (see `Store.ready`). */
-  writeProbe: 'write_probe',
-} as const;
+export { META } from '../backends/meta.js';
 
 export interface StoreOptions {
   backend: Backend;
@@ -71,6 +63,8 @@ export interface StoreOptions {
 }
 
 type Job = {
+  /** Retried alone after a commit across databases was rolled back (it may touch only healthy ones). */
+  alone?: boolean;
   /** Runs alone in its batch (lease grant/revoke, compaction: they change what later requests validate against). */
   barrier: boolean;
   /** With a transaction: applied inside the batch's database transaction. Without: run directly, serialised. */
@@ -145,6 +139,7 @@ export class Store {
   private async restore(): Promise<void> {
     const b = this.backend;
     await b.open();
+    await b.recover();
     const [maxRev, hwm, compact, cluster, member] = await Promise.all([
       b.maxRevision(),
       b.getMeta(META.revisionHighWater),
@@ -270,9 +265,9 @@ export class Store {
 
   private takeBatch(): Job[] {
     const first = this.queue.shift()!;
-    if (first.barrier || first.direct) return [first];
+    if (first.barrier || first.direct || first.alone) return [first];
     const batch = [first];
-    while (batch.length < this.maxBatch && this.queue.length && !this.queue[0]!.barrier && !this.queue[0]!.direct) {
+    while (batch.length < this.maxBatch && this.queue.length && !this.queue[0]!.barrier && !this.queue[0]!.direct && !this.queue[0]!.alone) {
       batch.push(this.queue.shift()!);
     }
     return batch;
@@ -327,6 +322,16 @@ export class Store {
     let unavailableFailures = 0;
     for (;;) {
       const outcome = await this.attemptBatch(jobs);
+      if (outcome.retryAlone) {
+        // a commit across databases failed and was taken back: each request again on its own, so only
+        // those touching the failed database fail
+        for (const job of jobs) {
+          job.alone = true;
+          job.result = job.error = undefined;
+        }
+        this.queue.unshift(...jobs);
+        return;
+      }
       if (outcome.failedJob === undefined) break;
       const failed = outcome.failedJob;
       const e = this.requestError(outcome.error);
@@ -356,7 +361,7 @@ export class Store {
    * One try at committing `jobs`. Resolves with the job whose apply threw (the transaction rolled back,
    * nothing committed), or settles every job once committed; a failed fence or COMMIT rejects them all.
    */
-  private async attemptBatch(jobs: Job[]): Promise<{ failedJob?: Job; error?: unknown }> {
+  private async attemptBatch(jobs: Job[]): Promise<{ failedJob?: Job; error?: unknown; retryAlone?: boolean }> {
     const contexts: ApplyContext[] = [];
     const base = this.seq.lastAllocated;
     let failedJob: Job | undefined;
@@ -399,6 +404,16 @@ export class Store {
         return { failedJob, error: failure };
       }
       const revs = contexts.map((c) => c.rev).filter((r) => r > 0);
+      if (err instanceof WriteRolledBackError) {
+        // nothing of it remains (or is reverted before its database is used again, which is why these
+        // revisions are skipped, never handed out again)
+        for (const r of revs) this.seq.finish(r);
+        if (jobs.length > 1) return { retryAlone: true };
+        const e = this.storageError(err);
+        this.log.warn('write rolled back', { error: err });
+        jobs[0]!.reject(e);
+        return {};
+      }
       if (err instanceof BackendUnavailableError && err.rolledBack) this.seq.rewind(base);
       else if (revs.length) this.inDoubt = revs;
       const e = this.storageError(err);
@@ -434,6 +449,7 @@ export class Store {
    */
   private async resolveDoubt(): Promise<void> {
     const revs = this.inDoubt!;
+    await this.backend.recover();
     const lo = Math.min(...revs);
     const hi = Math.max(...revs);
     const rows = await this.backend.changes(lo, hi, Number.MAX_SAFE_INTEGER);

@@ -11,6 +11,9 @@ export function backendIdentity(rule: BackendRule): string {
   return JSON.stringify([rule.endpoint, rule.backendTLS ?? null, rule.connectionPool ?? null]);
 }
 
+/** Route names of retired backends (a NUL: no rule is named so in practice). */
+const RETIRED_PREFIX = '\u0000retired:';
+
 export class RouteTable {
   readonly router: Router;
   private readonly byName: Map<string, Backend>;
@@ -59,6 +62,20 @@ export class RouteTable {
   /** Every backend: the default first, then rule order, then retired ones. */
   all(): Backend[] {
     return [this.defaultBackend, ...this.backends.values(), ...this.retired];
+  }
+
+  /** The route name of a backend in this table (DEFAULT_BACKEND for the default one); throws for a stranger. */
+  nameOf(backend: Backend): string {
+    for (const [name, b] of this.byName) if (b === backend) return name;
+    const i = this.retired.indexOf(backend);
+    if (i >= 0) return `${RETIRED_PREFIX}${i}`;
+    throw new Error(`route table: ${backend.description} is not one of its backends`);
+  }
+
+  /** The backend of a route name (see `nameOf`), undefined when the table has none by that name. */
+  byRouteName(name: string): Backend | undefined {
+    if (name.startsWith(RETIRED_PREFIX)) return this.retired[Number(name.slice(RETIRED_PREFIX.length))];
+    return this.byName.get(name);
   }
 
   /** Backends in routing, by name (DEFAULT_BACKEND included). */

@@ -18,7 +18,7 @@ import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
 import { RouteTable } from './route-table.js';
-import { RoutedTxn } from './routed-txn.js';
+import { RoutedTxn, recoverIntent } from './routed-txn.js';
 
 /** Meta value (default backend) holding the topology in effect, so a restart routes as before it. */
 export const META_TOPOLOGY = 'topology';
@@ -154,7 +154,10 @@ export class RoutedBackend implements Backend {
     for (const b of this.current.all()) await b.revert(from, to);
   }
 
-  async recover(): Promise<void> {}
+  /** Reverts a write across databases that a crash or a failure left between its commits. */
+  async recover(): Promise<void> {
+    await recoverIntent(this.current);
+  }
 
   /** Compacts every backend in turn; `done` once all are. Rules may set their own batch size. */
   async compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {

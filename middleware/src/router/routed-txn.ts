@@ -1,15 +1,42 @@
 /**
  * The write transaction of the routed backend: a transaction is begun on a backend the first time it is
  * touched (reads included, so they see the transaction's own writes) and they all end together.
+ *
+ * A write that changes one database commits there alone. A write that changes several is made atomic by a
+ * durable intent (kept in the default backend's meta store): the default backend commits first, with the
+ * intent naming the revisions and the databases; then every other database commits; then the intent is
+ * cleared and only then does the write count as committed. If any commit fails, or the process dies between
+ * them, the intent is still there and `recoverIntent` reverts those revisions in every database named (rows
+ * with those revisions are removed, so the keys read as before): never half-applied.
  */
-import type { Backend, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backends/backend.js';
-import { BackendUnavailableError } from '../backends/backend.js';
+import { inWriteTxn, BackendUnavailableError, WriteRolledBackError, type Backend, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backends/backend.js';
+import { META, metaRevision } from '../backends/meta.js';
+import { logger } from '../log.js';
 import { mergeByKey } from './merge.js';
 import type { RouteTable } from './route-table.js';
+
+const log = logger.child({ component: 'router' });
+
+/** The durable record of a write across databases, between its commits. */
+interface WriteIntent {
+  from: number;
+  to: number;
+  /** Route names of the databases that may hold its rows ('' = the default backend). */
+  backends: string[];
+}
+
+interface Begun {
+  backend: Backend;
+  tx: WriteTxn;
+}
 
 export class RoutedTxn implements WriteTxn {
   /** Transactions begun, by backend, in the order they were begun. */
   private readonly open = new Map<Backend, Promise<WriteTxn>>();
+  /** Backends this transaction changed (rows, meta values, leases). */
+  private readonly changed = new Set<Backend>();
+  private from = Number.MAX_SAFE_INTEGER;
+  private to = 0;
   private ended = false;
 
   constructor(private readonly table: RouteTable) {}
@@ -24,6 +51,12 @@ export class RoutedTxn implements WriteTxn {
       this.open.set(backend, t);
     }
     return t;
+  }
+
+  private async changing(backend: Backend): Promise<WriteTxn> {
+    const tx = await this.txFor(backend);
+    this.changed.add(backend);
+    return tx;
   }
 
   async latest(key: Buffer): Promise<KeyRow | undefined> {
@@ -43,12 +76,14 @@ export class RoutedTxn implements WriteTxn {
       const g = groups.get(b);
       if (g) g.push(row);
       else groups.set(b, [row]);
+      if (row.modRevision < this.from) this.from = row.modRevision;
+      if (row.modRevision > this.to) this.to = row.modRevision;
     }
-    for (const [b, g] of groups) await (await this.txFor(b)).insert(g);
+    for (const [b, g] of groups) await (await this.changing(b)).insert(g);
   }
 
   async setMeta(name: string, value: Buffer): Promise<void> {
-    await (await this.txFor(this.table.defaultBackend)).setMeta(name, value);
+    await (await this.changing(this.table.defaultBackend)).setMeta(name, value);
   }
 
   async lockMeta(name: string): Promise<Buffer | undefined> {
@@ -56,30 +91,77 @@ export class RoutedTxn implements WriteTxn {
   }
 
   async putLease(lease: LeaseRow): Promise<void> {
-    await (await this.txFor(this.table.defaultBackend)).putLease(lease);
+    await (await this.changing(this.table.defaultBackend)).putLease(lease);
   }
 
   async deleteLease(id: string): Promise<void> {
-    await (await this.txFor(this.table.defaultBackend)).deleteLease(id);
+    await (await this.changing(this.table.defaultBackend)).deleteLease(id);
   }
 
-  /**
-   * Commits every transaction begun, the default backend (meta, leases) last. If one fails, those not yet
-   * committed are rolled back and the error says which backend failed and that others may have committed.
-   */
   async commit(): Promise<void> {
-    const entries = [...this.open.entries()].sort(([a], [b]) => Number(a === this.table.defaultBackend) - Number(b === this.table.defaultBackend));
-    const txs = await this.begun();
+    const begun = await this.begun();
     this.ended = true;
-    const ordered = entries.map(([b]) => ({ backend: b, tx: txs.get(b)! }));
-    for (let i = 0; i < ordered.length; i++) {
+    const writers = begun.filter((b) => this.changed.has(b.backend));
+    // transactions that only read hold locks and nothing to keep
+    await Promise.all(begun.filter((b) => !this.changed.has(b.backend)).map((b) => b.tx.rollback()));
+    if (writers.length === 0) return;
+    if (writers.length === 1) {
       try {
-        await ordered[i]!.tx.commit();
+        await writers[0]!.tx.commit();
       } catch (err) {
-        await Promise.all(ordered.slice(i + 1).map((o) => o.tx.rollback()));
-        const committed = i > 0 ? `; ${i} other backend(s) of this batch committed` : '';
-        throw new BackendUnavailableError(`${ordered[i]!.backend.description}: commit failed (the write may or may not have committed${committed})`, { cause: err });
+        throw new BackendUnavailableError(`${writers[0]!.backend.description}: commit failed (the write may or may not have committed): ${(err as Error).message}`, { cause: err });
       }
+      return;
+    }
+    await this.commitAcross(writers);
+  }
+
+  /** The intent protocol (see the file comment) over the transactions that changed something. */
+  private async commitAcross(writers: Begun[]): Promise<void> {
+    const def = this.table.defaultBackend;
+    let first = writers.find((w) => w.backend === def);
+    const others = writers.filter((w) => w.backend !== def);
+    const intent: WriteIntent = { from: this.from, to: this.to, backends: writers.map((w) => this.table.nameOf(w.backend)) };
+    try {
+      if (!first) {
+        // the intent lives in the default backend, which this write did not touch yet
+        first = { backend: def, tx: await def.begin() };
+      }
+      const hwm = metaRevision(await first.tx.lockMeta(META.revisionHighWater));
+      if (intent.to > hwm) await first.tx.setMeta(META.revisionHighWater, Buffer.from(String(intent.to)));
+      await first.tx.setMeta(META.writeIntent, Buffer.from(JSON.stringify(intent)));
+    } catch (err) {
+      await Promise.all([first?.tx.rollback(), ...others.map((o) => o.tx.rollback())]);
+      throw new WriteRolledBackError(`${def.description}: cannot record a write across ${writers.length} databases: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await first.tx.commit();
+    } catch (err) {
+      await Promise.all(others.map((o) => o.tx.rollback()));
+      // the intent may have committed: recovery (before the next write) reverts it if so
+      throw new BackendUnavailableError(`${def.description}: commit failed (the write across ${writers.length} databases may or may not have committed): ${(err as Error).message}`, { cause: err });
+    }
+    for (let i = 0; i < others.length; i++) {
+      try {
+        await others[i]!.tx.commit();
+      } catch (err) {
+        await Promise.all(others.slice(i + 1).map((o) => o.tx.rollback()));
+        const failed = `${others[i]!.backend.description}: commit failed: ${(err as Error).message}`;
+        try {
+          await revertIntent(this.table, intent);
+        } catch (undoErr) {
+          throw new BackendUnavailableError(`${failed}; the write across ${writers.length} databases is reverted before the next write (${(undoErr as Error).message})`, { cause: err });
+        }
+        throw new WriteRolledBackError(`${failed}; the write across ${writers.length} databases was rolled back in all of them`, { cause: err });
+      }
+    }
+    try {
+      await inWriteTxn(def, async (tx) => tx.setMeta(META.writeIntent, Buffer.alloc(0)));
+    } catch (err) {
+      throw new BackendUnavailableError(
+        `${def.description}: cannot complete a write across ${writers.length} databases (it is reverted before the next write): ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -92,7 +174,7 @@ export class RoutedTxn implements WriteTxn {
   }
 
   /** Every transaction begun; if one could not begin, rolls back the others and throws its error. */
-  private async begun(): Promise<Map<Backend, WriteTxn>> {
+  private async begun(): Promise<Begun[]> {
     const backends = [...this.open.keys()];
     const results = await Promise.allSettled(this.open.values());
     const failure = results.find((r) => r.status === 'rejected');
@@ -100,6 +182,30 @@ export class RoutedTxn implements WriteTxn {
       await this.rollback();
       throw (failure as PromiseRejectedResult).reason;
     }
-    return new Map(results.map((r, i) => [backends[i]!, (r as PromiseFulfilledResult<WriteTxn>).value]));
+    return results.map((r, i) => ({ backend: backends[i]!, tx: (r as PromiseFulfilledResult<WriteTxn>).value }));
   }
+}
+
+/** Reverts the intent's revisions in every database it names, then clears it. */
+async function revertIntent(table: RouteTable, intent: WriteIntent): Promise<void> {
+  for (const name of intent.backends) {
+    const b = table.byRouteName(name);
+    if (!b) throw new Error(`the write intent names backend "${name}", which the topology in effect does not have`);
+    await b.revert(intent.from, intent.to);
+  }
+  await inWriteTxn(table.defaultBackend, async (tx) => tx.setMeta(META.writeIntent, Buffer.alloc(0)));
+  log.warn('reverted a write across databases that did not commit in all of them', { ...intent });
+}
+
+/** Reverts a write across databases left between its commits by a failure or a crash; nothing to do without one. */
+export async function recoverIntent(table: RouteTable): Promise<void> {
+  const saved = await table.defaultBackend.getMeta(META.writeIntent);
+  if (!saved || saved.length === 0) return;
+  let intent: WriteIntent;
+  try {
+    intent = JSON.parse(saved.toString('utf8')) as WriteIntent;
+  } catch (err) {
+    throw new Error(`${table.defaultBackend.description}: meta "${META.writeIntent}" is not JSON: ${(err as Error).message}`);
+  }
+  await revertIntent(table, intent);
 }

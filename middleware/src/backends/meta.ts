@@ -1,0 +1,20 @@
+/** Names of the meta values the middleware keeps in its default backend (and, for `owner`, in every backend). */
+export const META = {
+  compactRevision: 'compact_revision',
+  /** Highest revision that may have existed: compaction and reverted writes can delete the newest rows. */
+  revisionHighWater: 'revision_hwm',
+  clusterId: 'cluster_id',
+  memberId: 'member_id',
+  /** Written by the readiness probe after a failed write batch (see `Store.ready`). */
+  writeProbe: 'write_probe',
+  /**
+   * A write spanning several databases that is between its commits: `{"from":F,"to":T,"backends":[names]}`
+   * (router/routed-txn.ts). Present at start or after a failure: its rows are reverted everywhere.
+   */
+  writeIntent: 'write_intent',
+} as const;
+
+/** A revision stored as a meta value (decimal text); 0 when unset. */
+export function metaRevision(meta: Buffer | undefined): number {
+  return meta && meta.length > 0 ? Number(meta.toString()) : 0;
+}
