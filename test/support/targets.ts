@@ -46,7 +46,7 @@ export function targetSkip(name: TargetName): Promise<string | false> {
     case 'middleware-mariadb':
       return skipUnless('mysql');
     case 'middleware-routed':
-      return skipUnless('postgres', 'mysql');
+      return skipUnless('postgres', 'mysql', 'etcd');
     case 'middleware-sqlite':
       return Promise.resolve(false);
   }
@@ -105,25 +105,29 @@ export async function startTarget(target: TargetName, options: ServerOptions = {
 }
 
 /**
- * The routed target: keys whose last character is an even digit or a-m go to PostgreSQL, odd digits or n-z
- * to MariaDB, everything else stays on the default SQLite backend. Contract keys differ in their last
- * characters, so almost every range, transaction and watch in the suite spans three databases and must
- * still answer exactly as one etcd does.
+ * The routed target: keys whose last character is g-m go to a real etcd, an even digit or a-f to
+ * PostgreSQL, an odd digit or n-z to MariaDB, everything else stays on the default SQLite backend. Contract
+ * keys differ in their last characters, so almost every range, transaction and watch in the suite spans
+ * four databases and must still answer exactly as one etcd does.
  */
 export const ROUTED_RULES = [
-  { name: 'even', regexp: { key: '[02468a-m]$' } },
+  { name: 'etcd', regexp: { key: '[g-m]$' } },
+  { name: 'even', regexp: { key: '[02468a-f]$' } },
   { name: 'odd', regexp: { key: '[13579n-z]$' } },
 ] as const;
 
 async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
   const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql')];
+  const etcd = await Etcd.start();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
   const dispose = async () => {
     await Promise.all(stores.map((s) => s.dispose().catch(() => undefined)));
+    await etcd.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
   const topology = path.join(dir, 'topology.yaml');
-  const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: stores[i + 1]!.endpoint }));
+  const endpoints = [etcd.clientUrl, stores[1]!.endpoint, stores[2]!.endpoint];
+  const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: endpoints[i]! }));
   await writeFile(topology, stringify({ backends }));
   let middleware: Middleware;
   try {

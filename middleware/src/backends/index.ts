@@ -4,6 +4,7 @@
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
 import type { BackendTLS, ConnectionPool } from '../topology/schema.js';
 import type { Backend } from './backend.js';
+import { EtcdBackend } from './etcd/etcd-backend.js';
 import { MysqlDriver } from './sql/mysql.js';
 import { PostgresDriver } from './sql/postgres.js';
 import { ServerLogStore } from './sql/server-store.js';
@@ -37,6 +38,6 @@ export function openBackend(endpoint: string, options: BackendOptions = {}): Bac
     case 'mysql':
       return new ServerLogStore(new MysqlDriver(parsed, description, { ...options, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS }));
     case 'etcd':
-      throw new Error(`endpoint "${description}": etcd and middleware backends are not supported yet; use a sqlite://, postgres:// or mysql:// endpoint`);
+      return new EtcdBackend(parsed, description, { tls: options.tls, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS });
   }
 }

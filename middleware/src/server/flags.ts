@@ -185,11 +185,17 @@ export function parseServeFlags(args: string[]): ServeConfig {
   const keyFile = str('server-key-file');
   if (!!certFile !== !!keyFile) throw new FlagError('--server-cert-file and --server-key-file go together');
   if (str('server-ca-file') && !certFile) throw new FlagError('--server-ca-file needs --server-cert-file and --server-key-file');
+  const endpoint = str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT);
+  if (/^https?:\/\//i.test(endpoint.trim())) {
+    throw new FlagError(
+      `--endpoint "${endpoint}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
+    );
+  }
   const progressNotifyMs = positive('watch-progress-notify-interval', duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!));
   return {
     listenHost: listen.host || '0.0.0.0',
     listenPort: listen.port,
-    endpoint: str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT),
+    endpoint,
     backendTls:
       str('ca-file') || str('cert-file') || str('key-file') || values['skip-verify']
         ? { caFile: str('ca-file'), certFile: str('cert-file'), keyFile: str('key-file'), skipVerify: values['skip-verify'] === true }

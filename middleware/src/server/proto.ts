@@ -1,34 +1,10 @@
-/**
- * The etcd v3 API definitions, loaded from the `etcd3` package's protos (not copied into this repo).
- * Field names keep the proto's snake_case; int64s arrive as decimal strings (never lossy JS numbers).
- */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+/** The etcd v3 service definitions the server implements (loaded once, in backends/etcd/proto.ts). */
+import type * as grpc from '@grpc/grpc-js';
+import { etcdClientCtor } from '../backends/etcd/proto.js';
 
-const require = createRequire(import.meta.url);
-
-/** Directory holding rpc.proto, kv.proto and auth.proto. */
-export const ETCD_PROTO_DIR = path.join(path.dirname(require.resolve('etcd3/package.json')), 'proto');
-
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
-
-export const packageDefinition = protoLoader.loadSync(path.join(ETCD_PROTO_DIR, 'rpc.proto'), LOADER_OPTIONS);
-
-const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
-  etcdserverpb: Record<string, grpc.ServiceClientConstructor>;
-};
+export { ETCD_PROTO_DIR, LOADER_OPTIONS, packageDefinition } from '../backends/etcd/proto.js';
 
 /** Service definition of `etcdserverpb.<name>` (KV, Watch, Lease, Cluster, Maintenance, Auth). */
 export function etcdService(name: string): grpc.ServiceDefinition {
-  const ctor = loaded.etcdserverpb[name];
-  if (!ctor) throw new Error(`etcdserverpb.${name} is not in rpc.proto`);
-  return ctor.service;
+  return etcdClientCtor(name).service;
 }

@@ -1,0 +1,428 @@
+/**
+ * A real etcd (3.4 or newer, one member or a cluster) as a rule backend. Keys keep their names in the etcd;
+ * values carry the global revisions in an envelope, and a durable map ties every global revision to the
+ * etcd revisions holding it (layout.ts). Reads at a global revision read the etcd at the mapped revision;
+ * watch catch-up reads the etcd's history through a Watch with prev_kv; compaction compacts the etcd.
+ * Leases stay in the default backend (the middleware expires them and writes the deletes), so keys here
+ * carry the lease ID in the envelope, not an etcd lease.
+ */
+import type { EtcdEndpoint } from '../../topology/endpoint.js';
+import type { BackendTLS } from '../../topology/schema.js';
+import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import { Lock } from '../sql/lock.js';
+import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
+import {
+  INTERNAL_END,
+  INTERNAL_PREFIX,
+  REVISION_KEYS_END,
+  REVISION_KEYS_START,
+  decodeValue,
+  encodeValue,
+  globalOfRevisionKey,
+  isInternal,
+  metaKey,
+  revisionKey,
+} from './layout.js';
+import { RevisionMap, type RevisionSpan } from './revision-map.js';
+
+/** Operations per etcd transaction: etcd's --max-txn-ops default (128). Larger revisions are split. */
+const MAX_TXN_OPS = 128;
+/** etcd's `range_end` for "to the end of the keyspace". */
+const ALL = Buffer.from([0]);
+
+export interface EtcdBackendOptions {
+  tls?: BackendTLS;
+  /** Deadline of one etcd call, ms (0: none). */
+  queryTimeoutMs: number;
+}
+
+type Op = { request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer; range_end?: Buffer } };
+
+const put = (key: Buffer, value: Buffer): Op => ({ request_put: { key, value } });
+const del = (key: Buffer, range_end?: Buffer): Op => ({ request_delete_range: range_end ? { key, range_end } : { key } });
+
+function overlapsInternal(start: Buffer, end: Buffer | undefined): boolean {
+  if (end === undefined) return isInternal(start);
+  return Buffer.compare(start, INTERNAL_END) < 0 && (end.length === 0 || Buffer.compare(end, INTERNAL_PREFIX) > 0);
+}
+
+export class EtcdBackend implements Backend {
+  private client?: EtcdClient;
+  private readonly map = new RevisionMap();
+  /** A commit failed midway: the map may miss revisions that did commit; reload before using it. */
+  private mapStale = true;
+  private readonly writeLock = new Lock();
+
+  constructor(
+    private readonly endpoint: EtcdEndpoint,
+    readonly description: string,
+    private readonly opts: EtcdBackendOptions,
+  ) {}
+
+  async open(): Promise<void> {
+    if (this.client) return;
+    const client = new EtcdClient({ hosts: this.endpoint.hosts, tls: this.endpoint.tls, backendTLS: this.opts.tls, timeoutMs: this.opts.queryTimeoutMs, description: this.description });
+    try {
+      const status = await client.status();
+      const [major, minor] = status.version.split('.').map(Number);
+      if (major !== 3 || (minor ?? 0) < 4) throw new Error(`${this.description}: etcd ${status.version} is not supported; use etcd 3.4 or newer`);
+      this.client = client;
+      await this.loadMap();
+      await this.checkOnlyOurs();
+    } catch (err) {
+      this.client = undefined;
+      client.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.writeLock.run(() => {
+      this.client?.close();
+      this.client = undefined;
+    });
+  }
+
+  async maxRevision(): Promise<number> {
+    await this.fresh();
+    return this.map.maxGlobal;
+  }
+
+  async range(q: RangeQuery): Promise<KeyRow[]> {
+    const c = this.live();
+    await this.fresh();
+    const at = this.etcdRevisionAt(q.revision);
+    if (at < 0) return [];
+    const internal = overlapsInternal(q.start, q.end);
+    const res = await c.range({
+      key: q.start,
+      ...(q.end === undefined ? {} : { range_end: q.end.length === 0 ? ALL : q.end }),
+      revision: String(at),
+      limit: String(internal ? 0 : q.limit),
+    });
+    const rows = res.kvs.filter((kv) => !isInternal(kv.key)).map((kv) => decodeValue(kv.key, kv.value, this.description, q.keysOnly));
+    return internal && q.limit > 0 ? rows.slice(0, q.limit) : rows;
+  }
+
+  async count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
+    if (end === undefined) return (await this.range({ start, revision, limit: 1, keysOnly: true })).length;
+    const c = this.live();
+    await this.fresh();
+    const at = this.etcdRevisionAt(revision);
+    if (at < 0) return 0;
+    const n = Number((await c.range({ key: start, range_end: end.length === 0 ? ALL : end, revision: String(at), count_only: true })).count);
+    if (!overlapsInternal(start, end)) return n;
+    const lo = Buffer.compare(start, INTERNAL_PREFIX) > 0 ? start : INTERNAL_PREFIX;
+    const hi = end.length > 0 && Buffer.compare(end, INTERNAL_END) < 0 ? end : INTERNAL_END;
+    return n - Number((await c.range({ key: lo, range_end: hi, revision: String(at), count_only: true })).count);
+  }
+
+  async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
+    await this.fresh();
+    const spans = this.map.between(from, to);
+    if (spans.length === 0) return [];
+    const rows: ChangeRow[] = [];
+    let counted = 0;
+    const events = await this.live().history(spans[0]!.first, spans[spans.length - 1]!.last, (evs) => {
+      for (; counted < evs.length; counted++) {
+        const ev = evs[counted]!;
+        if (!isInternal(ev.kv.key) && this.map.globalOf(Number(ev.kv.mod_revision)) !== undefined) rows.push(this.changeRow(ev, 0));
+      }
+      return limit > 0 && rows.length >= limit;
+    });
+    rows.length = 0;
+    let sub = 0;
+    let lastGlobal = 0;
+    for (const ev of events) {
+      const g = this.map.globalOf(Number(ev.kv.mod_revision));
+      if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
+      sub = g === lastGlobal ? sub + 1 : 0;
+      lastGlobal = g;
+      rows.push(this.changeRow(ev, sub, g));
+      if (limit > 0 && rows.length >= limit) break;
+    }
+    return rows;
+  }
+
+  private changeRow(ev: EtcdEvent, sub: number, global = 0): ChangeRow {
+    const prev = ev.prev_kv && ev.prev_kv.key?.length ? decodeValue(ev.prev_kv.key, ev.prev_kv.value, this.description) : undefined;
+    if (ev.type === 'PUT') return { ...decodeValue(ev.kv.key, ev.kv.value, this.description), sub, prev };
+    return {
+      key: ev.kv.key,
+      value: Buffer.alloc(0),
+      modRevision: global,
+      sub,
+      createRevision: prev?.createRevision ?? 0,
+      prevRevision: prev?.modRevision ?? 0,
+      version: 0,
+      lease: '0',
+      deleted: true,
+      prev,
+    };
+  }
+
+  async begin(): Promise<WriteTxn> {
+    const release = await this.writeLock.acquire();
+    try {
+      this.live();
+      await this.fresh();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return new EtcdWriteTxn(this, release);
+  }
+
+  /** Writes the rows of a transaction, one global revision at a time, then its meta values. */
+  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void> {
+    const byRevision = new Map<number, KeyRow[]>();
+    for (const r of rows) {
+      const g = byRevision.get(r.modRevision);
+      if (g) g.push(r);
+      else byRevision.set(r.modRevision, [r]);
+    }
+    try {
+      for (const [global, group] of [...byRevision.entries()].sort((a, b) => a[0] - b[0])) {
+        const ops = group.map((r) => (r.deleted ? del(r.key) : put(r.key, encodeValue(r))));
+        this.map.add(await this.writeRevision(global, ops));
+      }
+      if (meta.size > 0) await this.txn([...meta].map(([name, value]) => put(metaKey(name), value)));
+    } catch (err) {
+      this.mapStale = true;
+      throw err;
+    }
+  }
+
+  /** One global revision's operations, in as few etcd transactions as etcd takes; the map entry goes last. */
+  private async writeRevision(global: number, ops: Op[]): Promise<RevisionSpan> {
+    let first = 0;
+    let i = 0;
+    // every full transaction but the last; the last one keeps room for the map entry
+    for (; ops.length - i > MAX_TXN_OPS - 1; i += MAX_TXN_OPS) {
+      const rev = await this.txn(ops.slice(i, i + MAX_TXN_OPS));
+      first ||= rev;
+    }
+    const last = await this.txn([...ops.slice(i), put(revisionKey(global), Buffer.from(first ? String(first) : ''))]);
+    return { global, first: first || last, last };
+  }
+
+  private async txn(ops: Op[]): Promise<number> {
+    const res = await this.live().txn({ compare: [], success: ops, failure: [] });
+    return Number(res.header.revision);
+  }
+
+  async revert(from: number, to: number): Promise<void> {
+    const release = await this.writeLock.acquire();
+    try {
+      await this.loadMap();
+      const spans = this.map.between(from, to);
+      if (spans.length === 0) return;
+      const events = await this.live().history(spans[0]!.first, spans[spans.length - 1]!.last, () => false);
+      // the version before the first change of each key comes back; keys created meanwhile go
+      const restore = new Map<string, { key: Buffer; prev?: EtcdKeyValue | null }>();
+      for (const ev of events) {
+        const g = this.map.globalOf(Number(ev.kv.mod_revision));
+        if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
+        const k = ev.kv.key.toString('latin1');
+        if (!restore.has(k)) restore.set(k, { key: ev.kv.key, prev: ev.prev_kv });
+      }
+      const ops: Op[] = [...restore.values()].map((r) => (r.prev && r.prev.key?.length ? put(r.key, r.prev.value) : del(r.key)));
+      for (const s of spans) ops.push(del(revisionKey(s.global)));
+      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.txn(ops.slice(i, i + MAX_TXN_OPS));
+      this.map.remove(new Set(spans.map((s) => s.global)));
+    } catch (err) {
+      this.mapStale = true;
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  /** After a failure: the map is read again, so revisions that did commit are known. */
+  async recover(): Promise<void> {
+    if (this.client) await this.loadMap();
+  }
+
+  /**
+   * Compacts the etcd at the etcd revision holding `revision` (at the one before, when `revision` itself is
+   * stored here, so a watch starting there still reads it) and deletes the map entries below it.
+   */
+  async compact(revision: number): Promise<CompactResult> {
+    return this.writeLock.run(async () => {
+      await this.fresh();
+      const floor = this.map.floor(revision);
+      if (!floor) return { deleted: 0, done: true };
+      const below = this.map.between(0, floor.global - 1).length;
+      if (below > 0) await this.txn([del(REVISION_KEYS_START, revisionKey(floor.global))]);
+      const at = floor.global === revision ? floor.first - 1 : floor.last;
+      if (at > 0) {
+        try {
+          await this.live().compact(at);
+        } catch (err) {
+          // compacted there (or beyond) already: the etcd's own compaction or an earlier run
+          if (!/compacted/.test((err as Error).message)) throw err;
+        }
+      }
+      this.map.dropBelow(floor.global);
+      return { deleted: below, done: true };
+    });
+  }
+
+  async getMeta(name: string): Promise<Buffer | undefined> {
+    const res = await this.live().range({ key: metaKey(name) });
+    return res.kvs[0]?.value;
+  }
+
+  async leases(): Promise<LeaseRow[]> {
+    return [];
+  }
+
+  async leasedKeys(): Promise<{ key: Buffer; lease: string }[]> {
+    const out: { key: Buffer; lease: string }[] = [];
+    for (const [start, end] of [
+      [Buffer.alloc(1), INTERNAL_PREFIX],
+      [INTERNAL_END, ALL],
+    ] as const) {
+      const res = await this.live().range({ key: start, range_end: end });
+      for (const kv of res.kvs) {
+        const row = decodeValue(kv.key, kv.value, this.description, true);
+        if (row.lease !== '0') out.push({ key: row.key, lease: row.lease });
+      }
+    }
+    return out;
+  }
+
+  async sizeBytes(): Promise<number> {
+    return Number((await this.live().status()).dbSize);
+  }
+
+  /** The latest version of `key`, undefined when it does not exist. */
+  async latest(key: Buffer): Promise<KeyRow | undefined> {
+    const kv = (await this.live().range({ key })).kvs[0];
+    return kv && decodeValue(kv.key, kv.value, this.description);
+  }
+
+  /** The etcd revision to read for global `revision`: 0 (the latest) at or above the newest; -1 for none. */
+  private etcdRevisionAt(revision: number): number {
+    if (revision >= this.map.maxGlobal) return this.map.size === 0 ? -1 : 0;
+    return this.map.floor(revision)?.last ?? -1;
+  }
+
+  private async fresh(): Promise<void> {
+    if (this.mapStale) await this.loadMap();
+  }
+
+  private async loadMap(): Promise<void> {
+    const res = await this.live().range({ key: REVISION_KEYS_START, range_end: REVISION_KEYS_END });
+    this.map.load(
+      res.kvs.map((kv) => {
+        const last = Number(kv.mod_revision);
+        const first = kv.value.length > 0 ? Number(kv.value.toString()) : last;
+        return { global: globalOfRevisionKey(kv.key), first, last };
+      }),
+    );
+    this.mapStale = false;
+  }
+
+  /** Refuses an etcd holding keys the middleware did not write (they have no global revisions). */
+  private async checkOnlyOurs(): Promise<void> {
+    for (const [start, end] of [
+      [Buffer.alloc(1), INTERNAL_PREFIX],
+      [INTERNAL_END, ALL],
+    ] as const) {
+      const kv = (await this.live().range({ key: start, range_end: end, limit: '1' })).kvs[0];
+      if (kv) decodeValue(kv.key, kv.value, this.description, true);
+    }
+  }
+
+  private live(): EtcdClient {
+    if (!this.client) throw new Error(`${this.description}: the backend is not open (call open() first, and not after close())`);
+    return this.client;
+  }
+}
+
+/** The write transaction: rows and meta values collected, reads see them, commit writes them to the etcd. */
+class EtcdWriteTxn implements WriteTxn {
+  private readonly rows: KeyRow[] = [];
+  /** Newest pending row of each key (latin1). */
+  private readonly pending = new Map<string, KeyRow>();
+  private readonly meta = new Map<string, Buffer>();
+  private active = true;
+
+  constructor(
+    private readonly backend: EtcdBackend,
+    private readonly release: () => void,
+  ) {}
+
+  async latest(key: Buffer): Promise<KeyRow | undefined> {
+    this.check();
+    return this.pending.get(key.toString('latin1')) ?? (await this.backend.latest(key));
+  }
+
+  async range(q: RangeQuery): Promise<KeyRow[]> {
+    this.check();
+    const mine = [...this.pending.values()].filter((r) => r.modRevision <= q.revision && inRange(r.key, q.start, q.end));
+    if (mine.length === 0) return this.backend.range(q);
+    const byKey = new Map<string, KeyRow>();
+    for (const r of await this.backend.range({ ...q, limit: 0 })) byKey.set(r.key.toString('latin1'), r);
+    for (const r of mine) {
+      if (r.deleted) byKey.delete(r.key.toString('latin1'));
+      else byKey.set(r.key.toString('latin1'), q.keysOnly ? { ...r, value: Buffer.alloc(0) } : r);
+    }
+    const out = [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    return q.limit > 0 ? out.slice(0, q.limit) : out;
+  }
+
+  insert(rows: KeyRow[]): void {
+    this.check();
+    for (const r of rows) {
+      this.rows.push(r);
+      this.pending.set(r.key.toString('latin1'), r);
+    }
+  }
+
+  setMeta(name: string, value: Buffer): void {
+    this.check();
+    this.meta.set(name, value);
+  }
+
+  async lockMeta(name: string): Promise<Buffer | undefined> {
+    this.check();
+    return this.meta.get(name) ?? (await this.backend.getMeta(name));
+  }
+
+  putLease(): void {
+    throw new Error(`${this.backend.description}: an etcd backend keeps no leases (they live in the default backend)`);
+  }
+
+  deleteLease(): void {
+    throw new Error(`${this.backend.description}: an etcd backend keeps no leases (they live in the default backend)`);
+  }
+
+  async commit(): Promise<void> {
+    this.check();
+    try {
+      await this.backend.commitRows(this.rows, this.meta);
+    } finally {
+      this.end();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    if (this.active) this.end();
+  }
+
+  private end(): void {
+    this.active = false;
+    this.release();
+  }
+
+  private check(): void {
+    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
+  }
+}
+
+function inRange(key: Buffer, start: Buffer, end: Buffer | undefined): boolean {
+  if (end === undefined) return key.equals(start);
+  return Buffer.compare(key, start) >= 0 && (end.length === 0 || Buffer.compare(key, end) < 0);
+}
