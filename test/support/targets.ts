@@ -105,28 +105,32 @@ export async function startTarget(target: TargetName, options: ServerOptions = {
 }
 
 /**
- * The routed target: keys whose last character is g-m go to a real etcd, an even digit or a-f to
- * PostgreSQL, an odd digit or n-z to MariaDB, everything else stays on the default SQLite backend. Contract
- * keys differ in their last characters, so almost every range, transaction and watch in the suite spans
- * four databases and must still answer exactly as one etcd does.
+ * The routed target: keys whose last character is g-m go to a real etcd, u-z to a child middleware (over
+ * its own SQLite), an even digit or a-f to PostgreSQL, an odd digit or n-t to MariaDB, everything else
+ * stays on the default SQLite backend. Contract keys differ in their last characters, so almost every
+ * range, transaction and watch in the suite spans five databases and must still answer exactly as one
+ * etcd does.
  */
 export const ROUTED_RULES = [
   { name: 'etcd', regexp: { key: '[g-m]$' } },
+  { name: 'child', regexp: { key: '[u-z]$' } },
   { name: 'even', regexp: { key: '[02468a-f]$' } },
-  { name: 'odd', regexp: { key: '[13579n-z]$' } },
+  { name: 'odd', regexp: { key: '[13579n-t]$' } },
 ] as const;
 
 async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
-  const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql')];
+  const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql'), await createScratchStore('sqlite')];
   const etcd = await Etcd.start();
+  const child = await Middleware.start({ endpoint: stores[3]!.endpoint, compactInterval: '0' });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
   const dispose = async () => {
+    await child.stop().catch(() => undefined);
     await Promise.all(stores.map((s) => s.dispose().catch(() => undefined)));
     await etcd.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
   const topology = path.join(dir, 'topology.yaml');
-  const endpoints = [etcd.clientUrl, stores[1]!.endpoint, stores[2]!.endpoint];
+  const endpoints = [etcd.clientUrl, `http://${child.address}`, stores[1]!.endpoint, stores[2]!.endpoint];
   const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: endpoints[i]! }));
   await writeFile(topology, stringify({ backends }));
   let middleware: Middleware;

@@ -18,7 +18,8 @@ import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
 import { RouteTable } from './route-table.js';
-import { RoutedTxn, recoverIntent } from './routed-txn.js';
+import { PendingReverts } from './pending-reverts.js';
+import { RoutedTxn } from './routed-txn.js';
 
 /** Meta value (default backend) holding the topology in effect, so a restart routes as before it. */
 export const META_TOPOLOGY = 'topology';
@@ -56,6 +57,7 @@ export async function openRuleBackends(rules: readonly BackendRule[], factory: B
 export class RoutedBackend implements Backend {
   private current: RouteTable;
   private opened = false;
+  private readonly pending = new PendingReverts(() => this.current);
 
   constructor(
     readonly defaultBackend: Backend,
@@ -124,7 +126,7 @@ export class RoutedBackend implements Backend {
   async range(q: RangeQuery): Promise<KeyRow[]> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.range(q);
-    const readers = t.readersOf(q.start, q.end);
+    const readers = await this.settled(t.readersOf(q.start, q.end));
     if (readers.length === 1) return readers[0]!.range(q);
     return mergeByKey(await Promise.all(readers.map((b) => b.range(q))), q.limit);
   }
@@ -132,7 +134,7 @@ export class RoutedBackend implements Backend {
   async count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.count(start, end, revision);
-    const readers = t.readersOf(start, end);
+    const readers = await this.settled(t.readersOf(start, end));
     if (readers.length === 1) return readers[0]!.count(start, end, revision);
     const counts = await Promise.all(readers.map((b) => b.count(start, end, revision)));
     return counts.reduce((a, b) => a + b, 0);
@@ -141,22 +143,43 @@ export class RoutedBackend implements Backend {
   async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.changes(from, to, limit);
-    return mergeByRevision(await Promise.all(t.all().map((b) => b.changes(from, to, limit))), limit);
+    const all = await this.settled(t.all());
+    return mergeByRevision(await Promise.all(all.map((b) => b.changes(from, to, limit))), limit);
   }
 
   begin(): Promise<WriteTxn> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.begin();
-    return Promise.resolve(new RoutedTxn(t));
+    return Promise.resolve(new RoutedTxn(t, this.pending));
   }
 
   async revert(from: number, to: number): Promise<void> {
     for (const b of this.current.all()) await b.revert(from, to);
   }
 
-  /** Reverts a write across databases that a crash or a failure left between its commits. */
+  /**
+   * Each backend's own recovery, then the reverts still to do (a write across databases left between its
+   * commits by a crash, or taken back while a database was down); a database that still fails keeps its
+   * revert pending and only requests touching it fail.
+   */
   async recover(): Promise<void> {
-    await recoverIntent(this.current);
+    for (const b of this.current.all()) {
+      try {
+        await b.recover();
+      } catch {
+        // its reads and writes fail (and report why) until it is back
+      }
+    }
+    await this.pending.load();
+    if (this.pending.isEmpty) return;
+    await this.pending.settleAll();
+    await this.pending.persist();
+  }
+
+  /** Backends about to be read, each first reverted where a revert is pending. */
+  private async settled(readers: Backend[]): Promise<Backend[]> {
+    if (!this.pending.isEmpty) await Promise.all(readers.map((b) => this.pending.settle(b)));
+    return readers;
   }
 
   /** Compacts every backend in turn; `done` once all are. Rules may set their own batch size. */

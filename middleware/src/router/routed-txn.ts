@@ -3,27 +3,17 @@
  * touched (reads included, so they see the transaction's own writes) and they all end together.
  *
  * A write that changes one database commits there alone. A write that changes several is made atomic by a
- * durable intent (kept in the default backend's meta store): the default backend commits first, with the
- * intent naming the revisions and the databases; then every other database commits; then the intent is
- * cleared and only then does the write count as committed. If any commit fails, or the process dies between
- * them, the intent is still there and `recoverIntent` reverts those revisions in every database named (rows
- * with those revisions are removed, so the keys read as before): never half-applied.
+ * durable intent (pending-reverts.ts, in the default backend's meta store): the default backend commits
+ * first, with the intent naming the revisions and the databases; then every other database commits; then
+ * the intent is cleared and only then does the write count as committed. If a commit fails, the databases
+ * that committed (and the one whose outcome is unknown) are reverted at once, or before their next use when
+ * they cannot be reached; a crash between the commits is reverted at the next start: never half-applied.
  */
 import { inWriteTxn, BackendUnavailableError, WriteRolledBackError, type Backend, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backends/backend.js';
 import { META, metaRevision } from '../backends/meta.js';
-import { logger } from '../log.js';
 import { mergeByKey } from './merge.js';
+import type { PendingReverts, WriteIntent } from './pending-reverts.js';
 import type { RouteTable } from './route-table.js';
-
-const log = logger.child({ component: 'router' });
-
-/** The durable record of a write across databases, between its commits. */
-interface WriteIntent {
-  from: number;
-  to: number;
-  /** Route names of the databases that may hold its rows ('' = the default backend). */
-  backends: string[];
-}
 
 interface Begun {
   backend: Backend;
@@ -39,13 +29,17 @@ export class RoutedTxn implements WriteTxn {
   private to = 0;
   private ended = false;
 
-  constructor(private readonly table: RouteTable) {}
+  constructor(
+    private readonly table: RouteTable,
+    private readonly pending: PendingReverts,
+  ) {}
 
   private txFor(backend: Backend): Promise<WriteTxn> {
     if (this.ended) throw new Error('write transaction already ended: begin() a new one');
     let t = this.open.get(backend);
     if (!t) {
-      t = backend.begin();
+      // a database with rows still to take back is reverted first (and stays unusable while it cannot be)
+      t = this.pending.settle(backend).then(() => backend.begin());
       // a failed begin is reported to the caller that touched it; ending the transaction must not throw it again
       t.catch(() => undefined);
       this.open.set(backend, t);
@@ -106,10 +100,14 @@ export class RoutedTxn implements WriteTxn {
     await Promise.all(begun.filter((b) => !this.changed.has(b.backend)).map((b) => b.tx.rollback()));
     if (writers.length === 0) return;
     if (writers.length === 1) {
+      const only = writers[0]!;
       try {
-        await writers[0]!.tx.commit();
+        await only.tx.commit();
       } catch (err) {
-        throw new BackendUnavailableError(`${writers[0]!.backend.description}: commit failed (the write may or may not have committed): ${(err as Error).message}`, { cause: err });
+        if (only.backend === this.table.defaultBackend || this.to === 0) {
+          throw new BackendUnavailableError(`${only.backend.description}: commit failed (the write may or may not have committed): ${(err as Error).message}`, { cause: err });
+        }
+        await this.takeBack(only.backend.description, err, { from: this.from, to: this.to, backends: [this.table.nameOf(only.backend)] }, true);
       }
       return;
     }
@@ -122,14 +120,15 @@ export class RoutedTxn implements WriteTxn {
     let first = writers.find((w) => w.backend === def);
     const others = writers.filter((w) => w.backend !== def);
     const intent: WriteIntent = { from: this.from, to: this.to, backends: writers.map((w) => this.table.nameOf(w.backend)) };
+    if (!intent.backends.includes('')) intent.backends.push('');
     try {
       if (!first) {
         // the intent lives in the default backend, which this write did not touch yet
-        first = { backend: def, tx: await def.begin() };
+        first = { backend: def, tx: await this.pending.settle(def).then(() => def.begin()) };
       }
       const hwm = metaRevision(await first.tx.lockMeta(META.revisionHighWater));
       if (intent.to > hwm) await first.tx.setMeta(META.revisionHighWater, Buffer.from(String(intent.to)));
-      await first.tx.setMeta(META.writeIntent, Buffer.from(JSON.stringify(intent)));
+      await first.tx.setMeta(META.writeIntent, this.pending.encode(intent));
     } catch (err) {
       await Promise.all([first?.tx.rollback(), ...others.map((o) => o.tx.rollback())]);
       throw new WriteRolledBackError(`${def.description}: cannot record a write across ${writers.length} databases: ${(err as Error).message}`, { cause: err });
@@ -146,23 +145,45 @@ export class RoutedTxn implements WriteTxn {
         await others[i]!.tx.commit();
       } catch (err) {
         await Promise.all(others.slice(i + 1).map((o) => o.tx.rollback()));
-        const failed = `${others[i]!.backend.description}: commit failed: ${(err as Error).message}`;
-        try {
-          await revertIntent(this.table, intent);
-        } catch (undoErr) {
-          throw new BackendUnavailableError(`${failed}; the write across ${writers.length} databases is reverted before the next write (${(undoErr as Error).message})`, { cause: err });
-        }
-        throw new WriteRolledBackError(`${failed}; the write across ${writers.length} databases was rolled back in all of them`, { cause: err });
+        const taken = { ...intent, backends: [this.table.nameOf(def), ...others.slice(0, i + 1).map((o) => this.table.nameOf(o.backend))] };
+        await this.takeBack(others[i]!.backend.description, err, taken, false);
       }
     }
     try {
-      await inWriteTxn(def, async (tx) => tx.setMeta(META.writeIntent, Buffer.alloc(0)));
+      await inWriteTxn(def, async (tx) => tx.setMeta(META.writeIntent, this.pending.encode()));
     } catch (err) {
+      // everything committed; the durable intent still names the write, so a crash now would revert it
+      this.pending.add(intent);
       throw new BackendUnavailableError(
-        `${def.description}: cannot complete a write across ${writers.length} databases (it is reverted before the next write): ${(err as Error).message}`,
+        `${def.description}: cannot complete a write across ${writers.length} databases (it is reverted before the next use of them): ${(err as Error).message}`,
         { cause: err },
       );
     }
+  }
+
+  /**
+   * A commit failed in `failed`: the write's rows are taken back in `entry.backends` (where it committed,
+   * and where the outcome is unknown), now where possible and before their next use otherwise. The intent
+   * is made durable first (`record`: it is not yet), so the outcome is known: rolled back.
+   */
+  private async takeBack(failed: string, err: unknown, entry: WriteIntent, record: boolean): Promise<never> {
+    const reason = `${failed}: commit failed: ${(err as Error).message}`;
+    if (record) {
+      try {
+        await inWriteTxn(this.table.defaultBackend, async (tx) => {
+          // reverted revisions are never handed out again, even when they were the newest
+          const hwm = metaRevision(await tx.lockMeta(META.revisionHighWater));
+          if (entry.to > hwm) await tx.setMeta(META.revisionHighWater, Buffer.from(String(entry.to)));
+          await tx.setMeta(META.writeIntent, this.pending.encode(entry));
+        });
+      } catch {
+        throw new BackendUnavailableError(`${reason} (the write may or may not have committed)`, { cause: err });
+      }
+    }
+    this.pending.add(entry);
+    await this.pending.settleAll();
+    const left = this.pending.isEmpty ? '' : '; databases that cannot be reached are reverted before their next use';
+    throw new WriteRolledBackError(`${reason}; the write was rolled back${left}`, { cause: err });
   }
 
   /** Rolls back every transaction begun. */
@@ -186,26 +207,3 @@ export class RoutedTxn implements WriteTxn {
   }
 }
 
-/** Reverts the intent's revisions in every database it names, then clears it. */
-async function revertIntent(table: RouteTable, intent: WriteIntent): Promise<void> {
-  for (const name of intent.backends) {
-    const b = table.byRouteName(name);
-    if (!b) throw new Error(`the write intent names backend "${name}", which the topology in effect does not have`);
-    await b.revert(intent.from, intent.to);
-  }
-  await inWriteTxn(table.defaultBackend, async (tx) => tx.setMeta(META.writeIntent, Buffer.alloc(0)));
-  log.warn('reverted a write across databases that did not commit in all of them', { ...intent });
-}
-
-/** Reverts a write across databases left between its commits by a failure or a crash; nothing to do without one. */
-export async function recoverIntent(table: RouteTable): Promise<void> {
-  const saved = await table.defaultBackend.getMeta(META.writeIntent);
-  if (!saved || saved.length === 0) return;
-  let intent: WriteIntent;
-  try {
-    intent = JSON.parse(saved.toString('utf8')) as WriteIntent;
-  } catch (err) {
-    throw new Error(`${table.defaultBackend.description}: meta "${META.writeIntent}" is not JSON: ${(err as Error).message}`);
-  }
-  await revertIntent(table, intent);
-}
