@@ -120,15 +120,22 @@ export const ROUTED_RULES = [
 
 async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
   const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql'), await createScratchStore('sqlite')];
-  const etcd = await Etcd.start();
-  const child = await Middleware.start({ endpoint: stores[3]!.endpoint, compactInterval: '0' });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
+  let etcd: Etcd | undefined;
+  let child: Middleware | undefined;
   const dispose = async () => {
-    await child.stop().catch(() => undefined);
+    await child?.stop().catch(() => undefined);
     await Promise.all(stores.map((s) => s.dispose().catch(() => undefined)));
-    await etcd.destroy().catch(() => undefined);
+    await etcd?.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
+  try {
+    etcd = await Etcd.start();
+    child = await Middleware.start({ endpoint: stores[3]!.endpoint, compactInterval: '0' });
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
   const topology = path.join(dir, 'topology.yaml');
   const endpoints = [etcd.clientUrl, `http://${child.address}`, stores[1]!.endpoint, stores[2]!.endpoint];
   const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: endpoints[i]! }));
