@@ -51,6 +51,11 @@ export class EtcdBackend implements Backend {
   private readonly map = new RevisionMap();
   /** A commit failed midway: the map may miss revisions that did commit; reload before using it. */
   private mapStale = true;
+  /**
+   * The etcd revision holding the state at the newest global revision of the map (after it, only meta
+   * values and revision-map deletions, or a write still being committed, which reads must not see yet).
+   */
+  private head = 0;
   private readonly writeLock = new Lock();
 
   constructor(
@@ -165,7 +170,7 @@ export class EtcdBackend implements Backend {
     const release = await this.writeLock.acquire();
     try {
       this.live();
-      await this.fresh();
+      if (this.mapStale) await this.loadMap();
     } catch (err) {
       release();
       throw err;
@@ -184,7 +189,9 @@ export class EtcdBackend implements Backend {
     try {
       for (const [global, group] of [...byRevision.entries()].sort((a, b) => a[0] - b[0])) {
         const ops = group.map((r) => (r.deleted ? del(r.key) : put(r.key, encodeValue(r))));
-        this.map.add(await this.writeRevision(global, ops));
+        const span = await this.writeRevision(global, ops);
+        this.map.add(span);
+        this.head = span.last;
       }
       if (meta.size > 0) await this.txn([...meta].map(([name, value]) => put(metaKey(name), value)));
     } catch (err) {
@@ -228,8 +235,10 @@ export class EtcdBackend implements Backend {
       }
       const ops: Op[] = [...restore.values()].map((r) => (r.prev && r.prev.key?.length ? put(r.key, r.prev.value) : del(r.key)));
       for (const s of spans) ops.push(del(revisionKey(s.global)));
-      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.txn(ops.slice(i, i + MAX_TXN_OPS));
+      let restored = 0;
+      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) restored = await this.txn(ops.slice(i, i + MAX_TXN_OPS));
       this.map.remove(new Set(spans.map((s) => s.global)));
+      this.head = restored;
     } catch (err) {
       this.mapStale = true;
       throw err;
@@ -240,7 +249,7 @@ export class EtcdBackend implements Backend {
 
   /** After a failure: the map is read again, so revisions that did commit are known. */
   async recover(): Promise<void> {
-    if (this.client) await this.loadMap();
+    if (this.client) await this.writeLock.run(() => this.loadMap());
   }
 
   /**
@@ -249,7 +258,7 @@ export class EtcdBackend implements Backend {
    */
   async compact(revision: number): Promise<CompactResult> {
     return this.writeLock.run(async () => {
-      await this.fresh();
+      if (this.mapStale) await this.loadMap();
       const floor = this.map.floor(revision);
       if (!floor) return { deleted: 0, done: true };
       const below = this.map.between(0, floor.global - 1).length;
@@ -302,18 +311,22 @@ export class EtcdBackend implements Backend {
     return kv && decodeValue(kv.key, kv.value, this.description);
   }
 
-  /** The etcd revision to read for global `revision`: 0 (the latest) at or above the newest; -1 for none. */
+  /** The etcd revision to read for global `revision`; -1 when nothing was written at or below it. */
   private etcdRevisionAt(revision: number): number {
-    if (revision >= this.map.maxGlobal) return this.map.size === 0 ? -1 : 0;
+    if (this.map.size === 0) return -1;
+    if (revision >= this.map.maxGlobal) return this.head;
     return this.map.floor(revision)?.last ?? -1;
   }
 
+  /** Reloads a stale map, with no commit in flight (reads; begin() reloads under the lock it holds). */
   private async fresh(): Promise<void> {
-    if (this.mapStale) await this.loadMap();
+    if (this.mapStale) await this.writeLock.run(async () => (this.mapStale ? this.loadMap() : undefined));
   }
 
+  /** Reads the map; the caller holds the write lock or knows no commit is in flight. */
   private async loadMap(): Promise<void> {
     const res = await this.live().range({ key: REVISION_KEYS_START, range_end: REVISION_KEYS_END });
+    this.head = Number(res.header.revision);
     this.map.load(
       res.kvs.map((kv) => {
         const last = Number(kv.mod_revision);

@@ -1,0 +1,46 @@
+/** The etcd backend's stored format and its map between global and etcd revisions (no etcd needed). */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeValue, encodeValue, globalOfRevisionKey, isInternal, revisionKey } from '../../middleware/src/backends/etcd/layout.js';
+import { RevisionMap } from '../../middleware/src/backends/etcd/revision-map.js';
+
+test('a value round-trips through the envelope, which etcdctl shows as one text line before the value', () => {
+  const value = Buffer.from([0, 10, 255, 10]);
+  const row = { key: Buffer.from('/registry/pods/a'), value, modRevision: 42, sub: 0, createRevision: 7, prevRevision: 41, version: 3, lease: '9223372036854775807', deleted: false };
+  const stored = encodeValue(row);
+  assert.equal(stored.subarray(0, stored.indexOf(10)).toString(), 'harikube/v1 mod=42 create=7 prev=41 version=3 lease=9223372036854775807');
+  assert.deepEqual(decodeValue(row.key, stored, 'etcd'), row);
+  assert.deepEqual(decodeValue(row.key, stored, 'etcd', true).value, Buffer.alloc(0));
+});
+
+test('a value HariKube did not write is refused, naming the key', () => {
+  assert.throws(() => decodeValue(Buffer.from('/registry/x'), Buffer.from('{"kind":"Pod"}'), 'http://e:2379'), /http:\/\/e:2379: key "\/registry\/x" holds a value HariKube did not write/);
+});
+
+test('revision keys sort numerically and are internal', () => {
+  const keys = [9, 10, 123456789012].map(revisionKey);
+  assert.deepEqual([...keys].sort(Buffer.compare), keys);
+  assert.deepEqual(keys.map(globalOfRevisionKey), [9, 10, 123456789012]);
+  assert.ok(keys.every(isInternal));
+  assert.ok(!isInternal(Buffer.from('/registry/harikube/x')));
+});
+
+test('the revision map: floor reads, etcd revisions of split global revisions, removal and compaction', () => {
+  const m = new RevisionMap();
+  m.load([
+    { global: 10, first: 3, last: 3 },
+    { global: 5, first: 2, last: 2 },
+    { global: 12, first: 4, last: 6 },
+  ]);
+  assert.equal(m.maxGlobal, 12);
+  assert.equal(m.floor(4), undefined);
+  assert.deepEqual([m.floor(5)?.last, m.floor(9)?.last, m.floor(11)?.last, m.floor(99)?.last], [2, 2, 3, 6]);
+  assert.deepEqual([m.globalOf(2), m.globalOf(3), m.globalOf(4), m.globalOf(5), m.globalOf(6), m.globalOf(7)], [5, 10, 12, 12, 12, undefined]);
+  assert.deepEqual(m.between(6, 12).map((s) => s.global), [10, 12]);
+  assert.throws(() => m.add({ global: 12, first: 8, last: 8 }), /not above/);
+  m.add({ global: 13, first: 9, last: 9 });
+  m.remove(new Set([13]));
+  assert.equal(m.maxGlobal, 12);
+  assert.equal(m.dropBelow(10), 1);
+  assert.deepEqual(m.between(0, 99).map((s) => s.global), [10, 12]);
+});
