@@ -80,8 +80,9 @@ export class RoutedTxn implements WriteTxn {
     await (await this.changing(this.table.defaultBackend)).setMeta(name, value);
   }
 
+  /** A locked meta value (the leader fence) counts as a change: its lock is held until the default backend commits. */
   async lockMeta(name: string): Promise<Buffer | undefined> {
-    return (await this.txFor(this.table.defaultBackend)).lockMeta(name);
+    return (await this.changing(this.table.defaultBackend)).lockMeta(name);
   }
 
   async putLease(lease: LeaseRow): Promise<void> {
