@@ -162,8 +162,21 @@ export class WatchHub {
     this.all.delete(w);
   }
 
-  /** Lowers nothing: records a new compaction revision (catching-up watchers below it are cancelled). */
+  /**
+   * Lowers nothing: records a new compaction revision (catching-up watchers below it are cancelled). Events
+   * at the compaction revision itself lose their prev_kv, as in etcd: the version before them was compacted
+   * away, and kube-apiserver treats a watch that starts there as too old only because that prev_kv is missing.
+   */
   compacted(revision: number): void {
+    if (revision > this.compactRev) {
+      for (let i = this.ringIndex(revision); i < this.ring.length && this.ring[i]!.revision === revision; i++) {
+        const e = this.ring[i]!;
+        if (!e.prevKv) continue;
+        const bare = new WatchEvent(e.type, e.kv, undefined, e.revision, e.sub);
+        this.ringSize += eventSize(bare) - eventSize(e);
+        this.ring[i] = bare;
+      }
+    }
     this.compactRev = Math.max(this.compactRev, revision);
   }
 
