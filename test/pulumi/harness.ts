@@ -13,12 +13,12 @@
  *   const r = await p.run({ op: 'up', workDir: dir, stack: 'dev', program: '.../stacks/platform/index.ts' });
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { requireToolDir, skipUnlessTool } from '../support/tools.js';
 import type { RunRequest, RunResult } from './run-stack.js';
 
@@ -59,7 +59,7 @@ export class PulumiHarness {
     // The random stand-in as an ambient plugin: an executable named pulumi-resource-random on PATH.
     const tsx = fileURLToPath(import.meta.resolve('tsx'));
     const script = path.join(dir, 'bin', 'pulumi-resource-random');
-    writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" --import "${pathToHref(tsx)}" "${RANDOM_STAND_IN}" "$@"\n`);
+    writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" --import "${pathToFileURL(tsx).href}" "${RANDOM_STAND_IN}" "$@"\n`);
     chmodSync(script, 0o755);
     let harness: PulumiHarness | undefined;
     const proxy = http.createServer((req, res) => {
@@ -105,6 +105,23 @@ export class PulumiHarness {
       writeFileSync(path.join(workDir, rel), content);
     }
     return workDir;
+  }
+
+  /**
+   * A changed copy of a stack's program (`edit` of its text), written into the project `name`: relative
+   * imports point back at the repository, packages resolve from its node_modules. For a change a team would
+   * make in its program, without touching the repository.
+   */
+  program(name: string, original: string, edit: (text: string) => string): string {
+    const workDir = path.join(this.dir, 'projects', name);
+    mkdirSync(workDir, { recursive: true });
+    if (!existsSync(path.join(workDir, 'node_modules'))) symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(workDir, 'node_modules'));
+    const text = readFileSync(original, 'utf8').replace(/from '(\.\.?\/[^']+)'/g, (_m, rel: string) => `from '${pathToFileURL(path.resolve(path.dirname(original), rel)).href}'`);
+    const edited = edit(text);
+    if (edited === text) throw new Error(`program(${name}): the edit changed nothing`);
+    const file = path.join(workDir, `program-${Date.now()}.ts`);
+    writeFileSync(file, edited);
+    return file;
   }
 
   /** Runs one operation in a child process (run-stack.ts); resolves with its result, also on failure. */
@@ -153,6 +170,3 @@ export class PulumiHarness {
   }
 }
 
-function pathToHref(p: string): string {
-  return new URL(`file://${p}`).href;
-}
