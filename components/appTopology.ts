@@ -200,7 +200,9 @@ export class AppTopology extends pulumi.ComponentResource {
             ...(args.waitForReady === false ? {} : { [WAIT_FOR_ANNOTATION]: 'condition=Ready' }),
           })),
         },
-        spec: this.spec,
+        // Sealed: a Pulumi secret on the resource, so a preview shows `[secret]` where a changed endpoint would
+        // otherwise print as a character diff of two ciphertexts; the routing annotation says what changed.
+        spec: args.encryption || args.preEncrypted ? pulumi.secret(this.spec) : this.spec,
       },
       // e.g. the CRD and the operator, when the caller passes them as the component's dependsOn
       { parent: this, dependsOn: inheritedDependsOn(opts) },

@@ -53,7 +53,7 @@ new k8s.core.v1.ConfigMap(
   { dependsOn: [topology] },
 );
 
-/** The TopologyConfig as applied: endpoints are ciphertext, so this is safe to show. */
-export const topologyConfig = topology.spec;
+/** The TopologyConfig as applied (sealed endpoints: a secret output, so previews show no ciphertext diff). */
+export const topologyConfig = pulumi.secret(topology.spec);
 /** The rules, readable (backend kind, host and database; no credentials). */
 export const routing = topology.routing;

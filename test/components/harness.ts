@@ -157,9 +157,10 @@ export async function setupMocks(opts: MockOptions = {}): Promise<Harness> {
       return v;
     },
     async settle() {
+      // Quiet for 10 ticks: apply chains resolve in bursts, and a loaded machine leaves gaps between them.
       let stable = 0;
       let last = -1;
-      while (stable < 3) {
+      while (stable < 10) {
         await new Promise((r) => setTimeout(r, 20));
         if (pending === 0 && resources.length === last) stable++;
         else stable = 0;
