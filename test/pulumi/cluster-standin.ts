@@ -9,10 +9,9 @@
  *   (192.0.2.0/24, documentation only: nothing is ever sent there).
  * - Custom resources of third-party operators whose charts cannot be installed here: the status their
  *   operator reports when done (CloudNativePG Cluster `Ready`, Database `applied`).
- * - Deletion: namespaces being deleted are finalized (the namespace controller's job) once nothing but the
- *   stand-in's own objects is left in them, and those are removed; ReplicaSets and Endpoints whose owner is
- *   gone are removed (the garbage collector's job; the API server runs with --enable-garbage-collector=false,
- *   so deleted objects are not held by finalizers for a collector that does not run).
+ * - Deletion: in a namespace being deleted, what is left is deleted and the namespace finalized (the namespace
+ *   controller's job; `namespaceLeftovers` lists what was left besides the stand-in's own objects);
+ *   ReplicaSets and Endpoints whose owner is gone are removed (the garbage collector's job).
  *
  * Everything it writes carries the label `harikube.test/stand-in=true`; `actions` lists what it did.
  * HariKube's own TopologyConfig status is never faked here: that is the operator's to report.
@@ -82,6 +81,8 @@ const base = (o: Obj) => (o.metadata.namespace ? `/namespaces/${o.metadata.names
 export class ClusterStandIn {
   readonly actions: string[] = [];
   readonly errors: string[] = [];
+  /** Objects (not the stand-in's) it deleted from a namespace being deleted, as `Kind namespace/name`. */
+  readonly namespaceLeftovers: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -205,8 +206,14 @@ export class ClusterStandIn {
 
   private async claims(): Promise<void> {
     for (const pvc of await this.list('/api/v1/persistentvolumeclaims')) {
-      if (pvc.status?.phase === 'Bound' || pvc.metadata.deletionTimestamp) continue;
-      await this.merge(`/api/v1${base(pvc)}/persistentvolumeclaims/${pvc.metadata.name}/status`, {
+      const path = `/api/v1${base(pvc)}/persistentvolumeclaims/${pvc.metadata.name}`;
+      if (pvc.metadata.deletionTimestamp) {
+        // The pvc-protection controller: no pod uses the claim, so its finalizer goes.
+        if ((pvc.metadata as { finalizers?: string[] }).finalizers?.length) await this.merge(path, { metadata: { finalizers: null } });
+        continue;
+      }
+      if (pvc.status?.phase === 'Bound') continue;
+      await this.merge(`${path}/status`, {
         status: { phase: 'Bound', accessModes: pvc.spec.accessModes, capacity: { storage: pvc.spec.resources?.requests?.storage ?? '1Gi' } },
       });
       this.actions.push(`PersistentVolumeClaim ${pvc.metadata.namespace}/${pvc.metadata.name} bound`);
@@ -261,17 +268,49 @@ export class ClusterStandIn {
     for (const ns of await this.list('/api/v1/namespaces')) {
       if (!ns.metadata.deletionTimestamp) continue;
       const name = ns.metadata.name;
-      for (const [path, plural] of [
-        ['/apis/apps/v1', 'replicasets'],
-        ['/api/v1', 'endpoints'],
-      ] as const) {
-        for (const o of await this.list(`${path}/namespaces/${name}/${plural}?labelSelector=${encodeURIComponent(`${STAND_IN_LABEL}=true`)}`)) {
-          await this.call('DELETE', `${path}/namespaces/${name}/${plural}/${o.metadata.name}`);
-        }
+      // The namespace controller: delete what is left in it (recorded: the test says what may be left), then
+      // finalize; the garbage collector's foregroundDeletion finalizer goes with it.
+      for (const o of await listAll(this.access, (obj) => obj.metadata.namespace === name)) {
+        await this.call('DELETE', o.path);
+        // e.g. kubernetes.io/pvc-protection, which its controller lifts once no pod uses the claim
+        if ((await kube(this.access, 'GET', o.path)).status === 200) await this.merge(o.path, { metadata: { finalizers: null } });
+        if (o.labels[STAND_IN_LABEL] !== 'true') this.namespaceLeftovers.push(`${o.kind} ${name}/${o.name}`);
       }
       await this.call('PUT', `/api/v1/namespaces/${name}/finalize`, { ...ns, spec: { ...ns.spec, finalizers: [] } });
+      if ((ns.metadata as { finalizers?: string[] }).finalizers?.length) await this.merge(`/api/v1/namespaces/${name}`, { metadata: { finalizers: null } });
       await this.call('DELETE', `/api/v1/namespaces/${name}`);
       this.actions.push(`Namespace ${name} finalized`);
     }
   }
+}
+
+export interface Listed {
+  kind: string;
+  name: string;
+  namespace?: string;
+  labels: Record<string, string>;
+  /** The object's API path. */
+  path: string;
+}
+
+/** Every object of every listable resource the API server discovers (events excepted) that `keep` selects. */
+export async function listAll(access: KubeAccess, keep: (o: Obj) => boolean): Promise<Listed[]> {
+  const groupVersions = ['/api/v1'];
+  const groups = (await kube(access, 'GET', '/apis')).body.groups as Array<{ preferredVersion: { groupVersion: string } }>;
+  for (const g of groups) groupVersions.push(`/apis/${g.preferredVersion.groupVersion}`);
+  const found: Listed[] = [];
+  for (const gv of groupVersions) {
+    const resources = (await kube(access, 'GET', gv)).body.resources as Array<{ name: string; kind: string; verbs: string[]; namespaced: boolean }>;
+    for (const r of resources) {
+      if (r.name.includes('/') || !r.verbs.includes('list') || r.kind === 'Event') continue;
+      const list = await kube(access, 'GET', `${gv}/${r.name}`);
+      if (list.status !== 200) continue;
+      for (const o of list.body.items as Obj[]) {
+        if (!keep(o)) continue;
+        const ns = r.namespaced && o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : '';
+        found.push({ kind: r.kind, name: o.metadata.name, namespace: o.metadata.namespace, labels: o.metadata.labels ?? {}, path: `${gv}${ns}/${r.name}/${o.metadata.name}` });
+      }
+    }
+  }
+  return found;
 }

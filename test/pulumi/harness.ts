@@ -19,6 +19,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { requireToolDir, skipUnlessTool } from '../support/tools.js';
 import type { RunRequest, RunResult } from './run-stack.js';
 
@@ -39,6 +40,16 @@ export function pulumiSkip(): string | false {
     if (why) return why;
   }
   return false;
+}
+
+/**
+ * A project file for a copied project: the repository's Pulumi.yaml without `main` (the program runs inline,
+ * from the repository; the CLI would otherwise look for it next to the copy).
+ */
+export function projectFile(repoPulumiYaml: string): string {
+  const doc = parseYaml(readFileSync(repoPulumiYaml, 'utf8')) as Record<string, unknown>;
+  delete doc.main;
+  return stringifyYaml(doc);
 }
 
 export class PulumiHarness {

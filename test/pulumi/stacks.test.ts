@@ -1,0 +1,228 @@
+/**
+ * Our stacks through the real Pulumi engine (CLI and Kubernetes provider built from the Go module proxy by
+ * tools/build.sh), with a local state backend and the passphrase secrets provider, into a real kube-apiserver
+ * whose storage is the middleware. Nothing is downloaded (harness.ts records any attempt).
+ *
+ * 1. `pulumi up` of the dev stack: every object is accepted; the Deployment's command, environment and mounted
+ *    topology, the routing ConfigMap and the Secret read back; then the middleware runs locally with exactly
+ *    that command, environment and topology and serves and routes as declared.
+ * 2. A routing change (a rule moved to another database): `pulumi preview --diff` shows the rule with its old
+ *    and new backend, no password, no ciphertext.
+ * 3. (see app-stack.test.ts for the application stack)
+ * 4. A second `pulumi up` with no change changes nothing; `pulumi destroy` leaves nothing of ours behind.
+ *
+ * The cluster has no controller manager, nodes or third-party operators: cluster-standin.ts reports what they
+ * would (Deployments available, claims bound, Services with endpoints, CloudNativePG clusters ready), and the
+ * stack's own config turns the operators' Helm charts off (`harikube:databaseOperators: false`) while the test
+ * installs their CRDs (third-party-crds.ts).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { ServerProcess } from '../support/child.js';
+import { freePort, POSTGRES_URL, skipUnless } from '../support/env.js';
+import { KubeStack, storedKeys } from '../support/kube-stack.js';
+import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
+import { waitUntil } from '../support/wait.js';
+import { ClusterStandIn, kube, listAll, type KubeAccess } from './cluster-standin.js';
+import { projectFile, PulumiHarness, pulumiSkip, REPO_ROOT } from './harness.js';
+import { CNPG_CRDS, installCrds } from './third-party-crds.js';
+
+const PLATFORM_PROGRAM = path.join(REPO_ROOT, 'stacks', 'platform', 'index.ts');
+const DEV_CONFIG = path.join(REPO_ROOT, 'stacks', 'platform', 'Pulumi.dev.yaml');
+const NS = 'harikube';
+const LAYER = 'harikube-root';
+
+async function skip(): Promise<string | false> {
+  return pulumiSkip() || (await skipUnless('postgres'));
+}
+
+/** The dev stack's own file, with the operators' charts turned off by the stack's config. */
+function devConfig(edit: (config: Record<string, any>) => void = () => {}): string {
+  const doc = parseYaml(readFileSync(DEV_CONFIG, 'utf8')) as { config: Record<string, any> };
+  doc.config['harikube:databaseOperators'] = false;
+  edit(doc.config);
+  return stringifyYaml(doc);
+}
+
+describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: await skip() }, () => {
+  let cluster: KubeStack;
+  let access: KubeAccess;
+  let standIn: ClusterStandIn;
+  let p: PulumiHarness;
+  let workDir: string;
+  let password = '';
+  const up = (extra: { expectNoChanges?: boolean } = {}) => p.ok({ op: 'up', workDir, stack: 'dev', program: PLATFORM_PROGRAM, ...extra });
+  const get = async (apiPath: string) => {
+    const r = await kube(access, 'GET', apiPath);
+    assert.equal(r.status, 200, `GET ${apiPath}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    return r.body;
+  };
+
+  before(async () => {
+    cluster = await KubeStack.start('sqlite', { apiServerArgs: ['--enable-garbage-collector=false'] });
+    access = { url: cluster.api.url, token: cluster.api.token, caPem: cluster.api.caPem };
+    await installCrds(access, CNPG_CRDS);
+    standIn = new ClusterStandIn(access);
+    standIn.start();
+    p = await PulumiHarness.create(cluster.api.kubeconfigPath);
+    workDir = p.project('platform', {
+      'Pulumi.yaml': projectFile(path.join(REPO_ROOT, 'Pulumi.yaml')),
+      'stacks/platform/Pulumi.dev.yaml': devConfig(),
+    });
+  });
+
+  after(async () => {
+    await standIn?.stop();
+    await p?.dispose();
+    await cluster?.stop();
+  });
+
+  it('1. pulumi up of the dev stack: every object accepted, read back as declared', async () => {
+    const r = await up();
+    assert.equal(r.changes?.create, Object.values(r.changes ?? {}).reduce((a, b) => a + b, 0), `only creates: ${JSON.stringify(r.changes)}`);
+
+    const deployment = await get(`/apis/apps/v1/namespaces/${NS}/deployments/${LAYER}`);
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0];
+    assert.equal(container.image, 'harikube:dev');
+    assert.deepEqual(container.args, ['serve', '--listen-address=0.0.0.0:2379', '--metrics-bind-address=:8080', '--log-format=json']);
+    const env = Object.fromEntries(container.env.map((e: any) => [e.name, e]));
+    assert.deepEqual(env.HARIKUBE_ENDPOINT.valueFrom.secretKeyRef, { name: `${LAYER}-topology`, key: 'default-endpoint' });
+    assert.equal(env.TOPOLOGY_CONFIG.value, 'file:///etc/harikube/topology/topology.yaml');
+    const topologyMount = container.volumeMounts.find((m: any) => m.mountPath === '/etc/harikube/topology');
+    assert.equal(pod.volumes.find((v: any) => v.name === topologyMount.name).secret.secretName, `${LAYER}-topology`);
+    assert.equal(pod.volumes.find((v: any) => v.name === 'data').persistentVolumeClaim.claimName, `${LAYER}-data`);
+
+    const routing = parseYaml((await get(`/api/v1/namespaces/${NS}/configmaps/${LAYER}-routing`)).data['routing.yaml']);
+    assert.deepEqual(
+      routing.rules.map((rule: any) => [rule.name, rule.match, rule.backend.type, rule.backend.target]),
+      [['configmaps', { prefix: { prefix: 'configmaps' } }, 'postgres', 'postgres/main/configmaps']],
+    );
+    assert.deepEqual(r.outputs?.routing?.value, { root: routing }, 'the stack output is the ConfigMap');
+
+    const secret = await get(`/api/v1/namespaces/${NS}/secrets/${LAYER}-topology`);
+    const data = Object.fromEntries(Object.entries(secret.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    assert.equal(data['default-endpoint'], 'sqlite:///var/lib/harikube/default.db');
+    const document = parseYaml(data['topology.yaml']!);
+    const endpoint = new URL(document.backends[0].endpoint);
+    assert.equal(`${endpoint.protocol}//${endpoint.username}@${endpoint.host}${endpoint.pathname}`, 'postgres://harikube@harikube-pg-main-rw.harikube.svc:5432/configmaps');
+    password = decodeURIComponent(endpoint.password);
+    assert.equal(password.length, 32);
+    // The same password in the basic-auth Secret CloudNativePG bootstraps the role from; nowhere in plaintext config.
+    const owner = await get(`/api/v1/namespaces/${NS}/secrets/harikube-pg-main-owner`);
+    assert.equal(Buffer.from(owner.data.password, 'base64').toString(), password);
+    assert.ok(!JSON.stringify(deployment).includes(password) && !JSON.stringify(routing).includes(password));
+    const cnpg = await get(`/apis/postgresql.cnpg.io/v1/namespaces/${NS}/clusters/harikube-pg-main`);
+    assert.equal(cnpg.spec.bootstrap.initdb.secret.name, 'harikube-pg-main-owner');
+    const db = await get(`/apis/postgresql.cnpg.io/v1/namespaces/${NS}/databases/harikube-pg-main-configmaps`);
+    assert.deepEqual([db.spec.name, db.spec.owner, db.spec.databaseReclaimPolicy], ['configmaps', 'harikube', 'retain']);
+    assert.deepEqual(p.externalRequests, [], 'nothing was fetched from the network');
+  });
+
+  it('1b. the middleware runs with exactly that command, environment and topology, and routes as declared', async () => {
+    // The container's paths become temp dirs; the cluster's PostgreSQL Service name becomes the local server
+    // (its superuser, a scratch database): the only substitutions.
+    const deployment = await get(`/apis/apps/v1/namespaces/${NS}/deployments/${LAYER}`);
+    const container = deployment.spec.template.spec.containers[0];
+    const root = mkdtempSync(path.join(os.tmpdir(), 'hk-pod-'));
+    const paths: Record<string, string> = { '/var/lib/harikube': path.join(root, 'data'), '/etc/harikube/topology': path.join(root, 'topology'), '/var/run/harikube/topology-tls': path.join(root, 'topology-tls'), '/tmp': path.join(root, 'tmp') };
+    for (const dir of Object.values(paths)) mkdirSync(dir, { recursive: true });
+    const mounted = /\/var\/lib\/harikube|\/etc\/harikube\/topology|\/var\/run\/harikube\/topology-tls/g;
+    const local = (text: string) => text.replace(mounted, (p) => paths[p]!);
+    const pg: ScratchStore = await createScratchStore('postgres');
+    const server = new URL(POSTGRES_URL);
+    let middleware: ServerProcess | undefined;
+    try {
+      // The mounted Secret, file by file, as the kubelet writes it.
+      const mount = container.volumeMounts.find((m: any) => m.mountPath === '/etc/harikube/topology');
+      const volume = deployment.spec.template.spec.volumes.find((v: any) => v.name === mount.name);
+      const secret = await get(`/api/v1/namespaces/${NS}/secrets/${volume.secret.secretName}`);
+      const scratchDb = new URL(pg.endpoint).pathname;
+      for (const [key, value] of Object.entries(secret.data as Record<string, string>)) {
+        let text = Buffer.from(value, 'base64').toString();
+        if (key === 'topology.yaml') {
+          text = text.replace(/postgres:\/\/harikube:([^@]+)@harikube-pg-main-rw\.harikube\.svc:5432\/configmaps/, `postgres://${server.username}:$1@${server.host}${scratchDb}`);
+        }
+        writeFileSync(path.join(paths['/etc/harikube/topology']!, key), local(text));
+      }
+      const env: Record<string, string> = {};
+      for (const e of container.env) {
+        if (e.value !== undefined) env[e.name] = local(e.value);
+        else if (e.valueFrom?.secretKeyRef) {
+          const s = await get(`/api/v1/namespaces/${NS}/secrets/${e.valueFrom.secretKeyRef.name}`);
+          env[e.name] = local(Buffer.from(s.data[e.valueFrom.secretKeyRef.key], 'base64').toString());
+        } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = `${LAYER}-local`;
+        else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = NS;
+      }
+      const port = await freePort();
+      const metrics = await freePort();
+      const args = (container.args as string[]).map((a) =>
+        a === '--listen-address=0.0.0.0:2379' ? `--listen-address=127.0.0.1:${port}` : a === '--metrics-bind-address=:8080' ? `--metrics-bind-address=127.0.0.1:${metrics}` : local(a),
+      );
+      middleware = new ServerProcess('middleware as deployed', process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts'), ...args], {
+        cwd: REPO_ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: paths['/tmp']!, ...env },
+      });
+      await waitUntil('the middleware to answer /readyz', async () => {
+        if (!middleware!.running) throw middleware!.failure('exited');
+        return (await fetch(`http://127.0.0.1:${metrics}/readyz`)).status === 200 ? true : undefined;
+      }, { timeoutMs: 90_000, intervalMs: 250 });
+
+      const client = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
+      try {
+        await client.put('/registry/configmaps/default/routed').value('to postgres');
+        await client.put('/registry/secrets/default/unrouted').value('to the default backend');
+        assert.equal(await client.get('/registry/configmaps/default/routed').string(), 'to postgres');
+      } finally {
+        client.close();
+      }
+      assert.deepEqual(await storedKeys(pg.endpoint), ['/registry/configmaps/default/routed']);
+      const defaults = await storedKeys(`sqlite://${paths['/var/lib/harikube']}/default.db`);
+      assert.ok(defaults.includes('/registry/secrets/default/unrouted') && !defaults.includes('/registry/configmaps/default/routed'), defaults.join(','));
+    } finally {
+      await middleware?.stop();
+      await pg.dispose();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('2. a routing change previewed with `pulumi preview --diff` reads as the rule, its old and new backend', async () => {
+    p.project('platform', {
+      'stacks/platform/Pulumi.dev.yaml': devConfig((c) => {
+        c['harikube:layers'].root.rules[0].backend = { sqlite: 'configmaps.db' };
+      }),
+    });
+    const r = await p.ok({ op: 'preview', workDir, stack: 'dev', program: PLATFORM_PROGRAM, diff: true });
+    writeFileSync(path.join(p.dir, 'platform-preview.txt'), r.stdout);
+    const out = r.stdout;
+    assert.match(out, /name\s*:\s*"configmaps"/);
+    assert.match(out, /postgres\/main\/configmaps/);
+    assert.match(out, /sqlite\/root\/configmaps\.db/);
+    assert.ok(!out.includes(password), 'the preview shows the password');
+    assert.ok(!/[A-Za-z0-9+/]{40,}={0,2}/.test(out.replace(/[0-9a-f]{64}/g, '')), `ciphertext-like text in the preview:\n${out}`);
+    console.log(out);
+  });
+
+  it('4. a second `pulumi up` with no change changes nothing; destroy leaves nothing of ours', async () => {
+    p.project('platform', { 'stacks/platform/Pulumi.dev.yaml': devConfig() });
+    const again = await p.ok({ op: 'preview', workDir, stack: 'dev', program: PLATFORM_PROGRAM, diff: true, expectNoChanges: true });
+    assert.deepEqual(Object.keys(again.changes ?? {}), ['same'], again.stdout);
+    await up({ expectNoChanges: true });
+
+    const d = await p.ok({ op: 'destroy', workDir, stack: 'dev', program: PLATFORM_PROGRAM });
+    assert.ok((d.changes?.delete ?? 0) > 0, JSON.stringify(d.changes));
+    await waitUntil('the namespace to be gone', async () => ((await kube(access, 'GET', `/api/v1/namespaces/${NS}`)).status === 404 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
+    // What destroy left in the namespace for its deletion to remove: only the data volume, which the stack
+    // retains on purpose (retainOnDelete: deleting the stack must not delete the layer's SQLite files).
+    assert.deepEqual(standIn.namespaceLeftovers, [`PersistentVolumeClaim ${NS}/${LAYER}-data`]);
+    const ours = (o: { metadata: { namespace?: string; name: string; labels?: Record<string, string> } }) =>
+      o.metadata.namespace === NS || o.metadata.name === NS || o.metadata.labels?.['app.kubernetes.io/part-of'] === 'harikube' || o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'pulumi';
+    assert.deepEqual((await listAll(access, ours)).map((o) => `${o.kind} ${o.namespace ?? ''}/${o.name}`), [], 'objects of ours left behind');
+    assert.deepEqual(p.externalRequests, [], 'nothing was fetched from the network');
+  });
+});
