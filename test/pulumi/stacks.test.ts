@@ -41,10 +41,15 @@ async function skip(): Promise<string | false> {
   return pulumiSkip() || (await skipUnless('postgres'));
 }
 
-/** The dev stack's own file, with the operators' charts turned off by the stack's config. */
+/**
+ * The dev stack's own file, with the operators' charts turned off by the stack's config, and without the
+ * TopologyConfig operator: the root layer then reads the topology Pulumi compiles (ConfigMap + Secret), the
+ * path tested here; dev with the operator is what app-stack.test.ts runs.
+ */
 function devConfig(edit: (config: Record<string, any>) => void = () => {}): string {
   const doc = parseYaml(readFileSync(DEV_CONFIG, 'utf8')) as { config: Record<string, any> };
   doc.config['harikube:databaseOperators'] = false;
+  doc.config['harikube:topologyOperator'] = false;
   edit(doc.config);
   return stringifyYaml(doc);
 }
