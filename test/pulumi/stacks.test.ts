@@ -8,7 +8,7 @@
  *    that command, environment and topology and serves and routes as declared.
  * 2. A routing change (a rule moved to another database): `pulumi preview --diff` shows the rule with its old
  *    and new backend, no password, no ciphertext.
- * 3. (see app-stack.test.ts for the application stack)
+ * 3. (the application stack: not covered yet, see README.md)
  * 4. A second `pulumi up` with no change changes nothing; `pulumi destroy` leaves nothing of ours behind.
  *
  * The cluster has no controller manager, nodes or third-party operators: cluster-standin.ts reports what they
@@ -44,7 +44,7 @@ async function skip(): Promise<string | false> {
 /**
  * The dev stack's own file, with the operators' charts turned off by the stack's config, and without the
  * TopologyConfig operator: the root layer then reads the topology Pulumi compiles (ConfigMap + Secret), the
- * path tested here; dev with the operator is what app-stack.test.ts runs.
+ * path tested here.
  */
 function devConfig(edit: (config: Record<string, any>) => void = () => {}): string {
   const doc = parseYaml(readFileSync(DEV_CONFIG, 'utf8')) as { config: Record<string, any> };
