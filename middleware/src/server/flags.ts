@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../topology/duration.js';
+import { redactEndpoint } from '../topology/endpoint.js';
 
 interface FlagSpec {
   type: 'string' | 'boolean';
@@ -188,7 +189,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
   const endpoint = str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT);
   if (/^https?:\/\//i.test(endpoint.trim())) {
     throw new FlagError(
-      `--endpoint "${endpoint}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
+      `--endpoint "${redactEndpoint(endpoint)}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
     );
   }
   const progressNotifyMs = positive('watch-progress-notify-interval', duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!));
