@@ -84,10 +84,10 @@ describe('Ready means routed, with a real kube-apiserver', { skip }, () => {
   });
 
   it('a change the middleware refuses is Failed with its reason; Active resources stay Active', async () => {
-    // a prefix that would take the existing ConfigMaps of harikube (the report among them) away from the default backend
-    await stack.api.kubectl(['apply', '-f', '-'], { input: tc('team-b', 'team-b', 20, { prefix: { prefix: 'configmaps/harikube/' } }) });
+    // a database the middleware cannot open (a path under a file)
+    await stack.api.kubectl(['apply', '-f', '-'], { input: tc('team-b', 'team-b', 20, { endpoint: 'sqlite:///dev/null/team-b.db', prefix: { prefix: 'configmaps/team-b/' } }) });
     const failed = await waitStatus('team-b', 'team-b', 'Failed');
-    assert.match(failed.deployStatusReason, /^middleware \d+ refused these rules: .*would move existing keys/s);
+    assert.match(failed.deployStatusReason, /^middleware \d+ refused these rules: .*rule "team-b" \(sqlite:\/\/\/dev\/null\/team-b\.db\): .*cannot open SQLite database/s);
     assert.equal(failed.conditions.find((c: any) => c.type === 'Ready').reason, 'RefusedByMiddleware');
     assert.equal((await statusOf('team-a', 'team-a')).deployStatus, 'Active');
     // its rules left the Secret again, and the middleware applied that

@@ -1,7 +1,9 @@
 /**
  * Topology changes on a live store over real SQLite files: keys go where the rules say, reads merge across
- * backends, and a change that would strand existing keys, reuse a foreign database or point at an
- * unreachable one is refused while the routing in effect stays. The applied topology survives a restart.
+ * backends, a change that moves existing keys takes effect at once while they still live in their old
+ * backend (no mover runs here: migration.test.ts moves them), and a change that would reuse a foreign
+ * database or point at an unreachable one is refused while the routing in effect stays. The applied
+ * topology and the migrations in progress survive a restart.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { openBackend } from '../../middleware/src/backends/index.js';
 import { StoreKeyReader } from '../../middleware/src/mvcc/key-reader.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
-import { TopologyApplier, TopologyRefusedError } from '../../middleware/src/router/topology-applier.js';
+import { TopologyApplier } from '../../middleware/src/router/topology-applier.js';
 import type { BackendRule, TopologyDocument } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
@@ -104,40 +106,49 @@ describe('topology changes on a live store', () => {
     assert.deepEqual(await f.apply(structuredClone(doc) as TopologyDocument), { changed: false, added: [], removed: [] });
   });
 
-  it('refuses a change that would move existing keys, naming them, and keeps routing as it was', async () => {
-    const before = f.routed.table;
-    await assert.rejects(
-      f.apply({ backends: [...before.document.backends, f.rule('configmaps', 'configmaps/')] }),
-      (err: unknown) => {
-        assert.ok(err instanceof TopologyRefusedError);
-        assert.deepEqual(err.moves, [
-          { from: '', to: 'configmaps', count: 1, first: '/registry/configmaps/default/a', last: '/registry/configmaps/default/a' },
-        ]);
-        assert.match(err.message, /1 key\(s\) from default backend to "configmaps": \/registry\/configmaps\/default\/a/);
-        return true;
-      },
-    );
-    assert.equal(f.routed.table, before);
-    await f.put('/registry/configmaps/default/b');
-    assert.ok(keysIn(f.file('default')).includes('/registry/configmaps/default/b'));
+  it('a change that moves existing keys takes effect at once: writes go to the new owner, reads see every key once', async () => {
+    await f.put('/registry/configmaps/default/gone');
+    const pinned = f.store.revision;
+    const before = await f.list('/registry/');
+    await f.apply({ backends: [...f.routed.table.document.backends, f.rule('configmaps', 'configmaps/')] });
+    assert.ok(f.routed.table.migrating, 'the default backend holds configmaps that now belong to "configmaps"');
+    assert.deepEqual([...f.routed.table.sources.values()].map((s) => s.route), ['']);
+    // nothing moved yet (no mover runs here): the keys are still in the default database, and read as before
+    assert.ok(keysIn(f.file('default')).includes('/registry/configmaps/default/a'));
+    assert.deepEqual(await f.list('/registry/'), before);
+
+    // an update goes to the new owner and continues the key's version; a delete hides the copy left behind
+    const a = await f.store.range({ key: b('/registry/configmaps/default/a') });
+    await f.put('/registry/configmaps/default/a', 'v2');
+    await f.store.deleteRange({ key: b('/registry/configmaps/default/gone') });
+    assert.deepEqual(keysIn(f.file('configmaps')), ['/registry/configmaps/default/a', '/registry/configmaps/default/gone']);
+    assert.ok(keysIn(f.file('default')).includes('/registry/configmaps/default/gone'), 'the old copy is still there');
+    const now = await f.store.range({ key: b('/registry/configmaps/default/a') });
+    assert.equal(Number(now.kvs[0]!.version), Number(a.kvs[0]!.version) + 1);
+    assert.equal(Number(now.kvs[0]!.create_revision), Number(a.kvs[0]!.create_revision));
+    const cms = await f.list('/registry/configmaps/');
+    assert.deepEqual(cms.keys, ['/registry/configmaps/default/a']);
+    assert.equal(cms.count, 1);
+
+    // a read pinned before the change still sees the old state, page by page
+    const old = await f.store.range({ key: b('/registry/'), range_end: prefixEnd('/registry/'), revision: pinned, limit: 2 });
+    assert.deepEqual(old.kvs.map((kv) => kv.key.toString()), before.keys.slice(0, 2));
+    assert.equal(Number(old.count), before.count);
   });
 
-  it('refuses removing a rule whose backend holds live keys', async () => {
-    const before = f.routed.table;
-    const withoutPods = before.document.backends.filter((r) => r.name !== 'pods');
-    await assert.rejects(f.apply({ backends: withoutPods }), /2 key\(s\) from "pods" to default backend/);
-    assert.equal(f.routed.table, before);
-  });
-
-  it('removing an emptied rule keeps its history readable: a watch from before sees its deletes', async () => {
+  it('removing a rule whose backend holds keys keeps them readable and sends their new writes to the new owner', async () => {
     const from = f.store.revision;
-    await f.store.deleteRange({ key: b('/registry/pods/'), range_end: prefixEnd('/registry/pods/') });
     const withoutPods = f.routed.table.document.backends.filter((r) => r.name !== 'pods');
     assert.deepEqual((await f.apply({ backends: withoutPods })).removed, ['pods']);
+    assert.equal(f.routed.table.retired.length, 1, 'the pods database stays open as a migration source');
+    assert.deepEqual((await f.list('/registry/pods/')).keys, ['/registry/pods/default/p1', '/registry/pods/kube-system/p2']);
+
+    // a watch from before sees the deletes, whether the key is still in the retired backend or not
+    await f.store.deleteRange({ key: b('/registry/pods/'), range_end: prefixEnd('/registry/pods/') });
     const seen: Array<[string | undefined, number]> = [];
     const cancel = new StoreKeyReader(f.store).watch(b('/registry/pods/default/p1'), from, (v, r) => seen.push([v?.toString(), r]), (e) => assert.fail(e));
     try {
-      await waitUntil('the delete of p1 from the retired backend', () => (seen.length ? seen : undefined));
+      await waitUntil('the delete of p1', () => (seen.length ? seen : undefined));
       assert.equal(seen[0]![0], undefined);
     } finally {
       cancel();
@@ -192,12 +203,17 @@ describe('topology changes on a live store', () => {
     assert.deepEqual((await f.list('/registry/stable.example.com/')).keys, ['/registry/stable.example.com/shirts/default/red']);
   });
 
-  it('the topology in effect survives a restart, and revisions continue above every earlier one', async () => {
+  it('the topology in effect and the migrations in progress survive a restart, and revisions continue above every earlier one', async () => {
     const rev = f.store.revision;
     const doc = f.routed.table.document;
+    const sources = [...f.routed.table.sources.values()];
+    const all = await f.list('/registry/');
     await f.close();
     await f.open();
     assert.deepEqual(f.routed.table.document, doc);
+    assert.deepEqual([...f.routed.table.sources.values()], sources);
+    assert.equal(f.routed.table.retired.length, 1, 'the removed pods rule still holds data: reopened from the migration state');
+    assert.deepEqual(await f.list('/registry/'), all);
     assert.ok(f.store.revision >= rev);
     await f.put('/registry/stable.example.com/shirts/default/blue');
     assert.ok(keysIn(f.file('shirts')).includes('/registry/stable.example.com/shirts/default/blue'));

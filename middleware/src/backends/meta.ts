@@ -12,6 +12,11 @@ export const META = {
    * (router/routed-txn.ts). Present at start or after a failure: its rows are reverted everywhere.
    */
   writeIntent: 'write_intent',
+  /**
+   * Backends that may hold keys the topology in effect routes elsewhere, being moved by the online migration
+   * (router/migration/state.ts has the format). Written with the topology that started them.
+   */
+  migrations: 'migrations',
 } as const;
 
 /** A revision stored as a meta value (decimal text); 0 when unset. */

@@ -41,7 +41,15 @@ export function mergeByKey(lists: readonly KeyRow[][], limit: number): KeyRow[] 
   );
 }
 
-/** Log rows of several backends in (revision, sub) order, at most `limit` (0 = all): the global history. */
-export function mergeByRevision(lists: readonly ChangeRow[][], limit: number): ChangeRow[] {
-  return mergeSorted(lists, (a, b) => a.modRevision - b.modRevision || a.sub - b.sub, limit);
+/**
+ * Log rows of several backends in (revision, sub) order, at most `limit` (0 = all): the global history.
+ * `dedupe`: a row in two backends (a migration's copy) counts once.
+ */
+export function mergeByRevision(lists: readonly ChangeRow[][], limit: number, dedupe = false): ChangeRow[] {
+  return mergeSorted(
+    lists,
+    (a, b) => a.modRevision - b.modRevision || a.sub - b.sub,
+    limit,
+    dedupe ? (a, b) => a.modRevision === b.modRevision && a.sub === b.sub : undefined,
+  );
 }

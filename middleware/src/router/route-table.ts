@@ -4,6 +4,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
+import type { SourceRecord } from './migration/state.js';
 import { DEFAULT_BACKEND, Router } from './router.js';
 
 /** What makes two rules the same backend: a rule whose connection settings change is a new backend. */
@@ -17,6 +18,11 @@ const RETIRED_PREFIX = '\u0000retired:';
 export class RouteTable {
   readonly router: Router;
   private readonly byName: Map<string, Backend>;
+  /**
+   * Backends no rule routes to any more that still hold data (keys, old versions, tombstones): migration
+   * sources until the mover has emptied them; reads and watch catch-up consult them meanwhile.
+   */
+  readonly retired: readonly Backend[];
 
   constructor(
     readonly document: TopologyDocument,
@@ -24,10 +30,10 @@ export class RouteTable {
     /** The backend of every rule, by rule name. */
     readonly backends: ReadonlyMap<string, Backend>,
     /**
-     * Backends no rule routes to any more that may still hold history (old versions, tombstones): reads at
-     * old revisions and watch catch-up still consult them until the process restarts.
+     * Migration sources: backends that may hold keys this table routes elsewhere (router/migration/), in
+     * routing or retired. Empty when no migration runs.
      */
-    readonly retired: readonly Backend[] = [],
+    readonly sources: ReadonlyMap<Backend, SourceRecord> = new Map(),
   ) {
     this.router = new Router(document.backends);
     this.byName = new Map(backends);
@@ -35,6 +41,18 @@ export class RouteTable {
     for (const rule of document.backends) {
       if (!backends.has(rule.name)) throw new Error(`route table: rule "${rule.name}" has no backend`);
     }
+    const routed = new Set(this.byName.values());
+    this.retired = [...sources.keys()].filter((b) => !routed.has(b));
+  }
+
+  /** True while some backend may hold keys it does not own (a migration runs). */
+  get migrating(): boolean {
+    return this.sources.size > 0;
+  }
+
+  /** This table with other migration sources (same routing). */
+  withSources(sources: ReadonlyMap<Backend, SourceRecord>): RouteTable {
+    return new RouteTable(this.document, this.defaultBackend, this.backends, sources);
   }
 
   /** A table that routes everything to the default backend. */

@@ -16,8 +16,13 @@ import {
 } from '../backends/backend.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { redactEndpoint } from '../topology/endpoint.js';
+import { META } from '../backends/meta.js';
+import { isMovable, type MovableBackend } from '../backends/movable.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
+import { changesAcross, countAcross, latestAcross, rangeAcross, type ReadPlan } from './migration/reads.js';
+import { decodeMigrationState, type SourceRecord } from './migration/state.js';
 import { RouteTable } from './route-table.js';
+import { Lock } from '../backends/sql/lock.js';
 import { PendingReverts } from './pending-reverts.js';
 import { RoutedTxn } from './routed-txn.js';
 
@@ -58,6 +63,10 @@ export class RoutedBackend implements Backend {
   private current: RouteTable;
   private opened = false;
   private readonly pending = new PendingReverts(() => this.current);
+  /** Held by the migration mover for each batch and by a topology change for its whole apply. */
+  readonly migrationLock = new Lock();
+  /** Emptied retired backends, closed a little later (a read that began before may still use them). */
+  private readonly retiring = new Set<Backend>();
 
   constructor(
     readonly defaultBackend: Backend,
@@ -98,22 +107,41 @@ export class RoutedBackend implements Backend {
     const saved = await this.defaultBackend.getMeta(META_TOPOLOGY);
     if (!saved) return;
     const doc = await parseSavedTopology(saved, this.defaultBackend.description);
-    if (doc.backends.length === 0) return;
+    const state = decodeMigrationState(await this.defaultBackend.getMeta(META.migrations), this.defaultBackend.description);
+    if (doc.backends.length === 0 && state.sources.length === 0) return;
+    // backends no rule routes to any more but still holding keys being moved out (a migration in progress)
+    const retiredRules = state.sources.flatMap((s, i) => (s.rule ? [{ ...s.rule, name: `${RETIRED_RULE}${i}` }] : []));
     let backends: Map<string, Backend>;
     try {
-      backends = await openRuleBackends(doc.backends, this.factory);
+      backends = await openRuleBackends([...doc.backends, ...retiredRules], this.factory);
     } catch (err) {
       throw new BackendUnavailableError(
-        `${(err as Error).message}; it belongs to the topology in effect and may hold data, so the middleware does not start without it`,
+        `${(err as Error).message}; it belongs to the topology in effect (or to a migration in progress) and may hold data, so the middleware does not start without it`,
         { cause: err },
       );
     }
-    this.current = new RouteTable(doc, this.defaultBackend, backends);
+    const sources = new Map<Backend, SourceRecord>();
+    state.sources.forEach((s, i) => {
+      const b = s.rule ? backends.get(`${RETIRED_RULE}${i}`) : s.route === '' ? this.defaultBackend : backends.get(s.route!);
+      if (b) sources.set(b, s);
+    });
+    for (const r of retiredRules) backends.delete(r.name);
+    this.current = new RouteTable(doc, this.defaultBackend, backends, sources);
+  }
+
+  /** A retired migration source that is empty now: closed once the reads that may be using it are done. */
+  retire(backend: Backend): void {
+    this.retiring.add(backend);
+    setTimeout(() => {
+      if (this.retiring.delete(backend)) void backend.close().catch(() => undefined);
+    }, RETIRE_GRACE_MS).unref();
   }
 
   async close(): Promise<void> {
     this.opened = false;
-    await Promise.allSettled(this.current.all().slice(1).map((b) => b.close()));
+    const retiring = [...this.retiring];
+    this.retiring.clear();
+    await Promise.allSettled([...this.current.all().slice(1), ...retiring].map((b) => b.close()));
     await this.defaultBackend.close();
   }
 
@@ -123,9 +151,17 @@ export class RoutedBackend implements Backend {
     return Math.max(...(await Promise.all(t.all().map((b) => b.maxRevision()))));
   }
 
+  /** What a read of [start, end) consults while a migration runs (migration/reads.ts). */
+  private async planFor(t: RouteTable, start: Buffer, end: Buffer | undefined): Promise<ReadPlan> {
+    const sources = await this.settled([...t.sources.keys()]);
+    const owners = await this.settled(t.router.backendsFor(start, end).map((n) => t.byRouteName(n)!));
+    return { sources: sources as MovableBackend[], owners };
+  }
+
   async range(q: RangeQuery): Promise<KeyRow[]> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.range(q);
+    if (t.migrating) return rangeAcross(await this.planFor(t, q.start, q.end), q);
     const readers = await this.settled(t.readersOf(q.start, q.end));
     if (readers.length === 1) return readers[0]!.range(q);
     return mergeByKey(await Promise.all(readers.map((b) => b.range(q))), q.limit);
@@ -134,6 +170,7 @@ export class RoutedBackend implements Backend {
   async count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.count(start, end, revision);
+    if (t.migrating) return countAcross(await this.planFor(t, start, end), start, end, revision);
     const readers = await this.settled(t.readersOf(start, end));
     if (readers.length === 1) return readers[0]!.count(start, end, revision);
     const counts = await Promise.all(readers.map((b) => b.count(start, end, revision)));
@@ -143,6 +180,10 @@ export class RoutedBackend implements Backend {
   async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.changes(from, to, limit);
+    if (t.migrating) {
+      const plan = { sources: (await this.settled([...t.sources.keys()])) as MovableBackend[], owners: await this.settled(t.named().map(([, b]) => b)) };
+      return changesAcross(plan, from, to, limit);
+    }
     const all = await this.settled(t.all());
     return mergeByRevision(await Promise.all(all.map((b) => b.changes(from, to, limit))), limit);
   }
@@ -182,10 +223,15 @@ export class RoutedBackend implements Backend {
     return readers;
   }
 
-  /** Compacts every backend in turn; `done` once all are. Rules may set their own batch size. */
+  /**
+   * Compacts every backend in turn; `done` once all are. Rules may set their own batch size. While keys move,
+   * nothing at or after the migration's start is compacted: a target's tombstone is what hides the copy a
+   * source still holds (compaction resumes in full at the next compaction after the migration).
+   */
   async compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.compact(revision, batchSize, deadline);
+    if (t.migrating) revision = Math.min(revision, ...[...t.sources.values()].map((s) => s.since - 1));
     const batchOf = new Map<Backend, number>();
     for (const rule of t.document.backends) {
       if (rule.compactBatchSize) batchOf.set(t.backends.get(rule.name)!, rule.compactBatchSize);
@@ -212,7 +258,30 @@ export class RoutedBackend implements Backend {
   async leasedKeys(): Promise<{ key: Buffer; lease: string }[]> {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.leasedKeys();
-    return (await Promise.all(t.all().map((b) => b.leasedKeys()))).flat();
+    const all = (await Promise.all(t.all().map((b) => b.leasedKeys()))).flat();
+    if (!t.migrating) return all;
+    // a key being moved may be listed by its source with a version the target has since replaced
+    const out: { key: Buffer; lease: string }[] = [];
+    const seen = new Set<string>();
+    for (const k of all) {
+      const id = k.key.toString('latin1');
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const newest = await this.latest(k.key);
+      if (newest && !newest.deleted && newest.lease !== '0') out.push({ key: k.key, lease: newest.lease });
+    }
+    return out;
+  }
+
+  /**
+   * Newest row of `key` (tombstones included) wherever it is while a migration runs: its sources, then its
+   * owner (migration/reads.ts explains the order). Undefined outside a migration or for a key never written.
+   */
+  async latest(key: Buffer): Promise<KeyRow | undefined> {
+    const t = this.current;
+    const owner = t.ownerOf(key);
+    const order = [...t.sources.keys(), owner].filter(isMovable);
+    return latestAcross(await this.settled(order) as MovableBackend[], key);
   }
 
   async sizeBytes(): Promise<number> {
@@ -220,6 +289,12 @@ export class RoutedBackend implements Backend {
     return sizes.reduce((a, b) => a + b, 0);
   }
 }
+
+/** How long an emptied retired backend stays open for reads that began before it was emptied. */
+const RETIRE_GRACE_MS = 30_000;
+
+/** Names given to retired migration sources while they are reopened at start (never a rule's: rule names have no spaces). */
+const RETIRED_RULE = 'retired source ';
 
 /** The persisted topology; it was valid when saved, so a failure here means the meta value was damaged. */
 export async function parseSavedTopology(saved: Buffer, where: string): Promise<TopologyDocument> {

@@ -11,13 +11,21 @@
  */
 import { inWriteTxn, BackendUnavailableError, WriteRolledBackError, type Backend, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backends/backend.js';
 import { META, metaRevision } from '../backends/meta.js';
+import { isMovable, type MovableBackend } from '../backends/movable.js';
 import { mergeByKey } from './merge.js';
+import { latestAcross } from './migration/reads.js';
 import type { PendingReverts, WriteIntent } from './pending-reverts.js';
 import type { RouteTable } from './route-table.js';
 
 interface Begun {
   backend: Backend;
   tx: WriteTxn;
+}
+
+function newer(a: KeyRow | undefined, b: KeyRow | undefined): KeyRow | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return b.modRevision > a.modRevision ? b : a;
 }
 
 export class RoutedTxn implements WriteTxn {
@@ -53,14 +61,54 @@ export class RoutedTxn implements WriteTxn {
     return tx;
   }
 
+  /**
+   * While keys move, a key's newest row may still be in a migration source: the owner's transaction is begun
+   * first (so the mover cannot commit a copy into it meanwhile), then the sources are read; newest wins.
+   */
   async latest(key: Buffer): Promise<KeyRow | undefined> {
-    return (await this.txFor(this.table.ownerOf(key))).latest(key);
+    const owner = this.table.ownerOf(key);
+    const own = await (await this.txFor(owner)).latest(key);
+    if (!this.table.migrating) return own;
+    const elsewhere = await latestAcross(await this.sourcesBesides(owner), key);
+    return newer(own, elsewhere);
   }
 
   async range(q: RangeQuery): Promise<KeyRow[]> {
+    if (this.table.migrating) return this.rangeWhileMigrating(q);
     const backends = this.table.readersOf(q.start, q.end);
     const lists = await Promise.all(backends.map(async (b) => (await this.txFor(b)).range(q)));
     return lists.length === 1 ? lists[0]! : mergeByKey(lists, q.limit);
+  }
+
+  /** `range` with keys still in migration sources: each such key is settled against its owner's newest row. */
+  private async rangeWhileMigrating(q: RangeQuery): Promise<KeyRow[]> {
+    const t = this.table;
+    const owners = t.router.backendsFor(q.start, q.end).map((n) => t.byRouteName(n)!);
+    const all = { ...q, limit: 0 };
+    const live = mergeByKey(await Promise.all(owners.map(async (b) => (await this.txFor(b)).range(all))), 0);
+    const byKey = new Map(live.map((r) => [r.key.toString('latin1'), r]));
+    for (const source of await this.sourcesBesides()) {
+      for (const row of await source.rangeWithTombstones(all)) {
+        const owner = t.ownerOf(row.key);
+        if (owner === source) continue; // its own keys were read in its transaction
+        const own = await (await this.txFor(owner)).latest(row.key);
+        if (own && own.modRevision >= row.modRevision) continue;
+        const id = row.key.toString('latin1');
+        const seen = byKey.get(id);
+        if (seen && seen.modRevision >= row.modRevision) continue;
+        if (row.deleted) byKey.delete(id);
+        else byKey.set(id, row);
+      }
+    }
+    const out = [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    return q.limit > 0 ? out.slice(0, q.limit) : out;
+  }
+
+  /** Migration sources other than `except`, each reverted first where a revert is pending. */
+  private async sourcesBesides(except?: Backend): Promise<MovableBackend[]> {
+    const sources = [...this.table.sources.keys()].filter((b): b is MovableBackend => b !== except && isMovable(b));
+    await Promise.all(sources.map((b) => this.pending.settle(b)));
+    return sources;
   }
 
   async insert(rows: KeyRow[]): Promise<void> {

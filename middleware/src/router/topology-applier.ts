@@ -1,17 +1,22 @@
 /**
- * Puts a new topology document into effect (TOPOLOGY.md, section 2): opens the backends it adds, checks that
- * no existing key would change owner, then swaps the routing between two write batches and persists the
- * document. A change that would strand existing keys is refused with the affected key ranges; the routing
- * in effect stays. (Moving data online is a later step; refusing is the safe answer until then.)
+ * Puts a new topology document into effect (TOPOLOGY.md, section 2): opens the backends it adds, finds the
+ * backends holding keys the new routing gives to another backend, then, between two write batches, swaps
+ * the routing and persists the document together with those migration sources (migration/state.ts). From
+ * then on writes go to the new owners and the mover (migration/mover.ts) moves the rest online. Keys that
+ * would have to move into or out of a backend that cannot take part in a migration (an etcd, a child
+ * middleware) get the change refused, naming them; the routing in effect stays.
  */
 import { inWriteTxn, type Backend } from '../backends/backend.js';
+import { META } from '../backends/meta.js';
+import { isMovable } from '../backends/movable.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { keyAfter } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
 import { parseEndpoint, redactEndpoint, type Endpoint } from '../topology/endpoint.js';
-import type { TopologyDocument } from '../topology/schema.js';
+import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { resolve } from 'node:path';
 import { topologyMetrics } from './metrics.js';
+import { encodeMigrationState, type SourceRecord } from './migration/state.js';
 import { backendIdentity, RouteTable } from './route-table.js';
 import { META_TOPOLOGY, openRuleBackends, type BackendFactory, type RoutedBackend } from './routed-backend.js';
 import { DEFAULT_BACKEND } from './router.js';
@@ -75,6 +80,8 @@ export interface TopologyApplierOptions {
   defaultEndpoint: string;
   factory: BackendFactory;
   logger?: Logger;
+  /** Called after a topology that moves keys is in effect (the mover starts or picks up the new sources). */
+  onMigration?: () => void;
 }
 
 export class TopologyApplier {
@@ -88,7 +95,7 @@ export class TopologyApplier {
 
   /** Applies `doc` (already validated); one change at a time. Throws `TopologyRefusedError` when refused. */
   apply(doc: TopologyDocument, origin: string): Promise<ApplyOutcome> {
-    const next = this.running.then(() => this.applyNow(doc, origin));
+    const next = this.running.then(() => this.opts.routed.migrationLock.run(() => this.applyNow(doc, origin)));
     this.running = next.catch(() => undefined);
     return next;
   }
@@ -112,8 +119,12 @@ export class TopologyApplier {
     if (JSON.stringify(doc) === JSON.stringify(old.document)) return { changed: false, added: [], removed: [] };
     this.checkEndpoints(doc, origin);
 
-    // reuse the backend of every rule whose connection settings are unchanged (a rename keeps its data)
-    const byIdentity = new Map(old.document.backends.map((r) => [backendIdentity(r), old.backends.get(r.name)!]));
+    // reuse the backend of every rule whose connection settings are unchanged (a rename keeps its data), and
+    // a retired backend still being emptied when a rule names its database again
+    const ruleOf = new Map<Backend, BackendRule>();
+    for (const r of old.document.backends) ruleOf.set(old.backends.get(r.name)!, r);
+    for (const [b, rec] of old.sources) if (rec.rule && !ruleOf.has(b)) ruleOf.set(b, rec.rule);
+    const byIdentity = new Map([...ruleOf].map(([b, r]) => [backendIdentity(r), b]));
     const reused = new Map<string, Backend>();
     const toOpen = doc.backends.filter((r) => {
       const b = byIdentity.get(backendIdentity(r));
@@ -133,10 +144,10 @@ export class TopologyApplier {
       await this.claim(opened, origin);
       const inUse = new Set([...reused.values(), ...opened.values()]);
       const dropped = [...old.backends.values(), ...old.retired].filter((b) => !inUse.has(b));
-      // a dropped backend that still holds history stays readable (old revisions, watch catch-up)
-      const retired: Backend[] = [];
-      for (const b of dropped) if ((await b.maxRevision()) > 0) retired.push(b);
-      const table = new RouteTable(doc, old.defaultBackend, new Map([...reused, ...opened]), retired);
+      // a dropped backend that holds anything (keys, history) is emptied into the new owners, then closed
+      const emptying: Backend[] = [];
+      for (const b of dropped) if ((await b.maxRevision()) > 0) emptying.push(b);
+      const routes = new RouteTable(doc, old.defaultBackend, new Map([...reused, ...opened]));
 
       const names = new Map<Backend, string>();
       for (const [n, b] of old.named()) names.set(b, n);
@@ -145,25 +156,36 @@ export class TopologyApplier {
 
       const scanned = store.revision;
       const moves = new MoveReport(names);
-      for (const b of [...old.all(), ...opened.values()]) await this.scan(b, scanned, table, moves);
-      moves.throwIfAny(origin);
+      for (const b of [...old.all(), ...opened.values()]) await this.scan(b, scanned, routes, moves);
+      moves.throwIfNotMovable(origin);
 
+      const migrating = new Set<Backend>([...old.sources.keys()].filter((b) => inUse.has(b) || emptying.includes(b)));
+      for (const b of [...moves.sources(), ...emptying]) migrating.add(b);
+
+      let table!: RouteTable;
       const applied = await store.exclusive(
         async (tx, watermark) => {
-          // keys written while the scan ran went by the old routing: they must not move either
+          // keys written while the scan ran went by the old routing: they move too
           if (watermark > scanned) {
             for (const row of await routed.changes(scanned + 1, watermark, 0)) {
-              if (!row.deleted && table.ownerOf(row.key) !== old.ownerOf(row.key)) moves.add(old.ownerOf(row.key), table.ownerOf(row.key), row.key);
+              const from = old.ownerOf(row.key);
+              const to = routes.ownerOf(row.key);
+              if (from !== to) {
+                moves.add(from, to, row.key);
+                migrating.add(from);
+              }
             }
+            if (!moves.movable) return false;
           }
-          if (moves.any) return false;
+          table = routes.withSources(this.sourceRecords(migrating, routes, old, ruleOf, store.revision));
           await tx.setMeta(META_TOPOLOGY, Buffer.from(JSON.stringify(doc)));
+          await tx.setMeta(META.migrations, encodeMigrationState({ sources: [...table.sources.values()] }));
           return true;
         },
         () => routed.swap(table),
       );
-      if (!applied) moves.throwIfAny(origin);
-      await Promise.allSettled(dropped.filter((b) => !retired.includes(b)).map((b) => b.close()));
+      if (!applied) moves.throwIfNotMovable(origin);
+      await Promise.allSettled(dropped.filter((b) => !emptying.includes(b)).map((b) => b.close()));
 
       const oldNames = new Set(old.document.backends.map((r) => r.name));
       const newNames = new Set(doc.backends.map((r) => r.name));
@@ -173,12 +195,31 @@ export class TopologyApplier {
         removed: [...oldNames].filter((n) => !newNames.has(n)),
       };
       topologyMetrics.rules.set(doc.backends.length);
-      this.log.info('topology applied', { origin, rules: doc.backends.length, ...outcome, retired: retired.length });
+      this.log.info('topology applied', { origin, rules: doc.backends.length, ...outcome, moving: moves.summary(), migrationSources: table.sources.size });
+      if (table.migrating) this.opts.onMigration?.();
       return outcome;
     } catch (err) {
       await closeOpened();
       throw err;
     }
+  }
+
+  /** The durable record of each migration source in the new table (an existing migration keeps its start). */
+  private sourceRecords(
+    migrating: Set<Backend>,
+    routes: RouteTable,
+    old: RouteTable,
+    ruleOf: Map<Backend, BackendRule>,
+    revision: number,
+  ): Map<Backend, SourceRecord> {
+    const routeOf = new Map(routes.named().map(([n, b]) => [b, n]));
+    const out = new Map<Backend, SourceRecord>();
+    for (const b of migrating) {
+      const since = old.sources.get(b)?.since ?? revision + 1;
+      const route = routeOf.get(b);
+      out.set(b, route !== undefined ? { route, since } : { rule: ruleOf.get(b)!, since });
+    }
+    return out;
   }
 
   /** Rejects endpoints that are the default backend's database or one database twice. */
@@ -237,11 +278,15 @@ export class TopologyApplier {
     }
   }
 
-  /** Records every live key of `b` that the new table gives to another backend. */
+  /**
+   * Records every key of `b` that the new table gives to another backend: live keys, and (where the backend
+   * can show them) deleted ones, whose history moves too.
+   */
   private async scan(b: Backend, revision: number, table: RouteTable, moves: MoveReport): Promise<void> {
     let start: Buffer = ALL_START;
     for (;;) {
-      const rows = await b.range({ start, end: TO_END, revision, limit: SCAN_PAGE, keysOnly: true });
+      const q = { start, end: TO_END, revision, limit: SCAN_PAGE, keysOnly: true };
+      const rows = isMovable(b) ? await b.rangeWithTombstones(q) : await b.range(q);
       for (const row of rows) {
         const owner = table.ownerOf(row.key);
         if (owner !== b) moves.add(b, owner, row.key);
@@ -252,15 +297,11 @@ export class TopologyApplier {
   }
 }
 
-/** Moved keys grouped by (from, to), for the refusal message. */
+/** Keys that change backend, grouped by (from, to): what the migration moves, or why it is refused. */
 class MoveReport {
-  private readonly groups = new Map<string, KeyMove>();
+  private readonly groups = new Map<string, KeyMove & { fromBackend: Backend; toBackend: Backend }>();
 
   constructor(private readonly names: Map<Backend, string>) {}
-
-  get any(): boolean {
-    return this.groups.size > 0;
-  }
 
   add(from: Backend, to: Backend, key: Buffer): void {
     const f = this.names.get(from) ?? from.description;
@@ -268,7 +309,7 @@ class MoveReport {
     const k = key.toString('utf8');
     const id = `${f}\0${t}`;
     const g = this.groups.get(id);
-    if (!g) this.groups.set(id, { from: f, to: t, count: 1, first: k, last: k });
+    if (!g) this.groups.set(id, { from: f, to: t, count: 1, first: k, last: k, fromBackend: from, toBackend: to });
     else {
       g.count++;
       if (k < g.first) g.first = k;
@@ -276,12 +317,28 @@ class MoveReport {
     }
   }
 
-  throwIfAny(origin: string): void {
-    if (!this.any) return;
-    const moves = [...this.groups.values()];
+  /** Backends that hold keys to move out. */
+  sources(): Backend[] {
+    return [...new Set([...this.groups.values()].map((g) => g.fromBackend))];
+  }
+
+  /** True when every move is between backends that can take part in a migration. */
+  get movable(): boolean {
+    return [...this.groups.values()].every((g) => isMovable(g.fromBackend) && isMovable(g.toBackend));
+  }
+
+  /** For the log: "N key(s) from A to B" per group. */
+  summary(): string[] {
+    return [...this.groups.values()].map((m) => `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}`);
+  }
+
+  throwIfNotMovable(origin: string): void {
+    if (this.movable) return;
+    const stuck = [...this.groups.values()].filter((g) => !isMovable(g.fromBackend) || !isMovable(g.toBackend));
+    const moves: KeyMove[] = stuck.map(({ from, to, count, first, last }) => ({ from, to, count, first, last }));
     const lines = moves.map((m) => `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}: ${m.first} .. ${m.last}`);
     throw new TopologyRefusedError(
-      `topology from ${origin} refused: it would move existing keys to another backend, and moving data is not supported yet:\n  ${lines.join('\n  ')}\n` +
+      `topology from ${origin} refused: it would move existing keys into or out of an etcd or child-middleware backend, which online migration does not support yet (it moves keys between SQLite, PostgreSQL and MySQL/MariaDB backends):\n  ${lines.join('\n  ')}\n` +
         'Delete those keys first, or keep the rules that route them where they are; the topology in effect stays.',
       moves,
       [...new Set(moves.flatMap((m) => [m.from, m.to]))].filter((n) => n !== DEFAULT_BACKEND && !n.startsWith('retired ')),

@@ -61,6 +61,12 @@ export const SERVE_FLAGS = {
     description:
       'Where routing rules come from: file://PATH, http(s)://URL or secret://NAMESPACE/NAME (a Secret read from the store itself). Without the flag: $TOPOLOGY_CONFIG. Unset: the topology in effect at the last run stays (none: everything on --endpoint).',
   },
+  'migration-rate': {
+    type: 'string',
+    default: '2000',
+    description:
+      'Keys per second the online migration moves at most when a topology change routes existing keys to another backend (0: no limit). Lower it if API latency suffers while data moves.',
+  },
   'topology-poll-interval': { type: 'string', default: '60s', description: 'How often an http(s):// topology is fetched.' },
   'topology-tls-dir': {
     type: 'string',
@@ -102,6 +108,8 @@ export interface ServeConfig {
   topologyConfig?: string;
   topologyPollMs: number;
   topologyTlsDir?: string;
+  /** Keys per second the migration mover moves at most; 0: no limit. */
+  migrationRate: number;
   /** Set with --leader-elect. */
   leaderElection?: { identity: string; leaseDurationMs: number; renewIntervalMs: number };
   debug: boolean;
@@ -214,6 +222,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
     topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
     topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),
+    migrationRate: count('migration-rate', str('migration-rate')!, 0),
     leaderElection: values['leader-elect'] === true ? leaderElection(str) : undefined,
     debug: values.debug === true,
     help: values.help === true,

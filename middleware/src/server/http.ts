@@ -1,12 +1,14 @@
 /** The HTTP side: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz` (storage answers). */
 import http from 'node:http';
 import { registry } from '../metrics.js';
+import type { MigrationStatus } from '../router/migration/status.js';
 
 export interface Probes {
   ready(): Promise<boolean>;
 }
 
-export function startHttpServer(host: string, port: number, probes: Probes): Promise<http.Server> {
+/** The HTTP side, plus GET /migrations (JSON, `harikube migrate status`) when a status is given. */
+export function startHttpServer(host: string, port: number, probes: Probes, migrations?: () => MigrationStatus): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
@@ -25,8 +27,10 @@ export function startHttpServer(host: string, port: number, probes: Probes): Pro
         (ok) => send(ok ? 200 : 503, ok ? 'ok\n' : 'storage unavailable\n'),
         () => send(503, 'storage unavailable\n'),
       );
+    } else if (path === '/migrations' && migrations) {
+      send(200, `${JSON.stringify(migrations())}\n`, 'application/json');
     } else {
-      send(404, 'not found: try /metrics, /healthz or /readyz\n');
+      send(404, 'not found: try /metrics, /healthz, /readyz or /migrations\n');
     }
   });
   return new Promise((resolve, reject) => {

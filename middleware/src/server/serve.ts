@@ -8,6 +8,7 @@ import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { openBackend, type Backend } from '../backends/index.js';
 import { RoutedBackend } from '../router/routed-backend.js';
+import { Mover } from '../router/migration/mover.js';
 import type { BackendRule } from '../topology/schema.js';
 import type { TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';
@@ -62,7 +63,7 @@ function ruleBackends(cfg: ServeConfig): (rule: BackendRule) => Backend {
  * in the store itself, so the middleware must serve for it to be fixed: a refused Secret is logged and the
  * topology saved from the last run stays.
  */
-async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBackend): Promise<TopologySource | undefined> {
+async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBackend, mover: Mover): Promise<TopologySource | undefined> {
   const tlog = logger.child({ component: 'topology' });
   const inEffect = routed.table.document.backends.length;
   if (!cfg.topologyConfig) {
@@ -79,7 +80,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
       import('./topology-report.js'),
       import('../topology/validate.js'),
     ]);
-  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog });
+  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog, onMigration: () => mover.kick() });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
     logger: tlog,
@@ -150,10 +151,14 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
     compactTimeoutMs: cfg.compactTimeoutMs,
     fence: opts.fence,
   });
+  // moves keys that a topology change (now or before a restart) routed to another backend
+  const mover = new Mover({ host: routed, keysPerSecond: cfg.migrationRate });
+  if (routed.table.migrating) mover.start();
   let topology: TopologySource | undefined;
   try {
-    topology = await startTopology(cfg, store, routed);
+    topology = await startTopology(cfg, store, routed, mover);
   } catch (err) {
+    await mover.stop();
     await store.close();
     throw err;
   }
@@ -184,10 +189,11 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
   let httpServer: http.Server | undefined;
   if (cfg.metrics) {
     try {
-      httpServer = await startHttpServer(cfg.metrics.host, cfg.metrics.port, store);
+      httpServer = await startHttpServer(cfg.metrics.host, cfg.metrics.port, store, () => mover.status());
     } catch (e) {
       server.forceShutdown();
       await topology?.stop();
+      await mover.stop();
       await store.close();
       throw new Error(`cannot listen on --metrics-bind-address ${cfg.metrics.host}:${cfg.metrics.port}: ${(e as Error).message}`);
     }
@@ -234,6 +240,7 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
       await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
       httpServer?.closeAllConnections();
       await topology?.stop();
+      await mover.stop();
       await store.close();
     },
   };

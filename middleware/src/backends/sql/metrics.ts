@@ -11,7 +11,7 @@ const seconds = new Histogram({
   registers: [registry],
 });
 
-export type Operation = 'get' | 'range' | 'count' | 'changes' | 'write' | 'compact_batch' | 'meta' | 'leases' | 'max_revision';
+export type Operation = 'get' | 'range' | 'count' | 'changes' | 'write' | 'compact_batch' | 'meta' | 'leases' | 'max_revision' | 'migrate';
 
 /** Runs `fn` and records how long it took (also when it throws). */
 export async function timed<T>(dialect: DialectName, op: Operation, fn: () => Promise<T> | T): Promise<T> {

@@ -7,13 +7,15 @@
  * reports it broken or too old. Compaction batches are single DELETE statements on the pool.
  */
 import { logger } from '../../log.js';
-import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
+import { BackendUnavailableError, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams, type Deletion } from './compaction.js';
 import type { SqlDialect } from './dialect.js';
 import { classify, messageOf, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { startTimer, timed, type Operation } from './metrics.js';
 import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
+import type { MovableBackend } from '../movable.js';
+import { SqlMovable, type SqlWriteTxn } from './movable-sql.js';
 import { migrate } from './schema.js';
 import { Statements, rangeShape } from './statements.js';
 
@@ -127,7 +129,8 @@ export interface ServerDriver {
   close(): Promise<void>;
 }
 
-export class ServerLogStore implements Backend {
+export class ServerLogStore implements MovableBackend {
+  readonly movable = true;
   readonly description: string;
   private readonly d: SqlDialect;
   private readonly st: Statements;
@@ -137,11 +140,16 @@ export class ServerLogStore implements Backend {
   private readonly progress = new CompactionProgress();
   private writer?: WriteConnection;
   private opened = false;
+  private readonly moves: SqlMovable;
 
   constructor(private readonly driver: ServerDriver) {
     this.description = driver.description;
     this.d = driver.dialect;
     this.st = new Statements(driver.dialect);
+    this.moves = new SqlMovable(this.st, {
+      read: (sql, params) => this.read('migrate', (c) => c.query(sql, params)),
+      begin: async () => (await this.begin()) as ServerWriteTxn,
+    });
     this.log = logger.child({ component: 'sql', dialect: this.d.name, backend: this.description });
   }
 
@@ -210,6 +218,22 @@ export class ServerLogStore implements Backend {
       release();
       throw err;
     }
+  }
+
+  rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]> {
+    return this.moves.rangeWithTombstones(q);
+  }
+
+  history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]> {
+    return this.moves.history(start, end, limitRows);
+  }
+
+  copyIn(rows: KeyRow[]): Promise<number> {
+    return this.moves.copyIn(rows);
+  }
+
+  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
+    return this.moves.dropOut(keys);
   }
 
   async revert(from: number, to: number): Promise<void> {
@@ -382,7 +406,7 @@ export class ServerLogStore implements Backend {
 }
 
 /** The WriteTxn of one server write: statements on the write connection, refused once it has ended. */
-class ServerWriteTxn implements WriteTxn {
+class ServerWriteTxn implements SqlWriteTxn {
   private active = true;
   /** A statement failed: the transaction can only roll back (and the connection may be broken). */
   private failure: unknown;
@@ -426,6 +450,14 @@ class ServerWriteTxn implements WriteTxn {
 
   revertRows(from: number, to: number): Promise<void> {
     return this.run(() => this.store.revertOn(this.check(), from, to));
+  }
+
+  query(sql: string, params: unknown[]): Promise<DbRow[]> {
+    return this.run(() => this.check().query(sql, params));
+  }
+
+  execute(sql: string, params: unknown[]): Promise<number> {
+    return this.run(() => this.check().execute(sql, params));
   }
 
   async commit(): Promise<void> {

@@ -11,12 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { logger } from '../../log.js';
 import type { SqliteEndpoint } from '../../topology/endpoint.js';
-import { BackendUnavailableError, type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
+import { BackendUnavailableError, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
 import { classify, errorCode, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { startTimer, timed } from './metrics.js';
 import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
+import type { MovableBackend } from '../movable.js';
+import { SqlMovable, type SqlWriteTxn } from './movable-sql.js';
 import { migrate } from './schema.js';
 import { connectSqlite, StatementCache } from './sqlite-connection.js';
 import { sqliteDialect, transientSqliteError as transient } from './sqlite-dialect.js';
@@ -35,7 +37,8 @@ const toBigInt = (decimal: string) => BigInt(decimal);
  */
 const MAIN_THREAD_MAX_ROWS = 1000;
 
-export class SqliteBackend implements Backend {
+export class SqliteBackend implements MovableBackend {
+  readonly movable = true;
   readonly description: string;
   private readonly st = new Statements(sqliteDialect);
   private readonly pages = new PackedRanges(this.st);
@@ -50,6 +53,10 @@ export class SqliteBackend implements Backend {
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
   private closing = false;
+  private readonly moves = new SqlMovable(this.st, {
+    read: (sql, params) => this.read('migrate', (r) => r.get(sql).all(...params) as DbRow[]),
+    begin: async () => (await this.begin()) as SqliteWriteTxn,
+  });
 
   constructor(
     private readonly endpoint: SqliteEndpoint,
@@ -129,6 +136,22 @@ export class SqliteBackend implements Backend {
       release();
       throw err;
     }
+  }
+
+  rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]> {
+    return this.moves.rangeWithTombstones(q);
+  }
+
+  history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]> {
+    return this.moves.history(start, end, limitRows);
+  }
+
+  copyIn(rows: KeyRow[]): Promise<number> {
+    return this.moves.copyIn(rows);
+  }
+
+  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
+    return this.moves.dropOut(keys);
   }
 
   async revert(from: number, to: number): Promise<void> {
@@ -309,7 +332,7 @@ export class SqliteBackend implements Backend {
 }
 
 /** The WriteTxn of one SQLite write: synchronous calls on the writer connection, refused once it has ended. */
-class SqliteWriteTxn implements WriteTxn {
+class SqliteWriteTxn implements SqlWriteTxn {
   private active = true;
   private readonly stopTimer = startTimer('sqlite', 'write');
 
@@ -345,6 +368,14 @@ class SqliteWriteTxn implements WriteTxn {
 
   deleteLease(id: string): void {
     this.backend.deleteLeaseOn(this.check(), id);
+  }
+
+  query(sql: string, params: unknown[]): DbRow[] {
+    return this.backend.exec(() => this.check().get(sql).all(...params) as DbRow[]);
+  }
+
+  execute(sql: string, params: unknown[]): number {
+    return this.backend.exec(() => this.check().get(sql).run(...params).changes);
   }
 
   async commit(): Promise<void> {

@@ -46,6 +46,14 @@ export class Statements {
   private readonly counts = new Map<boolean, string>();
   private readonly changeQueries = new Map<boolean, string>();
   private readonly inserts = new Map<number, string>();
+  private readonly rangesAll = new Map<number, string>();
+  private readonly histories = new Map<boolean, string>();
+  /** Every row of one key, oldest first (migration: a key with more rows than a history page). */
+  readonly keyHistory: string;
+  /** Revisions stored for one key (migration: which copied rows a target already holds). */
+  readonly keyRevisions: string;
+  /** Deletes a key's rows at or below a revision (migration: the source's copy, once the target holds it). */
+  readonly dropKey: string;
 
   constructor(private readonly d: SqlDialect) {
     const sql = (text: string) => d.placeholders(text);
@@ -67,6 +75,9 @@ export class Statements {
     this.leaseList = sql(`SELECT ${d.int64Text('id')} AS id, ttl, expires_at FROM leases ORDER BY id`);
     this.leasePut = sql(d.upsert('leases', 'id', ['id', 'ttl', 'expires_at']));
     this.leaseDelete = sql('DELETE FROM leases WHERE id = ?');
+    this.keyHistory = sql(`SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ? ORDER BY kv.rev`);
+    this.keyRevisions = sql('SELECT rev FROM kv WHERE name = ?');
+    this.dropKey = sql('DELETE FROM kv WHERE name = ? AND rev <= ?');
     this.leasedKeys = sql(
       `SELECT kv.name, ${d.int64Text('kv.lease')} AS lease FROM kv WHERE kv.lease <> 0 AND kv.deleted = 0 ` +
         `AND NOT EXISTS (SELECT 1 FROM kv AS newer WHERE newer.name = kv.name AND newer.rev > kv.rev${d.probeFence}) ORDER BY kv.name`,
@@ -118,6 +129,32 @@ export class Statements {
     return p;
   }
 
+  /** Like `range`, tombstones included: the newest row per key at the revision, deleted or not (migration reads). */
+  rangeWithTombstones(shape: RangeShape): string {
+    const id = shapeId(shape);
+    let s = this.rangesAll.get(id);
+    if (!s) {
+      s = this.d.placeholders(
+        `SELECT ${this.columns('kv', shape.keysOnly)} FROM kv WHERE ${this.snapshotFilter(shape.bounded, true)} ORDER BY kv.name` +
+          (shape.limited ? ' LIMIT ?' : ''),
+      );
+      this.rangesAll.set(id, s);
+    }
+    return s;
+  }
+
+  /** Rows of the keys from a start key (and before an end key), in (name, rev) order, limited: a migration page. */
+  history(bounded: boolean): string {
+    let s = this.histories.get(bounded);
+    if (!s) {
+      s = this.d.placeholders(
+        `SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name >= ?${bounded ? ' AND kv.name < ?' : ''} ORDER BY kv.name, kv.rev LIMIT ?`,
+      );
+      this.histories.set(bounded, s);
+    }
+    return s;
+  }
+
   count(bounded: boolean): string {
     let s = this.counts.get(bounded);
     if (!s) {
@@ -159,9 +196,9 @@ export class Statements {
     return s;
   }
 
-  private snapshotFilter(bounded: boolean): string {
+  private snapshotFilter(bounded: boolean, tombstones = false): string {
     return (
-      `kv.name >= ?${bounded ? ' AND kv.name < ?' : ''} AND kv.rev <= ? AND kv.deleted = 0 ` +
+      `kv.name >= ?${bounded ? ' AND kv.name < ?' : ''} AND kv.rev <= ?${tombstones ? '' : ' AND kv.deleted = 0'} ` +
       `AND NOT EXISTS (SELECT 1 FROM kv AS newer WHERE newer.name = kv.name AND newer.rev > kv.rev AND newer.rev <= ?${this.d.probeFence})`
     );
   }

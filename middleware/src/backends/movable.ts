@@ -1,0 +1,34 @@
+/**
+ * What a backend needs to be the source or the target of an online migration (router/migration/): reads
+ * that see tombstones and whole key histories, and writes that copy rows as they are (revisions, version,
+ * lease kept) or drop them. The SQL backends have it. An etcd or child-middleware backend does not: it
+ * numbers its own history, so rows cannot be written into it at their old revisions.
+ */
+import type { Backend, KeyRow, RangeQuery } from './backend.js';
+
+export interface MovableBackend extends Backend {
+  readonly movable: true;
+
+  /**
+   * Like `range`, but tombstones count: for each key in [start, end) the newest row at or below
+   * `q.revision`, deleted or not (at most `q.limit` rows, 0 = all). `end` undefined: the single key `start`.
+   */
+  rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]>;
+
+  /**
+   * Every stored row (tombstones and superseded versions included) of the keys from `start` on, before
+   * `end` (empty: to the end of the keyspace), in key then revision order: about `limitRows` rows, but
+   * always whole keys (a key with more rows than that comes alone).
+   */
+  history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]>;
+
+  /** In one write transaction: stores those of `rows` it does not hold yet (same key and revision). Returns how many. */
+  copyIn(rows: KeyRow[]): Promise<number>;
+
+  /** In one write transaction: deletes, for each entry, the rows of `key` at or below `upTo`. Returns rows deleted. */
+  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number>;
+}
+
+export function isMovable(b: Backend): b is MovableBackend {
+  return (b as Partial<MovableBackend>).movable === true;
+}

@@ -1,0 +1,271 @@
+/**
+ * The background mover of online migration. For each migration source (a backend that may hold keys the
+ * topology in effect routes elsewhere) it scans the source's keys, and for every key another backend owns
+ * it copies the key's whole history (revisions, version, lease kept: a copy is not a change, no watcher
+ * sees it) into the owner in one transaction, then drops those rows from the source. A pass that finds
+ * nothing left to move, with the routing unchanged meanwhile, ends the source's migration: it is removed
+ * from the durable state, and a backend no rule routes to any more is closed.
+ *
+ * Crash safety comes from the order: copy (commit) before drop; a copy that is already there is skipped; a
+ * drop removes only rows at or below the newest copied revision. A restart rescans from the start.
+ */
+import { inWriteTxn, type Backend, type KeyRow } from '../../backends/backend.js';
+import { META } from '../../backends/meta.js';
+import { isMovable, type MovableBackend } from '../../backends/movable.js';
+import { Lock } from '../../backends/sql/lock.js';
+import { logger as rootLogger, type Logger } from '../../log.js';
+import { keyAfter } from '../../mvcc/key-range.js';
+import type { RouteTable } from '../route-table.js';
+import { migrationMetrics } from './metrics.js';
+import { encodeMigrationState } from './state.js';
+import type { MigrationStatus, SourceStatus } from './status.js';
+
+const ALL_START = Buffer.from([0]);
+const TO_END = Buffer.alloc(0);
+/** Keys per scan page (one row per key). */
+const SCAN_KEYS = 1000;
+/** History rows copied per transaction: bounds how long the owner's write lock is held. */
+const COPY_ROWS = 500;
+const MAX_BACKOFF_MS = 30_000;
+
+/** The routing the mover works with (RoutedBackend implements it). */
+export interface MigrationHost {
+  readonly table: RouteTable;
+  swap(table: RouteTable): void;
+  /** Held by the mover for each batch and by a topology change for its whole apply. */
+  readonly migrationLock: Lock;
+  /** A retired backend that is empty now: closed once reads in flight are done. */
+  retire(backend: Backend): void;
+}
+
+export interface MoverOptions {
+  host: MigrationHost;
+  /** Keys moved per second at most (0: no limit), so the API server is never starved. */
+  keysPerSecond: number;
+  logger?: Logger;
+  /** Delay of the retry after a failed step; doubles to 30 s. */
+  backoffMs?: number;
+}
+
+function sleep(ms: number, signal: { stopped: boolean; wake?: () => void }): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.wake = () => {
+      clearTimeout(t);
+      resolve();
+    };
+  });
+}
+
+export class Mover {
+  private readonly log: Logger;
+  private running?: Promise<void>;
+  private readonly signal: { stopped: boolean; wake?: () => void } = { stopped: false };
+  private readonly progress = new Map<Backend, SourceStatus>();
+  private readonly finished: SourceStatus[] = [];
+
+  constructor(private readonly opts: MoverOptions) {
+    this.log = (opts.logger ?? rootLogger).child({ component: 'migration' });
+  }
+
+  /** Starts the loop (idempotent); it sleeps while nothing moves. */
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** The routing changed: look at the sources again now. */
+  kick(): void {
+    this.start();
+    this.signal.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.signal.stopped = true;
+    this.signal.wake?.();
+    await this.running;
+  }
+
+  status(): MigrationStatus {
+    const t = this.opts.host.table;
+    const current = [...t.sources.keys()].map((b) => this.progress.get(b) ?? this.fresh(t, b));
+    return { active: t.migrating, rateLimit: this.opts.keysPerSecond, sources: [...current, ...this.finished] };
+  }
+
+  private fresh(t: RouteTable, b: Backend): SourceStatus {
+    const rec = t.sources.get(b)!;
+    const route = rec.route;
+    return {
+      source: route !== undefined ? route : `retired: ${b.description}`,
+      description: b.description,
+      since: rec.since,
+      phase: 'counting',
+      keysTotal: 0,
+      keysMoved: 0,
+      keysPerSecond: 0,
+      errors: 0,
+      startedAt: Date.now(),
+    };
+  }
+
+  private async loop(): Promise<void> {
+    let backoff = this.opts.backoffMs ?? 1000;
+    while (!this.signal.stopped) {
+      const t = this.opts.host.table;
+      migrationMetrics.sources.set(t.sources.size);
+      if (!t.migrating) {
+        await sleep(60_000, this.signal);
+        continue;
+      }
+      let failed = false;
+      for (const source of t.sources.keys()) {
+        if (this.signal.stopped) return;
+        if (!this.progress.has(source)) this.progress.set(source, this.fresh(t, source));
+        const st = this.progress.get(source)!;
+        try {
+          await this.empty(source, st);
+        } catch (err) {
+          failed = true;
+          st.errors++;
+          st.lastError = (err as Error).message;
+          migrationMetrics.errors.inc({ source: st.source });
+          this.log.warn('migration step failed; retrying', { source: st.source, backend: st.description, error: (err as Error).message, retryInMs: backoff });
+        }
+      }
+      if (failed) {
+        await sleep(backoff, this.signal);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      } else {
+        backoff = this.opts.backoffMs ?? 1000;
+      }
+    }
+  }
+
+  /** Counts, moves, verifies; ends the source's migration when nothing is left. */
+  private async empty(source: Backend, st: SourceStatus): Promise<void> {
+    if (!isMovable(source)) throw new Error(`${source.description} cannot take part in a migration`);
+    const startTable = this.opts.host.table;
+    if (st.phase === 'counting' || st.keysTotal === 0) {
+      st.phase = 'counting';
+      st.keysTotal = st.keysMoved + (await this.scan(source, false));
+      migrationMetrics.keysRemaining.set({ source: st.source }, st.keysTotal - st.keysMoved);
+      this.log.info('migration: counted keys to move', { source: st.source, backend: st.description, keys: st.keysTotal - st.keysMoved });
+    }
+    st.phase = 'moving';
+    await this.scan(source, true, st);
+    st.phase = 'verifying';
+    const left = await this.scan(source, false);
+    if (this.signal.stopped) return;
+    if (left > 0 || this.opts.host.table !== startTable) {
+      // the routing changed or writes raced the scan: count again on the next turn
+      st.phase = 'counting';
+      st.keysTotal = st.keysMoved + left;
+      return;
+    }
+    await this.finish(source, st);
+  }
+
+  /**
+   * One pass over the source's keys. Returns how many keys it holds that another backend owns; with `move`,
+   * moves them (and returns how many it moved).
+   */
+  private async scan(source: MovableBackend, move: boolean, st?: SourceStatus): Promise<number> {
+    let start: Buffer = ALL_START;
+    let found = 0;
+    const began = Date.now();
+    let movedThisPass = 0;
+    for (;;) {
+      if (this.signal.stopped) return found;
+      const keys = await source.rangeWithTombstones({ start, end: TO_END, revision: Number.MAX_SAFE_INTEGER, limit: SCAN_KEYS, keysOnly: true });
+      if (keys.length === 0) return found;
+      const t = this.opts.host.table;
+      const foreign = keys.filter((k) => t.ownerOf(k.key) !== source);
+      found += foreign.length;
+      if (move && foreign.length > 0) {
+        const moved = await this.moveKeys(source, foreign[0]!.key, keyAfter(foreign[foreign.length - 1]!.key));
+        movedThisPass += moved;
+        st!.keysMoved += moved;
+        const elapsed = (Date.now() - began) / 1000;
+        st!.keysPerSecond = elapsed > 0 ? Math.round(movedThisPass / elapsed) : 0;
+        const left = Math.max(0, st!.keysTotal - st!.keysMoved);
+        st!.etaSeconds = st!.keysPerSecond > 0 ? Math.ceil(left / st!.keysPerSecond) : undefined;
+        migrationMetrics.keysMoved.inc({ source: st!.source }, moved);
+        migrationMetrics.keysRemaining.set({ source: st!.source }, left);
+        await this.throttle(movedThisPass, began);
+      }
+      if (keys.length < SCAN_KEYS) return found;
+      start = keyAfter(keys[keys.length - 1]!.key);
+    }
+  }
+
+  /** Moves the foreign keys of the source in [from, to), COPY_ROWS of history at a time. */
+  private async moveKeys(source: MovableBackend, from: Buffer, to: Buffer): Promise<number> {
+    let start: Buffer = from;
+    let moved = 0;
+    for (;;) {
+      if (this.signal.stopped) return moved;
+      const rows = await source.history(start, to, COPY_ROWS);
+      if (rows.length === 0) return moved;
+      moved += await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows));
+      start = keyAfter(rows[rows.length - 1]!.key);
+    }
+  }
+
+  /** Copies each foreign key's rows into its owner (committed), then drops them from the source. */
+  private async moveBatch(source: MovableBackend, rows: KeyRow[]): Promise<number> {
+    const t = this.opts.host.table;
+    if (!t.sources.has(source)) return 0;
+    const byOwner = new Map<MovableBackend, KeyRow[]>();
+    for (const row of rows) {
+      const owner = t.ownerOf(row.key);
+      if (owner === source) continue;
+      if (!isMovable(owner)) throw new Error(`key ${JSON.stringify(row.key.toString('utf8'))} is routed to ${owner.description}, which cannot take part in a migration`);
+      const list = byOwner.get(owner);
+      if (list) list.push(row);
+      else byOwner.set(owner, [row]);
+    }
+    let keys = 0;
+    for (const [owner, list] of byOwner) {
+      await owner.copyIn(list);
+      const upTo = new Map<string, { key: Buffer; upTo: number }>();
+      for (const r of list) {
+        const id = r.key.toString('latin1');
+        const e = upTo.get(id);
+        if (!e) upTo.set(id, { key: r.key, upTo: r.modRevision });
+        else if (r.modRevision > e.upTo) e.upTo = r.modRevision;
+      }
+      await source.dropOut([...upTo.values()]);
+      keys += upTo.size;
+    }
+    return keys;
+  }
+
+  private async throttle(moved: number, began: number): Promise<void> {
+    const rate = this.opts.keysPerSecond;
+    if (rate <= 0) return;
+    const due = began + (moved / rate) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await sleep(wait, this.signal);
+  }
+
+  /** The source is empty of foreign keys: it leaves the durable state (and a retired one is closed). */
+  private async finish(source: Backend, st: SourceStatus): Promise<void> {
+    await this.opts.host.migrationLock.run(async () => {
+      const t = this.opts.host.table;
+      if (!t.sources.has(source)) return;
+      const sources = new Map(t.sources);
+      sources.delete(source);
+      await inWriteTxn(t.defaultBackend, async (tx) => tx.setMeta(META.migrations, encodeMigrationState({ sources: [...sources.values()] })));
+      const next = t.withSources(sources);
+      this.opts.host.swap(next);
+      if (next.retired.length < t.retired.length) this.opts.host.retire(source);
+      migrationMetrics.sources.set(sources.size);
+    });
+    st.phase = 'done';
+    st.finishedAt = Date.now();
+    st.etaSeconds = 0;
+    migrationMetrics.keysRemaining.set({ source: st.source }, 0);
+    this.progress.delete(source);
+    this.finished.push(st);
+    this.log.info('migration: source emptied', { source: st.source, backend: st.description, keysMoved: st.keysMoved, seconds: Math.round((st.finishedAt - st.startedAt) / 1000) });
+  }
+}
