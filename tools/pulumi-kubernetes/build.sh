@@ -12,6 +12,8 @@
 # made beside it.
 set -euo pipefail
 module=github.com/pulumi/pulumi-kubernetes/provider/v4
+# `go list -m -f {{.Dir}}` is empty until the module is in the module cache (a fresh machine)
+go mod download "$module"
 version="$(go list -m -f '{{.Version}}' "$module")"
 src="$(go list -m -f '{{.Dir}}' "$module")/cmd/pulumi-resource-kubernetes"
 work="$(mktemp -d)"
