@@ -153,8 +153,10 @@ export class RoutedBackend implements Backend {
 
   /** What a read of [start, end) consults while a migration runs (migration/reads.ts). */
   private async planFor(t: RouteTable, start: Buffer, end: Buffer | undefined): Promise<ReadPlan> {
-    const sources = await this.settled([...t.sources.keys()]);
     const owners = await this.settled(t.router.backendsFor(start, end).map((n) => t.byRouteName(n)!));
+    // a source that alone owns the range holds only its own keys there: reading it as the owner is enough
+    const only = owners.length === 1 ? owners[0] : undefined;
+    const sources = await this.settled([...t.sources.keys()].filter((b) => b !== only));
     return { sources: sources as MovableBackend[], owners };
   }
 

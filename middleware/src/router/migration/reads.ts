@@ -35,6 +35,8 @@ async function inOrder<T>(plan: ReadPlan, read: (b: Backend) => Promise<T>): Pro
 
 /** Snapshot range across sources and owners: the newest row per key wins, deletions included. */
 export async function rangeAcross(plan: ReadPlan, q: RangeQuery): Promise<KeyRow[]> {
+  // one backend holds every key of the range: its own (faster) snapshot read is exact
+  if (plan.sources.length === 0 && plan.owners.length === 1) return plan.owners[0]!.range(q);
   if (q.end === undefined) {
     const newest = mergeByKey(await inOrder(plan, (b) => withTombstones(b, q)), 1)[0];
     return newest && !newest.deleted ? [newest] : [];
@@ -66,6 +68,7 @@ export async function rangeAcross(plan: ReadPlan, q: RangeQuery): Promise<KeyRow
 
 /** Live keys in [start, end) at `revision`, each counted once wherever it is. */
 export async function countAcross(plan: ReadPlan, start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {
+  if (plan.sources.length === 0 && plan.owners.length === 1) return plan.owners[0]!.count(start, end, revision);
   return (await rangeAcross(plan, { start, end, revision, limit: 0, keysOnly: true })).length;
 }
 
