@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
+import type { MovableBackend } from '../../middleware/src/backends/movable.js';
 import { WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { Watcher, type WatchSink } from '../../middleware/src/mvcc/watch-hub.js';
@@ -242,11 +243,11 @@ describe('online migration', async () => {
       const other = await c.newStore('sqlite');
       const applier = new TopologyApplier({ store: c.store, routed: c.routed, defaultEndpoint: 'sqlite://unused.db', factory });
       await applier.apply({ backends: [{ name: 'secrets', endpoint: other.endpoint, prefix: { prefix: 'secrets/' } }] }, 'test');
-      const source = c.routed.table.defaultBackend as RoutedBackend['defaultBackend'] & { history: Function; copyIn: Function };
-      const target = c.routed.table.backends.get('secrets') as unknown as { copyIn(rows: unknown[]): Promise<number> };
+      const source = c.routed.table.defaultBackend as MovableBackend;
+      const target = c.routed.table.backends.get('secrets') as MovableBackend;
       // the mover's first half, for half the keys: their whole history is now in both databases
-      const rows = await source.history(b('/registry/secrets/ns/s00'), b('/registry/secrets/ns/s15'), 1000);
-      assert.ok((await target.copyIn(rows)) > 15);
+      const rows = await source.moves.history(b('/registry/secrets/ns/s00'), b('/registry/secrets/ns/s15'), 1000);
+      assert.ok((await target.moves.copyIn(rows)) > 15);
       // a delete of a copied key writes a tombstone in the target only; so does an update
       await c.del(keys[3]!);
       await c.put(keys[4]!, 'new');

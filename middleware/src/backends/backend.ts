@@ -203,7 +203,7 @@ export class KeyTooLongError extends Error {
 }
 
 /** Runs `fn` in one write transaction of `backend` and commits it; rolls back and rethrows if `fn` throws. */
-export async function inWriteTxn<T>(backend: Backend, fn: (tx: WriteTxn) => Promise<T>): Promise<T> {
+export async function inWriteTxn<T, X extends WriteTxn = WriteTxn>(backend: { begin(): Promise<X> }, fn: (tx: X) => Promise<T>): Promise<T> {
   const tx = await backend.begin();
   let result: T;
   try {

@@ -6,8 +6,13 @@
  */
 import type { Backend, KeyRow, RangeQuery } from './backend.js';
 
+/** A backend that can be a migration source or target. */
 export interface MovableBackend extends Backend {
-  readonly movable: true;
+  readonly moves: KeyMoves;
+}
+
+/** The migration operations of a backend. */
+export interface KeyMoves {
 
   /**
    * Like `range`, but tombstones count: for each key in [start, end) the newest row at or below
@@ -30,5 +35,5 @@ export interface MovableBackend extends Backend {
 }
 
 export function isMovable(b: Backend): b is MovableBackend {
-  return (b as Partial<MovableBackend>).movable === true;
+  return (b as Partial<MovableBackend>).moves !== undefined;
 }

@@ -88,7 +88,7 @@ export class RoutedTxn implements WriteTxn {
     const live = mergeByKey(await Promise.all(owners.map(async (b) => (await this.txFor(b)).range(all))), 0);
     const byKey = new Map(live.map((r) => [r.key.toString('latin1'), r]));
     for (const source of await this.sourcesBesides()) {
-      for (const row of await source.rangeWithTombstones(all)) {
+      for (const row of await source.moves.rangeWithTombstones(all)) {
         const owner = t.ownerOf(row.key);
         if (owner === source) continue; // its own keys were read in its transaction
         const own = await (await this.txFor(owner)).latest(row.key);

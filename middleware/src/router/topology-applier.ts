@@ -286,7 +286,7 @@ export class TopologyApplier {
     let start: Buffer = ALL_START;
     for (;;) {
       const q = { start, end: TO_END, revision, limit: SCAN_PAGE, keysOnly: true };
-      const rows = isMovable(b) ? await b.rangeWithTombstones(q) : await b.range(q);
+      const rows = isMovable(b) ? await b.moves.rangeWithTombstones(q) : await b.range(q);
       for (const row of rows) {
         const owner = table.ownerOf(row.key);
         if (owner !== b) moves.add(b, owner, row.key);

@@ -2,8 +2,8 @@
  * The migration capability (backends/movable.ts) over SQL, the same for every dialect: the backend supplies
  * a read on its read connections and write transactions that run raw statements.
  */
-import type { KeyRow, RangeQuery, WriteTxn } from '../backend.js';
-import type { MovableBackend } from '../movable.js';
+import { inWriteTxn, type KeyRow, type RangeQuery, type WriteTxn } from '../backend.js';
+import type { KeyMoves } from '../movable.js';
 import { toKeyRow, type DbRow } from './rows.js';
 import { rangeShape, type Statements } from './statements.js';
 
@@ -19,9 +19,7 @@ export interface SqlAccess {
   begin(): Promise<SqlWriteTxn>;
 }
 
-type Movable = Pick<MovableBackend, 'rangeWithTombstones' | 'history' | 'copyIn' | 'dropOut'>;
-
-export class SqlMovable implements Movable {
+export class SqlMoves implements KeyMoves {
   constructor(
     private readonly st: Statements,
     private readonly db: SqlAccess,
@@ -46,7 +44,7 @@ export class SqlMovable implements Movable {
 
   async copyIn(rows: KeyRow[]): Promise<number> {
     if (rows.length === 0) return 0;
-    return this.inTxn(async (tx) => {
+    return inWriteTxn(this.db, async (tx) => {
       const stored = new Map<string, Set<number>>();
       const missing: KeyRow[] = [];
       for (const row of rows) {
@@ -65,23 +63,10 @@ export class SqlMovable implements Movable {
 
   async dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
     if (keys.length === 0) return 0;
-    return this.inTxn(async (tx) => {
+    return inWriteTxn(this.db, async (tx) => {
       let deleted = 0;
       for (const k of keys) deleted += await tx.execute(this.st.dropKey, [k.key, k.upTo]);
       return deleted;
     });
-  }
-
-  private async inTxn<T>(fn: (tx: SqlWriteTxn) => Promise<T>): Promise<T> {
-    const tx = await this.db.begin();
-    let out: T;
-    try {
-      out = await fn(tx);
-    } catch (err) {
-      await tx.rollback();
-      throw err;
-    }
-    await tx.commit();
-    return out;
   }
 }

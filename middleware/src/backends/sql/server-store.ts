@@ -15,7 +15,7 @@ import { Lock } from './lock.js';
 import { startTimer, timed, type Operation } from './metrics.js';
 import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import type { MovableBackend } from '../movable.js';
-import { SqlMovable, type SqlWriteTxn } from './movable-sql.js';
+import { SqlMoves, type SqlWriteTxn } from './movable-sql.js';
 import { migrate } from './schema.js';
 import { Statements, rangeShape } from './statements.js';
 
@@ -130,7 +130,6 @@ export interface ServerDriver {
 }
 
 export class ServerLogStore implements MovableBackend {
-  readonly movable = true;
   readonly description: string;
   private readonly d: SqlDialect;
   private readonly st: Statements;
@@ -140,13 +139,13 @@ export class ServerLogStore implements MovableBackend {
   private readonly progress = new CompactionProgress();
   private writer?: WriteConnection;
   private opened = false;
-  private readonly moves: SqlMovable;
+  readonly moves: SqlMoves;
 
   constructor(private readonly driver: ServerDriver) {
     this.description = driver.description;
     this.d = driver.dialect;
     this.st = new Statements(driver.dialect);
-    this.moves = new SqlMovable(this.st, {
+    this.moves = new SqlMoves(this.st, {
       read: (sql, params) => this.read('migrate', (c) => c.query(sql, params)),
       begin: async () => (await this.begin()) as ServerWriteTxn,
     });
@@ -218,22 +217,6 @@ export class ServerLogStore implements MovableBackend {
       release();
       throw err;
     }
-  }
-
-  rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]> {
-    return this.moves.rangeWithTombstones(q);
-  }
-
-  history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]> {
-    return this.moves.history(start, end, limitRows);
-  }
-
-  copyIn(rows: KeyRow[]): Promise<number> {
-    return this.moves.copyIn(rows);
-  }
-
-  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
-    return this.moves.dropOut(keys);
   }
 
   async revert(from: number, to: number): Promise<void> {

@@ -18,7 +18,7 @@ import { Lock } from './lock.js';
 import { startTimer, timed } from './metrics.js';
 import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import type { MovableBackend } from '../movable.js';
-import { SqlMovable, type SqlWriteTxn } from './movable-sql.js';
+import { SqlMoves, type SqlWriteTxn } from './movable-sql.js';
 import { migrate } from './schema.js';
 import { connectSqlite, StatementCache } from './sqlite-connection.js';
 import { sqliteDialect, transientSqliteError as transient } from './sqlite-dialect.js';
@@ -38,7 +38,6 @@ const toBigInt = (decimal: string) => BigInt(decimal);
 const MAIN_THREAD_MAX_ROWS = 1000;
 
 export class SqliteBackend implements MovableBackend {
-  readonly movable = true;
   readonly description: string;
   private readonly st = new Statements(sqliteDialect);
   private readonly pages = new PackedRanges(this.st);
@@ -53,7 +52,7 @@ export class SqliteBackend implements MovableBackend {
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
   private closing = false;
-  private readonly moves = new SqlMovable(this.st, {
+  readonly moves = new SqlMoves(this.st, {
     read: (sql, params) => this.read('migrate', (r) => r.get(sql).all(...params) as DbRow[]),
     begin: async () => (await this.begin()) as SqliteWriteTxn,
   });
@@ -136,22 +135,6 @@ export class SqliteBackend implements MovableBackend {
       release();
       throw err;
     }
-  }
-
-  rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]> {
-    return this.moves.rangeWithTombstones(q);
-  }
-
-  history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]> {
-    return this.moves.history(start, end, limitRows);
-  }
-
-  copyIn(rows: KeyRow[]): Promise<number> {
-    return this.moves.copyIn(rows);
-  }
-
-  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
-    return this.moves.dropOut(keys);
   }
 
   async revert(from: number, to: number): Promise<void> {

@@ -175,7 +175,7 @@ export class Mover {
     let movedThisPass = 0;
     for (;;) {
       if (this.signal.stopped) return found;
-      const keys = await source.rangeWithTombstones({ start, end: TO_END, revision: Number.MAX_SAFE_INTEGER, limit: SCAN_KEYS, keysOnly: true });
+      const keys = await source.moves.rangeWithTombstones({ start, end: TO_END, revision: Number.MAX_SAFE_INTEGER, limit: SCAN_KEYS, keysOnly: true });
       if (keys.length === 0) return found;
       const t = this.opts.host.table;
       const foreign = keys.filter((k) => t.ownerOf(k.key) !== source);
@@ -203,7 +203,7 @@ export class Mover {
     let moved = 0;
     for (;;) {
       if (this.signal.stopped) return moved;
-      const rows = await source.history(start, to, COPY_ROWS);
+      const rows = await source.moves.history(start, to, COPY_ROWS);
       if (rows.length === 0) return moved;
       moved += await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows));
       start = keyAfter(rows[rows.length - 1]!.key);
@@ -225,7 +225,7 @@ export class Mover {
     }
     let keys = 0;
     for (const [owner, list] of byOwner) {
-      await owner.copyIn(list);
+      await owner.moves.copyIn(list);
       const upTo = new Map<string, { key: Buffer; upTo: number }>();
       for (const r of list) {
         const id = r.key.toString('latin1');
@@ -233,7 +233,7 @@ export class Mover {
         if (!e) upTo.set(id, { key: r.key, upTo: r.modRevision });
         else if (r.modRevision > e.upTo) e.upTo = r.modRevision;
       }
-      await source.dropOut([...upTo.values()]);
+      await source.moves.dropOut([...upTo.values()]);
       keys += upTo.size;
     }
     return keys;

@@ -24,7 +24,7 @@ export interface ReadPlan {
 }
 
 function withTombstones(b: Backend, q: RangeQuery): Promise<KeyRow[]> {
-  return isMovable(b) ? b.rangeWithTombstones(q) : b.range(q);
+  return isMovable(b) ? b.moves.rangeWithTombstones(q) : b.range(q);
 }
 
 async function inOrder<T>(plan: ReadPlan, read: (b: Backend) => Promise<T>): Promise<T[]> {
@@ -91,6 +91,6 @@ export async function changesAcross(plan: ReadPlan, from: number, to: number, li
 /** Newest row of `key` (tombstones included) across `backends`, read in the order given. */
 export async function latestAcross(backends: MovableBackend[], key: Buffer): Promise<KeyRow | undefined> {
   const lists: KeyRow[][] = [];
-  for (const b of backends) lists.push(await b.rangeWithTombstones({ start: key, revision: Number.MAX_SAFE_INTEGER, limit: 1 }));
+  for (const b of backends) lists.push(await b.moves.rangeWithTombstones({ start: key, revision: Number.MAX_SAFE_INTEGER, limit: 1 }));
   return mergeByKey(lists, 1)[0];
 }
