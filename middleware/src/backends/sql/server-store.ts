@@ -7,7 +7,7 @@
  * reports it broken or too old. Compaction batches are single DELETE statements on the pool.
  */
 import { logger } from '../../log.js';
-import { BackendUnavailableError, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
+import { BackendUnavailableError, inWriteTxn, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams, type Deletion } from './compaction.js';
 import type { SqlDialect } from './dialect.js';
 import { classify, messageOf, openFailure } from './errors.js';
@@ -220,14 +220,7 @@ export class ServerLogStore implements MovableBackend {
   }
 
   async revert(from: number, to: number): Promise<void> {
-    const tx = (await this.begin()) as ServerWriteTxn;
-    try {
-      await tx.revertRows(from, to);
-    } catch (err) {
-      await tx.rollback();
-      throw err;
-    }
-    await tx.commit();
+    await inWriteTxn({ begin: async () => (await this.begin()) as ServerWriteTxn }, async (tx) => void (await tx.execute(this.st.revertRows, [from, to])));
   }
 
   async recover(): Promise<void> {}
@@ -319,10 +312,6 @@ export class ServerLogStore implements MovableBackend {
         }
       }
     });
-  }
-
-  async revertOn(c: SqlRunner, from: number, to: number): Promise<void> {
-    await c.execute(this.st.revertRows, [from, to]);
   }
 
   /** Starts the write transaction on a working connection, replacing a broken or old one first. */
@@ -429,10 +418,6 @@ class ServerWriteTxn implements SqlWriteTxn {
 
   deleteLease(id: string): Promise<void> {
     return this.run(() => this.store.deleteLeaseOn(this.check(), id));
-  }
-
-  revertRows(from: number, to: number): Promise<void> {
-    return this.run(() => this.store.revertOn(this.check(), from, to));
   }
 
   query(sql: string, params: unknown[]): Promise<DbRow[]> {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { logger } from '../../log.js';
 import type { SqliteEndpoint } from '../../topology/endpoint.js';
-import { BackendUnavailableError, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
+import { BackendUnavailableError, inWriteTxn, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { CompactionProgress, planBatch, scanParams } from './compaction.js';
 import { classify, errorCode, openFailure } from './errors.js';
 import { Lock } from './lock.js';
@@ -52,9 +52,11 @@ export class SqliteBackend implements MovableBackend {
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
   private closing = false;
+  /** Write transactions with raw statements (reverts, migration copies). */
+  private readonly sqlTxns = { begin: async () => (await this.begin()) as SqliteWriteTxn };
   readonly moves = new SqlMoves(this.st, {
     read: (sql, params) => this.read('migrate', (r) => r.get(sql).all(...params) as DbRow[]),
-    begin: async () => (await this.begin()) as SqliteWriteTxn,
+    begin: this.sqlTxns.begin,
   });
 
   constructor(
@@ -138,14 +140,7 @@ export class SqliteBackend implements MovableBackend {
   }
 
   async revert(from: number, to: number): Promise<void> {
-    const tx = await this.begin();
-    try {
-      this.exec(() => this.open_(this.writer).get(this.st.revertRows).run(from, to));
-    } catch (err) {
-      await tx.rollback();
-      throw err;
-    }
-    await tx.commit();
+    await inWriteTxn(this.sqlTxns, async (tx) => void tx.execute(this.st.revertRows, [from, to]));
   }
 
   async recover(): Promise<void> {}
