@@ -1,5 +1,17 @@
-/** Names of the meta values the middleware keeps in its default backend (and, for `owner`, in every backend). */
+/**
+ * Names of the meta values the middleware keeps in its default backend (and, for `owner` and
+ * `schemaVersion`, in every backend): every name is here, nowhere else.
+ */
 export const META = {
+  /** SQL backends: the newest schema migration applied (backends/sql/schema.ts). */
+  schemaVersion: 'schema_version',
+  /** Every rule backend: the cluster ID of the middleware that owns its revisions (one revision space). */
+  owner: 'owner_cluster_id',
+  /** The topology in effect (JSON), so a restart routes as before it (router/routed-backend.ts). */
+  topology: 'topology',
+  /** Leader election on a shared default backend: `<term>/<identity>` of the holder, and when it last renewed. */
+  leader: 'leader',
+  leaderRenewed: 'leader_renewed',
   compactRevision: 'compact_revision',
   /** Highest revision that may have existed: compaction and reverted writes can delete the newest rows. */
   revisionHighWater: 'revision_hwm',

@@ -11,12 +11,13 @@
  *   never commits a revision next to the new leader's.
  */
 import { BackendUnavailableError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
+import { META } from '../backends/meta.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { leaderMetrics } from './metrics.js';
 
 /** Meta values of the lease: `<epoch>/<identity>` of the holder ('' when released), and the renew counter. */
-export const META_LEADER = 'leader';
-export const META_LEADER_RENEWED = 'leader_renewed';
+export const META_LEADER = META.leader;
+export const META_LEADER_RENEWED = META.leaderRenewed;
 
 /** This process was deposed: a batch found another holder in the lease row. */
 export class FencedError extends BackendUnavailableError {

@@ -26,8 +26,6 @@ import { Lock } from '../backends/sql/lock.js';
 import { PendingReverts } from './pending-reverts.js';
 import { RoutedTxn } from './routed-txn.js';
 
-/** Meta value (default backend) holding the topology in effect, so a restart routes as before it. */
-export const META_TOPOLOGY = 'topology';
 
 /** Creates (not opens) the backend of a rule. */
 export type BackendFactory = (rule: BackendRule) => Backend;
@@ -104,7 +102,7 @@ export class RoutedBackend implements Backend {
   }
 
   private async openSavedTopology(): Promise<void> {
-    const saved = await this.defaultBackend.getMeta(META_TOPOLOGY);
+    const saved = await this.defaultBackend.getMeta(META.topology);
     if (!saved) return;
     const doc = await parseSavedTopology(saved, this.defaultBackend.description);
     const state = decodeMigrationState(await this.defaultBackend.getMeta(META.migrations), this.defaultBackend.description);
@@ -305,10 +303,10 @@ export async function parseSavedTopology(saved: Buffer, where: string): Promise<
   try {
     parsed = JSON.parse(saved.toString('utf8'));
   } catch (err) {
-    throw new Error(`${where}: the saved topology (meta "${META_TOPOLOGY}") is not JSON: ${(err as Error).message}`);
+    throw new Error(`${where}: the saved topology (meta "${META.topology}") is not JSON: ${(err as Error).message}`);
   }
   const { validateTopology, formatIssue } = await import('../topology/validate.js');
   const v = validateTopology(parsed);
-  if (!v.ok) throw new Error(`${where}: the saved topology (meta "${META_TOPOLOGY}") is invalid: ${v.issues.map(formatIssue).join('; ')}`);
+  if (!v.ok) throw new Error(`${where}: the saved topology (meta "${META.topology}") is invalid: ${v.issues.map(formatIssue).join('; ')}`);
   return v.value;
 }

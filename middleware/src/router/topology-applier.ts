@@ -18,11 +18,9 @@ import { resolve } from 'node:path';
 import { topologyMetrics } from './metrics.js';
 import { encodeMigrationState, type SourceRecord } from './migration/state.js';
 import { backendIdentity, RouteTable } from './route-table.js';
-import { META_TOPOLOGY, openRuleBackends, type BackendFactory, type RoutedBackend } from './routed-backend.js';
+import { openRuleBackends, type BackendFactory, type RoutedBackend } from './routed-backend.js';
 import { DEFAULT_BACKEND } from './router.js';
 
-/** Meta value in every rule backend: the cluster ID of the middleware that owns its revisions. */
-export const META_OWNER = 'owner_cluster_id';
 
 /** Keys that one change would move from one backend to another. */
 export interface KeyMove {
@@ -178,7 +176,7 @@ export class TopologyApplier {
             if (!moves.movable) return false;
           }
           table = routes.withSources(this.sourceRecords(migrating, routes, old, ruleOf, store.revision));
-          await tx.setMeta(META_TOPOLOGY, Buffer.from(JSON.stringify(doc)));
+          await tx.setMeta(META.topology, Buffer.from(JSON.stringify(doc)));
           await tx.setMeta(META.migrations, encodeMigrationState({ sources: [...table.sources.values()] }));
           return true;
         },
@@ -251,7 +249,7 @@ export class TopologyApplier {
   private async claim(opened: Map<string, Backend>, origin: string): Promise<void> {
     const { store } = this.opts;
     for (const [name, b] of opened) {
-      const owner = (await b.getMeta(META_OWNER))?.toString();
+      const owner = (await b.getMeta(META.owner))?.toString();
       if (owner && owner !== store.clusterId) {
         throw new TopologyRefusedError(
           `topology from ${origin} refused: rule "${name}" (${b.description}) belongs to another HariKube cluster (id ${owner}); give it an empty database`,
@@ -274,7 +272,7 @@ export class TopologyApplier {
           [name],
         );
       }
-      if (!owner) await inWriteTxn(b, async (tx) => tx.setMeta(META_OWNER, Buffer.from(store.clusterId)));
+      if (!owner) await inWriteTxn(b, async (tx) => tx.setMeta(META.owner, Buffer.from(store.clusterId)));
     }
   }
 

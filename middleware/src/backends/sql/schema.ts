@@ -7,9 +7,10 @@
  * carries `deleted`, for index-only counts; on MySQL the two swap roles, see `SqlDialect.clusteredByKey`). Nothing else: every read shape was checked with EXPLAIN on all
  * three databases at 1M keys. `leasedKeys` alone scans the table; it runs once, when the middleware starts.
  */
+import { META } from '../meta.js';
 import type { SqlDialect } from './dialect.js';
 
-export const SCHEMA_VERSION_KEY = 'schema_version';
+export const SCHEMA_VERSION_KEY = META.schemaVersion;
 
 interface Migration {
   version: number;

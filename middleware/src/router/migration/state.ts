@@ -9,6 +9,7 @@
  * A source is either a backend of the topology in effect (`route`: its rule name, "" for the default
  * backend) or one no rule routes to any more (`rule`: the rule it had, to reopen it after a restart).
  */
+import { META } from '../../backends/meta.js';
 import type { BackendRule } from '../../topology/schema.js';
 
 export interface SourceRecord {
@@ -34,14 +35,14 @@ export function decodeMigrationState(value: Buffer | undefined, where: string): 
   try {
     parsed = JSON.parse(value.toString('utf8'));
   } catch (err) {
-    throw new Error(`${where}: the migration state (meta "migrations") is not JSON: ${(err as Error).message}`);
+    throw new Error(`${where}: the migration state (meta "${META.migrations}") is not JSON: ${(err as Error).message}`);
   }
   const sources = (parsed as { sources?: unknown }).sources;
-  if (!Array.isArray(sources)) throw new Error(`${where}: the migration state (meta "migrations") has no "sources" list`);
+  if (!Array.isArray(sources)) throw new Error(`${where}: the migration state (meta "${META.migrations}") has no "sources" list`);
   for (const [i, s] of sources.entries()) {
     const r = s as SourceRecord;
     const named = typeof r.route === 'string' || (typeof r.rule === 'object' && r.rule !== null && typeof r.rule.endpoint === 'string');
-    if (!named || typeof r.since !== 'number') throw new Error(`${where}: the migration state (meta "migrations") sources[${i}] is damaged: ${JSON.stringify(s)}`);
+    if (!named || typeof r.since !== 'number') throw new Error(`${where}: the migration state (meta "${META.migrations}") sources[${i}] is damaged: ${JSON.stringify(s)}`);
   }
   return { sources: sources as SourceRecord[] };
 }
