@@ -18,7 +18,7 @@ import { AppTopology, type AppTopologySettings } from './appTopology.js';
 import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
 import { EtcdCluster, type EtcdClusterArgs } from './etcdCluster.js';
 import { MariaDbInstance, type MariaDbInstanceArgs } from './mariaDbInstance.js';
-import { Middleware, MIDDLEWARE_APP, type ApiServerPeers, type MiddlewareStorage } from './middleware.js';
+import { Middleware, type ApiServerPeers, type MiddlewareStorage } from './middleware.js';
 import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, sqliteOnDataVolume } from './paths.js';
 import { PostgresCluster, type PostgresClusterArgs } from './postgresCluster.js';
@@ -524,7 +524,3 @@ export function declaredRouting(spec: PlatformLayer, layer: string): RoutingTabl
   };
 }
 
-/** Label selector of a layer's pods (for policies elsewhere). */
-export function layerSelector(layer: string): Record<string, string> {
-  return { 'app.kubernetes.io/name': MIDDLEWARE_APP, 'app.kubernetes.io/instance': layer };
-}

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { status as Code } from '@grpc/grpc-js';
-import { META } from '../backends/meta.js';
+import { META, metaRevision } from '../backends/meta.js';
 import { BackendUnavailableError, KeyTooLongError, WriteRolledBackError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import {
@@ -88,10 +88,6 @@ const ETCD_MIN_LEASE_TTL = 2;
 /** How often readiness tries a write while writes fail (see `Store.ready`). */
 const WRITE_PROBE_INTERVAL_MS = 1000;
 
-function toBuffer(meta: Buffer | undefined): number {
-  return meta ? Number(meta.toString()) : 0;
-}
-
 function randomId(): string {
   // positive int63, like etcd's IDs; never 0
   return ((randomBytes(8).readBigUInt64BE() >> 1n) | 1n).toString();
@@ -156,8 +152,8 @@ export class Store {
       });
     }
     // next revision is above everything that may ever have existed: nothing is renumbered
-    this.seq = new Sequencer(Math.max(maxRev, toBuffer(hwm)));
-    this.compactRev = toBuffer(compact);
+    this.seq = new Sequencer(Math.max(maxRev, metaRevision(hwm)));
+    this.compactRev = metaRevision(compact);
     this.everCompacted = compact !== undefined;
     this.hub = new WatchHub({
       backend: b,
@@ -459,7 +455,7 @@ export class Store {
       this.backend.getMeta(META.compactRevision),
     ]);
     this.leases.load(leases, leasedKeys);
-    if (compact !== undefined) this.setCompactRevision(toBuffer(compact));
+    if (compact !== undefined) this.setCompactRevision(metaRevision(compact));
     for (const r of rows) this.pendingEvents.push(WatchEvent.fromRow(r, r.prev));
     this.inDoubt = undefined;
     this.log.info('resolved writes of a failed batch', { revisions: revs.length, committed: rows.length });
