@@ -1,5 +1,5 @@
 /**
- * Backend construction from an endpoint string (TOPOLOGY.md section 1). The caller calls `open()`.
+ * Backend construction from an endpoint string (README, "Other databases" and "Routing keys to several databases"). The caller calls `open()`.
  */
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
 import type { BackendTLS, ConnectionPool } from '../topology/schema.js';

@@ -1,5 +1,5 @@
 /**
- * Leader election for several middleware replicas on one default backend (ARCHITECTURE.md, "One writer"):
+ * Leader election for several middleware replicas on one default backend (docs/architecture.md, "One writer"):
  * only the leader opens the store and allocates revisions; standbys wait. The lease lives in the meta
  * table of the default backend itself, so it needs nothing but the database the replicas already share.
  *

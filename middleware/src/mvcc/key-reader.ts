@@ -1,6 +1,6 @@
 /**
  * Reads and watches one key of the store from inside the process, the way an etcd client would but without
- * the network: the `secret://` topology source reads the topology Secret this way (TOPOLOGY.md, section 3).
+ * the network: the `secret://` topology source reads the topology Secret this way (docs/architecture.md, "The topology lifecycle").
  */
 import { WatchEvent } from './event-codec.js';
 import type { Store } from './store.js';

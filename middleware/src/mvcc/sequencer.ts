@@ -1,5 +1,5 @@
 /**
- * The middleware's one revision counter and its commit watermark (ARCHITECTURE.md, "The revision model").
+ * The middleware's one revision counter and its commit watermark (docs/architecture.md, "The revision model").
  *
  * Revisions are handed out after a write's compares pass, in increasing order. Each allocated revision is
  * later finished: committed, or known not to exist. The watermark `W` is the highest revision with every

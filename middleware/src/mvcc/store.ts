@@ -57,7 +57,7 @@ export interface StoreOptions {
   logger?: Logger;
   /**
    * Runs first in every write transaction and throws if this process may no longer write (leader fencing:
-   * ARCHITECTURE.md, "One writer"). Its failure fails the batch before any revision is allocated.
+   * docs/architecture.md, "One writer"). Its failure fails the batch before any revision is allocated.
    */
   fence?: (tx: WriteTxn) => Promise<void>;
 }

@@ -1,5 +1,5 @@
 /**
- * Fan-out of committed changes to watchers (ARCHITECTURE.md, "Watch hub").
+ * Fan-out of committed changes to watchers (docs/architecture.md, "Watch hub").
  *
  * The store publishes events once the commit watermark passes them, in revision order. Recent events stay
  * in a bounded in-memory ring. A watcher is either synced (receives events as they are published) or

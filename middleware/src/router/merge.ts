@@ -1,5 +1,5 @@
 /**
- * K-way merges of per-backend answers into the one answer a single etcd would give (ARCHITECTURE.md,
+ * K-way merges of per-backend answers into the one answer a single etcd would give (docs/architecture.md,
  * "Ranges across backends" and "Watch hub"). Each input is already sorted and limited by its backend; the
  * number of inputs is the number of backends a request touches, so a linear pick of the smallest head is
  * cheaper than a heap.

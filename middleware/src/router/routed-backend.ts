@@ -1,6 +1,6 @@
 /**
  * A `Backend` over the route table: every request is sent to the backends that own its keys and their
- * answers are merged, so the store above sees one revisioned log (ARCHITECTURE.md, "The revision model").
+ * answers are merged, so the store above sees one revisioned log (docs/architecture.md, "The revision model").
  * Meta values and leases live in the default backend. With no rules, every call goes straight to the
  * default backend.
  */

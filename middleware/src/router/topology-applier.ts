@@ -1,5 +1,5 @@
 /**
- * Puts a new topology document into effect (TOPOLOGY.md, section 2): opens the backends it adds, finds the
+ * Puts a new topology document into effect (docs/architecture.md, "The topology lifecycle"): opens the backends it adds, finds the
  * backends holding keys the new routing gives to another backend, then, between two write batches, swaps
  * the routing and persists the document together with those migration sources (migration/state.ts). From
  * then on writes go to the new owners and the mover (migration/mover.ts) moves the rest online. Keys that

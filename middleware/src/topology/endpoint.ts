@@ -1,7 +1,7 @@
 /**
  * Endpoint strings of topology rules and `--endpoint`, parsed into what a backend needs to connect.
  *
- * Formats (TOPOLOGY.md): `http(s)://host:port[,host:port...]` (etcd or another middleware),
+ * Formats (README, "Other databases"): `http(s)://host:port[,host:port...]` (etcd or another middleware),
  * `mysql://user:pass@tcp(host:port)/db`, `postgres://` / `postgresql://user:pass@host:port/db`,
  * `sqlite://./relative.db?...` / `sqlite:///absolute.db?...`.
  */

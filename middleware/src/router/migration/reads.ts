@@ -1,5 +1,5 @@
 /**
- * Reads while keys move (ARCHITECTURE.md, "Online migration"). A key being moved is, at any moment, in its
+ * Reads while keys move (docs/architecture.md, "Online migration"). A key being moved is, at any moment, in its
  * source, in its target, or (between the mover's copy and its drop) in both as identical rows; writes to it
  * go to the target only. So a read takes, per key, the newest row at the snapshot revision across every
  * backend that may hold it, tombstones included (a key deleted in the target must not show the live copy

@@ -1,5 +1,5 @@
 /**
- * Topology sources (`TOPOLOGY_CONFIG`, TOPOLOGY.md section 3): where the middleware reads its topology and how
+ * Topology sources (`TOPOLOGY_CONFIG`, docs/architecture.md, "The topology lifecycle"): where the middleware reads its topology and how
  * it notices changes. This file holds the contract, the spec parser and the logic every source shares
  * (`SourceCore`): reads run one at a time, results are compared by content, deliveries are serialised and
  * changes that arrive during a slow `onUpdate` are coalesced to the newest.
