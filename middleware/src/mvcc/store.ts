@@ -4,7 +4,6 @@
  * interface, and owns the revision counter (`Sequencer`) so several backends can later sit under it.
  */
 import { randomBytes } from 'node:crypto';
-import { status as Code } from '@grpc/grpc-js';
 import { META, metaRevision } from '../backends/meta.js';
 import { BackendUnavailableError, KeyTooLongError, WriteRolledBackError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
@@ -331,10 +330,10 @@ export class Store {
       if (outcome.failedJob === undefined) break;
       const failed = outcome.failedJob;
       const e = this.requestError(outcome.error);
-      if (e.code === Code.UNAVAILABLE) this.log.warn('a write request failed; the rest of its batch is retried without it', { error: outcome.error });
+      if (e.kind === 'unavailable') this.log.warn('a write request failed; the rest of its batch is retried without it', { error: outcome.error });
       failed.reject(e);
       jobs = jobs.filter((j) => j !== failed);
-      if (e.code === Code.UNAVAILABLE) unavailableFailures++;
+      if (e.kind === 'unavailable') unavailableFailures++;
       if (jobs.length === 0) {
         // nothing of the batch could be stored, for lack of storage: not ready until a write commits
         if (unavailableFailures === batch.length) this.writeFailure = e;
@@ -342,7 +341,7 @@ export class Store {
       }
       // A database that is down answers quickly (refused connection) or only after --query-timeout; retrying
       // the rest of the batch for every request that touches it must not multiply the latter.
-      if (e.code === Code.UNAVAILABLE && ++unavailableRetries > 1 && performance.now() - started > UNAVAILABLE_RETRY_BUDGET_MS) {
+      if (e.kind === 'unavailable' && ++unavailableRetries > 1 && performance.now() - started > UNAVAILABLE_RETRY_BUDGET_MS) {
         this.log.warn('write batch failed', { requests: jobs.length, error: outcome.error });
         this.writeFailure = e;
         for (const job of jobs) job.reject(e);
@@ -413,7 +412,7 @@ export class Store {
       if (err instanceof BackendUnavailableError && err.rolledBack) this.seq.rewind(base);
       else if (revs.length) this.inDoubt = revs;
       const e = this.storageError(err);
-      if (e.code === Code.UNAVAILABLE) this.writeFailure = e;
+      if (e.kind === 'unavailable') this.writeFailure = e;
       this.log.warn('write batch failed', { requests: jobs.length, error: err, inDoubt: this.inDoubt?.length ?? 0 });
       for (const job of jobs) job.reject(e);
       return {};

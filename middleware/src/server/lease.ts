@@ -2,7 +2,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { id, num } from '../mvcc/api.js';
 import type { Store } from '../mvcc/store.js';
-import { countStreamRequest, toServiceError, unary } from './rpc.js';
+import { toServiceError } from './errors.js';
+import { countStreamRequest, unary } from './rpc.js';
 
 export function leaseService(store: Store): grpc.UntypedServiceImplementation {
   return {

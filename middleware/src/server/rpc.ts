@@ -1,11 +1,12 @@
 /**
- * Plumbing shared by the services: EtcdError -> gRPC status, request-size accounting, per-method metrics.
+ * Plumbing shared by the services: request-size accounting, per-method metrics, unary handlers (errors
+ * mapped to gRPC status by errors.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Histogram } from 'prom-client';
-import { EtcdError, errRequestTooLarge } from '../mvcc/errors.js';
+import { errRequestTooLarge } from '../mvcc/errors.js';
+import { toServiceError } from './errors.js';
 import { registry } from '../metrics.js';
-import { logger } from '../log.js';
 
 /** etcd's --max-request-bytes default: larger writes get "request is too large". */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -52,13 +53,6 @@ export function requestBytes(req: object): number {
 /** Rejects writes larger than etcd accepts. */
 export function checkRequestSize(req: object): void {
   if (requestBytes(req) > MAX_REQUEST_BYTES) throw errRequestTooLarge();
-}
-
-export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
-  if (err instanceof EtcdError) return { code: err.code, details: err.message, message: err.message };
-  logger.error('unexpected error in request handler', { error: err, stack: (err as Error)?.stack });
-  const message = `etcdserver: ${(err as Error)?.message ?? String(err)}`;
-  return { code: grpc.status.INTERNAL, details: message, message };
 }
 
 /** A unary handler from an async function, with metrics and etcd error mapping. */
