@@ -143,6 +143,8 @@ export interface MiddlewarePlan {
   tls: boolean;
   requireClientCertificates: boolean;
   source: 'compiled' | 'operator';
+  /** A layer with a parent layer: the layer above compacts it, so it never compacts by itself. */
+  lowerLayer: boolean;
 }
 
 export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePlan {
@@ -177,6 +179,7 @@ export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePl
     tls: !!args.tls,
     requireClientCertificates: args.tls?.requireClientCertificates !== false,
     source: args.topology ? 'compiled' : 'operator',
+    lowerLayer: !!args.parentLayers?.length,
   };
 }
 
@@ -195,6 +198,8 @@ export function middlewareArgs(plan: MiddlewarePlan, extra: string[] = []): stri
         ]
       : []),
     ...(plan.leaderElection ? ['--leader-elect'] : []),
+    // README "Guarantees across databases and layers": compaction at the top compacts the layers below.
+    ...(plan.lowerLayer ? ['--compact-interval=0'] : []),
     ...extra,
   ];
 }

@@ -113,7 +113,10 @@ test('Deployment: serve flags, default endpoint from a Secret, topology file, pr
     '--server-cert-file=/etc/harikube/tls/tls.crt',
     '--server-key-file=/etc/harikube/tls/tls.key',
     '--server-ca-file=/etc/harikube/tls/ca.crt',
+    '--compact-interval=0',
   ]);
+  // only a lower layer leaves compaction to the layer above (README, "Guarantees across databases and layers")
+  assert.ok(!child('root', 'kubernetes:apps/v1:Deployment').plain.spec.template.spec.containers[0].args.some((a: string) => a.startsWith('--compact-interval')));
   const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
   assert.deepEqual(env.HARIKUBE_ENDPOINT, { secretKeyRef: { name: 'harikube-kube-system-topology', key: 'default-endpoint' } });
   assert.equal(env.TOPOLOGY_CONFIG, 'file:///etc/harikube/topology/topology.yaml');

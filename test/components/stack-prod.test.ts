@@ -100,6 +100,9 @@ test('prod: TLS on every layer; the root authenticates to kube-system with its o
     const args: string[] = deploymentOf(layer).plain.spec.template.spec.containers[0].args;
     assert.ok(args.includes('--server-ca-file=/etc/harikube/tls/ca.crt'), `${layer} requires client certificates`);
   }
+  // the root compacts the layer below it, which must not compact by itself (README, "Guarantees across databases and layers")
+  const compaction = (layer: string) => deploymentOf(layer).plain.spec.template.spec.containers[0].args.filter((a: string) => a.startsWith('--compact-interval'));
+  assert.deepEqual([compaction('root'), compaction('kube-system')], [[], ['--compact-interval=0']]);
   const certs = run.h.ofType('kubernetes:cert-manager.io/v1:Certificate').map((c) => [c.plain.metadata.name, c.plain.spec.issuerRef.name]);
   assert.deepEqual(certs.sort(), [
     ['harikube-apiserver-client', 'harikube-ca'],
