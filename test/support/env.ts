@@ -20,13 +20,14 @@ export const ETCD_BIN = process.env.HARIKUBE_TEST_ETCD_BIN ?? 'etcd';
 /** The etcdctl binary (Debian: `apt-get install etcd-client`). */
 export const ETCDCTL_BIN = process.env.HARIKUBE_TEST_ETCDCTL_BIN ?? 'etcdctl';
 
-export type Service = 'postgres' | 'mysql' | 'etcd' | 'etcdctl';
+export type Service = 'postgres' | 'mysql' | 'etcd' | 'etcdctl' | 'openssl';
 
 const HOW_TO_ENABLE: Record<Service, string> = {
   postgres: `start PostgreSQL on 127.0.0.1:5432 or set HARIKUBE_TEST_POSTGRES_URL (now ${POSTGRES_URL})`,
   mysql: `start MariaDB/MySQL on 127.0.0.1:3306 or set HARIKUBE_TEST_MYSQL_URL (now ${MYSQL_URL})`,
   etcd: `apt-get install etcd-server, or set HARIKUBE_TEST_ETCD_BIN`,
   etcdctl: `apt-get install etcd-client, or set HARIKUBE_TEST_ETCDCTL_BIN`,
+  openssl: 'apt-get install openssl (tests issue their TLS certificates with it)',
 };
 
 function hostPortOf(service: 'postgres' | 'mysql'): { host: string; port: number } {
@@ -51,9 +52,9 @@ function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boo
   });
 }
 
-function binaryRuns(bin: string): boolean {
+function binaryRuns(bin: string, versionArg = '--version'): boolean {
   try {
-    execFileSync(bin, [bin === ETCDCTL_BIN ? 'version' : '--version'], { stdio: 'ignore', env: { ...process.env, ETCDCTL_API: '3' } });
+    execFileSync(bin, [versionArg], { stdio: 'ignore', env: { ...process.env, ETCDCTL_API: '3' } });
     return true;
   } catch {
     return false;
@@ -65,15 +66,13 @@ const cache = new Map<Service, Promise<boolean>>();
 export function isAvailable(service: Service): Promise<boolean> {
   let p = cache.get(service);
   if (!p) {
-    p =
-      service === 'etcd'
-        ? Promise.resolve(binaryRuns(ETCD_BIN))
-        : service === 'etcdctl'
-          ? Promise.resolve(binaryRuns(ETCDCTL_BIN))
-          : (() => {
-              const { host, port } = hostPortOf(service);
-              return tcpReachable(host, port);
-            })();
+    if (service === 'etcd') p = Promise.resolve(binaryRuns(ETCD_BIN));
+    else if (service === 'etcdctl') p = Promise.resolve(binaryRuns(ETCDCTL_BIN, 'version'));
+    else if (service === 'openssl') p = Promise.resolve(binaryRuns('openssl', 'version'));
+    else {
+      const { host, port } = hostPortOf(service);
+      p = tcpReachable(host, port);
+    }
     cache.set(service, p);
   }
   return p;

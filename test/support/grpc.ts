@@ -109,9 +109,12 @@ export class EtcdClient {
   private readonly healthClient: grpc.Client;
   private readonly streams = new Set<{ close(): void }>();
 
-  constructor(readonly address: string) {
+  /** `creds`: plaintext unless given (e.g. `grpc.credentials.createSsl(ca, key, cert)` for a TLS server). */
+  constructor(
+    readonly address: string,
+    creds: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {
     const s = loadServices();
-    const creds = grpc.credentials.createInsecure();
     // Generous receive limit: the request-too-large test reads back nothing big, but lists may be large.
     const opts: grpc.ClientOptions = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
     this.kvClient = new s.KV(address, creds, opts);

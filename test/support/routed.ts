@@ -13,7 +13,7 @@ export function keysIn(file: string): string[] {
 }
 
 /** The value of an unlabelled metric on the middleware's /metrics, undefined when absent. */
-export async function metricValue(m: Middleware, name: string): Promise<number | undefined> {
+export async function metricValue(m: Pick<Middleware, 'metricsAddress'>, name: string): Promise<number | undefined> {
   const text = await (await fetch(`http://${m.metricsAddress}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
