@@ -22,7 +22,7 @@ import { keysIn } from '../support/routed.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 
-const skip = await skipUnless('etcd', 'postgres', 'mysql');
+const skip = await skipUnless('etcd', 'etcdctl', 'postgres', 'mysql');
 
 const b = (s: string) => Buffer.from(s);
 /** The etcd backend's own keys (its revision map and meta values: README "What is stored in an etcd backend"). */
