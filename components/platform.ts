@@ -12,7 +12,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import * as random from '@pulumi/random';
-import type { BackendRule } from '../middleware/src/topology/schema.js';
+import type { BackendRule, MigrationSettings } from '../middleware/src/topology/schema.js';
 import type { RoutingTable } from '../middleware/src/topology/compile.js';
 import { AppTopology, type AppTopologySettings } from './appTopology.js';
 import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
@@ -62,6 +62,12 @@ export interface PlatformLayer {
   topologySource?: 'pulumi' | 'operator';
   /** Position of the platform's TopologyConfig with `topologySource: operator`; default 1 (first). */
   topologyPosition?: number;
+  /**
+   * Online migration: `keysPerSecond` caps how fast keys move when a routing change sends existing keys to
+   * another backend (0: no limit; the middleware's default is 2000). In the compiled topology with
+   * `topologySource: pulumi`; as `--migration-rate` with `operator` (TopologyConfigs carry rules only).
+   */
+  migration?: MigrationSettings;
 }
 
 export interface PlatformTls {
@@ -489,11 +495,12 @@ export class HariKubePlatform extends pulumi.ComponentResource {
         const backendTlsMounts: BackendTlsMount[] = rules
           .filter((r) => r.tlsSecretName !== undefined)
           .map((r) => ({ rule: r.name, secretName: r.tlsSecretName!, mountPath: mountedTls(r.name).caFile!.replace(/\/ca\.crt$/, '') }));
-        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret!, defaultEndpoint, backendTlsMounts }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
+        const extraArgs = spec.migration?.keysPerSecond !== undefined ? ['--migration-rate', String(spec.migration.keysPerSecond)] : undefined;
+        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret!, defaultEndpoint, backendTlsMounts, extraArgs }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
         // The platform's own rules, described from their references (applications add theirs in the cluster).
         this.routing[layer] = pulumi.output(declaredRouting(spec, layer));
       } else {
-        const topology = new Topology(`${name}-${layer}-topology`, { namespace: this.namespace, objectName: dnsLabel('harikube', layer), rules, defaultEndpoint, defaultTarget }, inNs);
+        const topology = new Topology(`${name}-${layer}-topology`, { namespace: this.namespace, objectName: dnsLabel('harikube', layer), rules, defaultEndpoint, defaultTarget, migration: spec.migration }, inNs);
         this.topologies[layer] = topology;
         this.routing[layer] = topology.routing;
         // The pods mount the client certificates' Secrets: wait until cert-manager has issued them.

@@ -14,7 +14,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import * as random from '@pulumi/random';
-import type { BackendRule, BackendTLS } from '../middleware/src/topology/schema.js';
+import type { BackendRule, BackendTLS, MigrationSettings } from '../middleware/src/topology/schema.js';
 import { TopologyValidationError, validateTopology } from '../middleware/src/topology/validate.js';
 import {
   compileTopology,
@@ -52,6 +52,11 @@ export interface TopologyArgs {
   defaultEndpoint?: pulumi.Input<string>;
   /** Non-secret name of the default backend for the routing table. */
   defaultTarget?: string;
+  /**
+   * Online migration settings of the document: `keysPerSecond` caps how fast keys move when a routing change
+   * sends existing keys to another backend (overrides the middleware's `--migration-rate`; 0: no limit).
+   */
+  migration?: MigrationSettings;
 }
 
 /** A Secret to mount for one rule's backend TLS. */
@@ -134,7 +139,7 @@ export class Topology extends pulumi.ComponentResource {
     );
     const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
     const compiled = pulumi.all([declared, hashKey.result, defaultEndpoint]).apply(([rules, key, def]) => {
-      const c = compileTopology(rules, { mountPath: TOPOLOGY_MOUNT_PATH, fingerprintKey: key, defaultEndpoint: def, defaultTarget: args.defaultTarget });
+      const c = compileTopology(rules, { mountPath: TOPOLOGY_MOUNT_PATH, fingerprintKey: key, defaultEndpoint: def, defaultTarget: args.defaultTarget, migration: args.migration });
       return { ...c, secretData: { ...c.secretData, [DEFAULT_ENDPOINT_KEY]: def }, hash: topologyHash(key, { ...c.secretData, [DEFAULT_ENDPOINT_KEY]: def }) };
     });
 

@@ -22,6 +22,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'topology helpers (`topology validate FILE`, `topology diff OLD NEW`)',
     load: () => import('./topology/command.js'),
   },
+  migrate: {
+    summary: 'online migration (`migrate status [--watch]`, `migrate verify --endpoint E`)',
+    load: () => import('./migrate/command.js'),
+  },
 };
 
 function usage(): string {

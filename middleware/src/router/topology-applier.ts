@@ -59,8 +59,8 @@ function label(name: string): string {
   return name === DEFAULT_BACKEND ? 'default backend' : `"${name}"`;
 }
 
-/** Where an endpoint's data lives, to tell whether two endpoints are the same database. */
-function location(e: Endpoint): string {
+/** Where an endpoint's data lives, to tell whether two endpoints are the same database (also `migrate verify`). */
+export function location(e: Endpoint): string {
   switch (e.kind) {
     case 'sqlite':
       return `sqlite:${e.path === ':memory:' ? `:memory:${Math.random()}` : resolve(e.path)}`;

@@ -87,12 +87,24 @@ export const SERVE_FLAGS = {
   help: { type: 'boolean', description: 'Print this help.' },
 } satisfies Record<string, FlagSpec>;
 
-export interface ServeConfig {
-  listenHost: string;
-  listenPort: number;
+/**
+ * The flags that say how to reach the default backend (the meta store); `harikube migrate verify` takes the
+ * same ones, so an operator passes it exactly what the middleware was started with.
+ */
+export const DATABASE_FLAG_NAMES = ['endpoint', 'ca-file', 'cert-file', 'key-file', 'skip-verify', 'query-timeout'] as const;
+
+/** How to reach the default backend. */
+export interface DatabaseConfig {
   endpoint: string;
   /** TLS to the database; undefined when no TLS flag is given (the endpoint's own parameters decide). */
   backendTls?: { caFile?: string; certFile?: string; keyFile?: string; skipVerify?: boolean };
+  /** Longest one statement on a database server may take; 0: no limit. */
+  queryTimeoutMs: number;
+}
+
+export interface ServeConfig extends DatabaseConfig {
+  listenHost: string;
+  listenPort: number;
   serverTls?: { certFile: string; keyFile: string; caFile?: string };
   metrics?: { host: string; port: number };
   logFormat: 'plain' | 'json';
@@ -102,8 +114,6 @@ export interface ServeConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   compactTimeoutMs: number;
-  /** Longest one statement on a database server may take; 0: no limit. */
-  queryTimeoutMs: number;
   /** TOPOLOGY_CONFIG source spec; undefined: no source. */
   topologyConfig?: string;
   topologyPollMs: number;
@@ -174,6 +184,25 @@ function leaderElection(str: (name: keyof typeof SERVE_FLAGS) => string | undefi
   return { identity, leaseDurationMs, renewIntervalMs };
 }
 
+/** The database flags' values (see `DATABASE_FLAG_NAMES`), checked: the default backend must be a database. */
+export function databaseConfig(values: Record<string, string | boolean | undefined>): DatabaseConfig {
+  const str = (name: (typeof DATABASE_FLAG_NAMES)[number]) => values[name] as string | undefined;
+  const endpoint = str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT);
+  if (/^https?:\/\//i.test(endpoint.trim())) {
+    throw new FlagError(
+      `--endpoint "${redactEndpoint(endpoint)}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
+    );
+  }
+  return {
+    endpoint,
+    backendTls:
+      str('ca-file') || str('cert-file') || str('key-file') || values['skip-verify']
+        ? { caFile: str('ca-file'), certFile: str('cert-file'), keyFile: str('key-file'), skipVerify: values['skip-verify'] === true }
+        : undefined,
+    queryTimeoutMs: duration('query-timeout', str('query-timeout') ?? SERVE_FLAGS['query-timeout'].default),
+  };
+}
+
 export function parseServeFlags(args: string[]): ServeConfig {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -194,21 +223,12 @@ export function parseServeFlags(args: string[]): ServeConfig {
   const keyFile = str('server-key-file');
   if (!!certFile !== !!keyFile) throw new FlagError('--server-cert-file and --server-key-file go together');
   if (str('server-ca-file') && !certFile) throw new FlagError('--server-ca-file needs --server-cert-file and --server-key-file');
-  const endpoint = str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT);
-  if (/^https?:\/\//i.test(endpoint.trim())) {
-    throw new FlagError(
-      `--endpoint "${redactEndpoint(endpoint)}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
-    );
-  }
+  const database = databaseConfig(values);
   const progressNotifyMs = positive('watch-progress-notify-interval', duration('watch-progress-notify-interval', str('watch-progress-notify-interval')!));
   return {
     listenHost: listen.host || '0.0.0.0',
     listenPort: listen.port,
-    endpoint,
-    backendTls:
-      str('ca-file') || str('cert-file') || str('key-file') || values['skip-verify']
-        ? { caFile: str('ca-file'), certFile: str('cert-file'), keyFile: str('key-file'), skipVerify: values['skip-verify'] === true }
-        : undefined,
+    ...database,
     serverTls: certFile && keyFile ? { certFile, keyFile, caFile: str('server-ca-file') } : undefined,
     metrics: metricsFlag === '0' || metricsFlag === '' ? undefined : hostPort('metrics-bind-address', metricsFlag, true),
     logFormat,
@@ -218,7 +238,6 @@ export function parseServeFlags(args: string[]): ServeConfig {
     compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
     compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
     compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
-    queryTimeoutMs: duration('query-timeout', str('query-timeout')!),
     topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
     topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),

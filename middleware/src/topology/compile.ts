@@ -12,7 +12,7 @@
 import { createHmac } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
 import { stringify as stringifyYaml } from 'yaml';
-import { BackendRuleSchema, MATCH_FIELDS, type BackendRule, type BackendTLS, type MatchField } from './schema.js';
+import { BackendRuleSchema, MATCH_FIELDS, MigrationSettingsSchema, type BackendRule, type BackendTLS, type MatchField, type MigrationSettings } from './schema.js';
 import { TopologyValidationError, validateTopology, type TopologyIssue } from './validate.js';
 import { parseEndpoint, redactEndpoint } from './endpoint.js';
 
@@ -70,6 +70,8 @@ export interface RoutingTable {
   rules: RoutingRule[];
   /** Where unmatched keys go: the middleware's `--endpoint`, when known to the compiler. */
   default?: RoutingBackend;
+  /** The document's online migration settings, when set (a rate change shows in a routing diff). */
+  migration?: MigrationSettings;
 }
 
 export interface CompileOptions {
@@ -81,6 +83,8 @@ export interface CompileOptions {
   defaultEndpoint?: string;
   /** Non-secret name of the default backend. */
   defaultTarget?: string;
+  /** Document-level online migration settings (`migration.keysPerSecond` overrides `--migration-rate`). */
+  migration?: MigrationSettings;
 }
 
 export interface CompiledTopology {
@@ -206,7 +210,8 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
   });
   if (issues.length) throw new TopologyValidationError('compiled topology', issues);
 
-  const document = { backends };
+  const migration = options.migration && Object.keys(options.migration).length ? (canonicalize(options.migration, MigrationSettingsSchema) as MigrationSettings) : undefined;
+  const document = { backends, ...(migration ? { migration } : {}) };
   const result = validateTopology(document);
   if (!result.ok) throw new TopologyValidationError('compiled topology', result.issues);
 
@@ -228,6 +233,7 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
   if (options.defaultEndpoint !== undefined) {
     routing.default = describeBackend(options.defaultEndpoint, { key: options.fingerprintKey, target: options.defaultTarget });
   }
+  if (migration) routing.migration = migration;
   return {
     documentYaml,
     secretData: { [TOPOLOGY_DOCUMENT_KEY]: documentYaml, ...sortedObject(files) },

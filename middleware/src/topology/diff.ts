@@ -33,6 +33,8 @@ export interface TopologyView {
   form: 'document' | 'routing' | 'topologyconfig';
   rules: RuleView[];
   default?: RoutingBackend;
+  /** Canonical JSON of the document-level `migration` settings (absent: unset). */
+  migration?: string;
 }
 
 export type RuleChange =
@@ -43,7 +45,8 @@ export type RuleChange =
   | { kind: 'backend'; name: string; position: number; from: string; to: string }
   | { kind: 'credentials'; name: string; position: number }
   | { kind: 'settings'; name: string; position: number; field: string; from?: string; to?: string }
-  | { kind: 'default'; from: string; to: string };
+  | { kind: 'default'; from: string; to: string }
+  | { kind: 'migration'; from?: string; to?: string };
 
 export class TopologyInputError extends Error {
   constructor(source: string, problem: string) {
@@ -93,6 +96,7 @@ function documentView(doc: Record<string, unknown>, source: string, form: 'docum
   if (!Array.isArray(backends)) throw new TopologyInputError(source, '"backends" is not a list');
   return {
     form,
+    ...(doc.migration !== undefined ? { migration: JSON.stringify(canonicalize(doc.migration)) } : {}),
     rules: backends.map((raw, i) => {
       if (!isRecord(raw) || typeof raw.name !== 'string') throw new TopologyInputError(source, `backends[${i}] has no name`);
       const r = raw as unknown as BackendRule;
@@ -119,6 +123,7 @@ function routingView(table: Record<string, unknown>, source: string): TopologyVi
   if (!Array.isArray(rules)) throw new TopologyInputError(source, '"rules" is not a list');
   return {
     form: 'routing',
+    ...(table.migration !== undefined ? { migration: JSON.stringify(canonicalize(table.migration)) } : {}),
     rules: rules.map((raw, i) => {
       if (!isRecord(raw) || typeof raw.name !== 'string') throw new TopologyInputError(source, `rules[${i}] has no name`);
       const m = matchOf(isRecord(raw.match) ? raw.match : {});
@@ -254,6 +259,10 @@ export function diffTopologies(before: TopologyView, after: TopologyView): RuleC
     const b = describeBackend(after.default);
     if (a !== b || before.default.fingerprint !== after.default.fingerprint) changes.push({ kind: 'default', from: a, to: b });
   }
+  // a TopologyConfig has no document-level settings: compared between documents and routing tables
+  if (before.form !== 'topologyconfig' && after.form !== 'topologyconfig' && before.migration !== after.migration) {
+    changes.push({ kind: 'migration', from: before.migration, to: after.migration });
+  }
   return changes;
 }
 
@@ -276,5 +285,7 @@ export function formatChange(c: RuleChange): string {
       return `~ rule "${c.name}" (#${c.position}) ${c.field}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`;
     case 'default':
       return `~ default backend: ${c.from} -> ${c.to}`;
+    case 'migration':
+      return `~ migration settings: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`;
   }
 }

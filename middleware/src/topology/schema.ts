@@ -100,11 +100,25 @@ export const BackendRuleSchema = Type.Object(
   { additionalProperties: false, description: 'One routing rule and the backend it sends matching keys to.' },
 );
 
+export const MigrationSettingsSchema = Type.Object(
+  {
+    keysPerSecond: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          "Keys per second the online migration moves at most (0: no limit); overrides the middleware's --migration-rate while this topology is in effect.",
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'How the online migration moves keys that a routing change sends to another backend.' },
+);
+
 export const TopologyDocumentSchema = Type.Object(
   {
     backends: Type.Array(BackendRuleSchema, {
       description: 'Ordered rules; the first match wins; unmatched keys go to the default backend.',
     }),
+    migration: Type.Optional(MigrationSettingsSchema),
   },
   { additionalProperties: false, description: 'A HariKube topology document.' },
 );
@@ -144,6 +158,7 @@ export type PrefixMatch = Static<typeof PrefixMatchSchema>;
 export type CustomResourceMatch = Static<typeof CustomResourceMatchSchema>;
 export type RegexpMatch = Static<typeof RegexpMatchSchema>;
 export type BackendRule = Static<typeof BackendRuleSchema>;
+export type MigrationSettings = Static<typeof MigrationSettingsSchema>;
 export type TopologyDocument = Static<typeof TopologyDocumentSchema>;
 export type TopologyConfigSpec = Static<typeof TopologyConfigSpecSchema>;
 

@@ -40,7 +40,10 @@ export interface MigrationHost {
 
 export interface MoverOptions {
   host: MigrationHost;
-  /** Keys moved per second at most (0: no limit), so the API server is never starved. */
+  /**
+   * Keys moved per second at most (0: no limit), so the API server is never starved; the topology in effect
+   * overrides it with `migration.keysPerSecond`.
+   */
   keysPerSecond: number;
   logger?: Logger;
   /** Delay of the retry after a failed step; doubles to 30 s. */
@@ -63,6 +66,9 @@ export class Mover {
   private readonly signal: { stopped: boolean; wake?: () => void } = { stopped: false };
   private readonly progress = new Map<Backend, SourceStatus>();
   private readonly finished: SourceStatus[] = [];
+  private readonly listeners = new Set<(status: MigrationStatus) => void>();
+  /** The moving pass of each source: when it began and how many keys it moved (for its rate). */
+  private readonly passes = new Map<SourceStatus, { began: number; moved: number }>();
 
   constructor(private readonly opts: MoverOptions) {
     this.log = (opts.logger ?? rootLogger).child({ component: 'migration' });
@@ -87,8 +93,50 @@ export class Mover {
 
   status(): MigrationStatus {
     const t = this.opts.host.table;
-    const current = [...t.sources.keys()].map((b) => this.progress.get(b) ?? this.fresh(t, b));
-    return { active: t.migrating, rateLimit: this.opts.keysPerSecond, sources: [...current, ...this.finished] };
+    const current = [...t.sources.keys()].map((b) => this.rated(this.progress.get(b) ?? this.fresh(t, b)));
+    const fromTopology = t.document.migration?.keysPerSecond !== undefined;
+    return { active: t.migrating, rateLimit: this.rate, rateLimitFrom: fromTopology ? 'topology' : 'flag', sources: [...current, ...this.finished] };
+  }
+
+  /**
+   * Calls `listener` with the status after every change the mover makes (a count, a moved batch, a failed
+   * step, an emptied source), synchronously: keep it cheap. Returns the function that unsubscribes.
+   */
+  onChange(listener: (status: MigrationStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Keys per second now: the topology's `migration.keysPerSecond` when it sets one, else the flag. */
+  private get rate(): number {
+    return this.opts.host.table.document.migration?.keysPerSecond ?? this.opts.keysPerSecond;
+  }
+
+  /**
+   * `st` with its rate and time left as of now: keys moved over the pass so far per second, capped by the
+   * limit (the mover moves a page at once, then waits until the limit allows the next one).
+   */
+  private rated(st: SourceStatus): SourceStatus {
+    const pass = this.passes.get(st);
+    if (!pass || st.phase !== 'moving') return st;
+    const elapsed = (Date.now() - pass.began) / 1000;
+    const observed = elapsed > 0 ? pass.moved / elapsed : 0;
+    const rate = Math.round(this.rate > 0 ? Math.min(observed, this.rate) : observed);
+    st.keysPerSecond = rate;
+    st.etaSeconds = rate > 0 ? Math.ceil(Math.max(0, st.keysTotal - st.keysMoved) / rate) : undefined;
+    return st;
+  }
+
+  private changed(): void {
+    if (this.listeners.size === 0) return;
+    const status = this.status();
+    for (const l of this.listeners) {
+      try {
+        l(status);
+      } catch (err) {
+        this.log.warn('a migration status listener failed', { error: (err as Error).message });
+      }
+    }
   }
 
   private fresh(t: RouteTable, b: Backend): SourceStatus {
@@ -97,6 +145,7 @@ export class Mover {
     return {
       source: route !== undefined ? route : `retired: ${b.description}`,
       description: b.description,
+      ...(rec.rule ? { rule: rec.rule.name } : {}),
       since: rec.since,
       phase: 'counting',
       keysTotal: 0,
@@ -129,6 +178,7 @@ export class Mover {
           st.lastError = (err as Error).message;
           migrationMetrics.errors.inc({ source: st.source });
           this.log.warn('migration step failed; retrying', { source: st.source, backend: st.description, error: (err as Error).message, retryInMs: backoff });
+          this.changed();
         }
       }
       if (failed) {
@@ -146,11 +196,15 @@ export class Mover {
     const startTable = this.opts.host.table;
     if (st.phase === 'counting' || st.keysTotal === 0) {
       st.phase = 'counting';
-      st.keysTotal = st.keysMoved + (await this.scan(source, false));
+      const targets = new Set<string>();
+      st.keysTotal = st.keysMoved + (await this.scan(source, false, undefined, targets));
+      // a recount that finds nothing left keeps saying where the keys went
+      if (targets.size > 0 || st.targets === undefined) st.targets = [...targets].sort();
       migrationMetrics.keysRemaining.set({ source: st.source }, st.keysTotal - st.keysMoved);
-      this.log.info('migration: counted keys to move', { source: st.source, backend: st.description, keys: st.keysTotal - st.keysMoved });
+      this.log.info('migration: counted keys to move', { source: st.source, backend: st.description, keys: st.keysTotal - st.keysMoved, to: st.targets });
     }
     st.phase = 'moving';
+    this.changed();
     await this.scan(source, true, st);
     st.phase = 'verifying';
     const left = await this.scan(source, false);
@@ -168,11 +222,13 @@ export class Mover {
    * One pass over the source's keys. Returns how many keys it holds that another backend owns; with `move`,
    * moves them (and returns how many it moved).
    */
-  private async scan(source: MovableBackend, move: boolean, st?: SourceStatus): Promise<number> {
+  private async scan(source: MovableBackend, move: boolean, st?: SourceStatus, targets?: Set<string>): Promise<number> {
     let start: Buffer = ALL_START;
     let found = 0;
     const began = Date.now();
-    let movedThisPass = 0;
+    const window = { start: began, moved: 0, rate: this.rate };
+    const pass = { began, moved: 0 };
+    if (move) this.passes.set(st!, pass);
     for (;;) {
       if (this.signal.stopped) return found;
       const keys = await source.moves.rangeWithTombstones({ start, end: TO_END, revision: Number.MAX_SAFE_INTEGER, limit: SCAN_KEYS, keysOnly: true });
@@ -180,17 +236,17 @@ export class Mover {
       const t = this.opts.host.table;
       const foreign = keys.filter((k) => t.ownerOf(k.key) !== source);
       found += foreign.length;
+      if (targets) for (const k of foreign) targets.add(t.nameOf(t.ownerOf(k.key)));
       if (move && foreign.length > 0) {
         const moved = await this.moveKeys(source, foreign[0]!.key, keyAfter(foreign[foreign.length - 1]!.key));
-        movedThisPass += moved;
+        pass.moved += moved;
         st!.keysMoved += moved;
-        const elapsed = (Date.now() - began) / 1000;
-        st!.keysPerSecond = elapsed > 0 ? Math.round(movedThisPass / elapsed) : 0;
+        this.rated(st!);
         const left = Math.max(0, st!.keysTotal - st!.keysMoved);
-        st!.etaSeconds = st!.keysPerSecond > 0 ? Math.ceil(left / st!.keysPerSecond) : undefined;
         migrationMetrics.keysMoved.inc({ source: st!.source }, moved);
         migrationMetrics.keysRemaining.set({ source: st!.source }, left);
-        await this.throttle(movedThisPass, began);
+        this.changed();
+        await this.throttle(window, moved);
       }
       if (keys.length < SCAN_KEYS) return found;
       start = keyAfter(keys[keys.length - 1]!.key);
@@ -239,12 +295,27 @@ export class Mover {
     return keys;
   }
 
-  private async throttle(moved: number, began: number): Promise<void> {
-    const rate = this.opts.keysPerSecond;
-    if (rate <= 0) return;
-    const due = began + (moved / rate) * 1000;
-    const wait = due - Date.now();
-    if (wait > 0) await sleep(wait, this.signal);
+  /**
+   * Waits until the keys moved in `window` are within the rate. A rate changed meanwhile (a topology that sets
+   * another `migration.keysPerSecond` wakes the mover) starts a new window at once: lowering the rate must
+   * not leave the mover asleep for what the old rate had earned, raising it must take effect now.
+   */
+  private async throttle(window: { start: number; moved: number; rate: number }, moved: number): Promise<void> {
+    window.moved += moved;
+    for (;;) {
+      const rate = this.rate;
+      if (this.signal.stopped) return;
+      if (rate !== window.rate) {
+        window.start = Date.now();
+        window.moved = 0;
+        window.rate = rate;
+        return;
+      }
+      if (rate <= 0) return;
+      const wait = window.start + (window.moved / rate) * 1000 - Date.now();
+      if (wait <= 0) return;
+      await sleep(wait, this.signal);
+    }
   }
 
   /** The source is empty of foreign keys: it leaves the durable state (and a retired one is closed). */
@@ -260,6 +331,7 @@ export class Mover {
       if (next.retired.length < t.retired.length) this.opts.host.retire(source);
       migrationMetrics.sources.set(sources.size);
     });
+    this.passes.delete(st);
     st.phase = 'done';
     st.finishedAt = Date.now();
     st.etaSeconds = 0;
@@ -267,5 +339,6 @@ export class Mover {
     this.progress.delete(source);
     this.finished.push(st);
     this.log.info('migration: source emptied', { source: st.source, backend: st.description, keysMoved: st.keysMoved, seconds: Math.round((st.finishedAt - st.startedAt) / 1000) });
+    this.changed();
   }
 }

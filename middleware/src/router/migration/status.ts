@@ -10,6 +10,10 @@ export interface SourceStatus {
   source: string;
   /** The database (credentials redacted). */
   description: string;
+  /** The rule name a retired source had (its rule was removed or pointed elsewhere). */
+  rule?: string;
+  /** Route names of the backends its keys go to, as of the last count ("" is the default backend). */
+  targets?: string[];
   /** Global revision at which the topology change made it a source. */
   since: number;
   phase: SourcePhase;
@@ -33,5 +37,7 @@ export interface MigrationStatus {
   active: boolean;
   /** The mover's limit, keys per second (0: none). */
   rateLimit: number;
+  /** Where the limit comes from: the topology in effect (`migration.keysPerSecond`) or `--migration-rate`. */
+  rateLimitFrom: 'topology' | 'flag';
   sources: SourceStatus[];
 }
