@@ -89,7 +89,8 @@ export function eventsFor(fake: FakeKube, name: string): Array<{ reason: string;
 
 /**
  * Plays a middleware that read the target Secret as it is now: writes its apply report (topology/apply-report.ts)
- * into the fake API server, Applied, Refused (with a reason naming `rules`) or Migrating.
+ * into the fake API server, Applied, Refused (with a reason naming `rules`) or Migrating (applied, and keys of
+ * `rules` still moving; no `rules`: still counting what moves).
  */
 export function reportAsMiddleware(
   fake: FakeKube,
@@ -112,9 +113,9 @@ export function reportAsMiddleware(
     middleware,
     secret: `${namespace}/${name}`,
     state,
-    applied: state === 'Applied' ? seen : previous?.applied,
+    applied: state === 'Refused' ? previous?.applied : seen,
     ...(state === 'Refused' ? { refused: { ...seen, reason: opts.reason ?? 'refused', rules: opts.rules ?? [] } } : {}),
-    ...(state === 'Migrating' ? { migrating: { ...seen, progress: opts.progress ?? '0 of 1 keys' } } : {}),
+    ...(state === 'Migrating' ? { migrating: { ...seen, progress: opts.progress ?? '0 of 1 keys', ...(opts.rules ? { rules: opts.rules } : {}) } } : {}),
   };
   const obj = reportObject(report, namespace, name, at.replace(/\.\d{3}Z$/, 'Z')) as Record<string, any>;
   const existing = fake.get('configmaps', namespace, cmName);

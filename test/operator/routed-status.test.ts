@@ -5,7 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeKube } from '../support/fake-kube.js';
-import { mergedNames, reportAsMiddleware, rule, startOperator, statusOf, tcObject } from './harness.js';
+import { eventsFor, mergedNames, reportAsMiddleware, rule, startOperator, statusOf, tcObject } from './harness.js';
 
 async function setup(t: TestContext) {
   const fake = await FakeKube.start();
@@ -30,7 +30,7 @@ test('Active only when every middleware reading the Secret applied it; Migrating
   reportAsMiddleware(fake, { middleware: '111' });
   reportAsMiddleware(fake, { middleware: '222', state: 'Migrating', progress: '120 of 500 keys from "default backend" to "pods"' });
   const migrating = await status(fake, 'team-a', 'app', 'Migrating');
-  assert.match(migrating.deployStatusReason, /middleware 222 is moving keys for these rules: 120 of 500 keys/);
+  assert.match(migrating.deployStatusReason, /^rules in effect; middleware 222 is moving the keys stored before: 120 of 500 keys/);
   assert.deepEqual([migrating.conditions[0].status, migrating.conditions[0].reason], ['False', 'Migrating']);
   reportAsMiddleware(fake, { middleware: '222' });
   const active = await status(fake, 'team-a', 'app', 'Active');
@@ -74,4 +74,42 @@ test('a refusal fails the resource it names and keeps the others Pending until t
   await fake.until('fixed written', () => mergedNames(fake.get('secrets', 'harikube', 'topology-config')).includes('fixed'));
   reportAsMiddleware(fake);
   await status(fake, 'team-b', 'bad', 'Active');
+});
+
+test('Migrating is the resource whose rules move, with the progress; another resource in the Secret stays Active; then Active', async (t) => {
+  const fake = await setup(t);
+  fake.create(tcObject('team-a', 'moves', 1, [rule('pods')]));
+  fake.create(tcObject('team-b', 'still', 2, [rule('leases')]));
+  await fake.until('both written', () => mergedNames(fake.get('secrets', 'harikube', 'topology-config')).length === 2);
+  reportAsMiddleware(fake);
+  await status(fake, 'team-a', 'moves', 'Active');
+  await status(fake, 'team-b', 'still', 'Active');
+
+  // a new rule of team-a's that routes existing keys: the middleware applies it and counts what moves
+  const moves = fake.get('topologyconfigs', 'team-a', 'moves')!;
+  moves.spec.backends = [rule('pods'), rule('configmaps')];
+  fake.update(moves);
+  await fake.until('configmaps written', () => mergedNames(fake.get('secrets', 'harikube', 'topology-config')).includes('configmaps'));
+  reportAsMiddleware(fake, { state: 'Migrating', progress: 'counting the keys to move out of the default backend' });
+  // not counted yet: every document of the reading may be involved
+  const counting = await status(fake, 'team-b', 'still', 'Migrating');
+  assert.match(counting.deployStatusReason, /counting the keys to move out of the default backend/);
+  // counted: the keys go into "configmaps", team-a's rule; team-b is not involved
+  reportAsMiddleware(fake, { state: 'Migrating', rules: ['configmaps'], progress: '1000 of 1200 keys moved out of the default backend into rule "configmaps" (moving, 2000 keys/s, about 1s left)' });
+  await status(fake, 'team-b', 'still', 'Active');
+  const migrating = await fake.until('team-a Migrating at generation 2 with progress', () => {
+    const s = statusOf(fake, 'team-a', 'moves');
+    return s?.observedGeneration === 2 && s.deployStatus === 'Migrating' && /1000 of 1200 keys/.test(s.deployStatusReason) ? s : undefined;
+  });
+  const ready = migrating.conditions.find((c: any) => c.type === 'Ready');
+  assert.deepEqual([ready.status, ready.reason], ['False', 'Migrating'], 'not Ready while keys move: `pulumi up` waits');
+  assert.match(ready.message, /into rule "configmaps"/);
+  assert.ok(eventsFor(fake, 'moves').some((e) => e.reason === 'Migrating' && e.type === 'Normal'), 'an Event says the migration started');
+
+  // the migration is done: the report drops it, the resource is Active (and announced Applied)
+  reportAsMiddleware(fake);
+  const active = await status(fake, 'team-a', 'moves', 'Active');
+  assert.equal(active.observedGeneration, 2);
+  assert.equal(active.conditions.find((c: any) => c.type === 'Ready').status, 'True');
+  assert.ok(eventsFor(fake, 'moves').some((e) => e.reason === 'Applied' && /rules applied by middleware 4242/.test(e.message)));
 });

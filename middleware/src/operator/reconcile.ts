@@ -344,14 +344,20 @@ function routingReports(
       });
       continue;
     }
-    const states = reports.map((r) => ({ id: r.middleware, s: documentState(r, digest) }));
+    // Migrating only while keys of this resource's own rules move (another team's migration is not its own)
+    const ruleNames = (members.find((m) => memberKey(m) === key)?.rules ?? []).map((r) => r.name);
+    const states = reports.map((r) => ({ id: r.middleware, s: documentState(r, digest, ruleNames) }));
     const refusal = states.find((x) => x.s.state === 'refused');
     const migrating = states.find((x) => x.s.state === 'migrating');
     const unseen = states.filter((x) => x.s.state === 'unseen').map((x) => x.id);
     if (refusal && refusal.s.state === 'refused') {
       refused.push({ key, reason: refusal.s.reason, rules: refusal.s.rules, middleware: refusal.id });
     } else if (migrating && migrating.s.state === 'migrating') {
-      out.set(key, { deployStatus: 'Migrating', conditionReason: 'Migrating', message: `middleware ${migrating.id} is moving keys for these rules: ${migrating.s.progress}` });
+      out.set(key, {
+        deployStatus: 'Migrating',
+        conditionReason: 'Migrating',
+        message: `rules in effect; middleware ${migrating.id} is moving the keys stored before: ${migrating.s.progress} (\`harikube migrate status\` on that middleware follows it)`,
+      });
     } else if (unseen.length) {
       out.set(key, {
         deployStatus: 'Pending',

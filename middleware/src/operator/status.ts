@@ -51,14 +51,21 @@ export function sameStatus(a: TopologyConfigStatus | undefined, b: TopologyConfi
   return ca.length === cb.length && ca.every((v, i) => v === cb[i]);
 }
 
-/** The Event a status change deserves, if any: Applied when new rules went live, Failed when a failure is new. */
+/**
+ * The Event a status change deserves, if any: Applied when new rules went live, Migrating when keys start
+ * moving for them (not on every progress update), Failed when a failure is new.
+ */
 export function eventFor(
   before: TopologyConfigStatus | undefined,
   after: TopologyConfigStatus,
-): { type: 'Normal' | 'Warning'; reason: 'Applied' | 'Failed'; message: string } | undefined {
+): { type: 'Normal' | 'Warning'; reason: 'Applied' | 'Migrating' | 'Failed'; message: string } | undefined {
   if (after.deployStatus === 'Active') {
     if (before?.deployStatus === 'Active' && before.observedGeneration === after.observedGeneration) return undefined;
     return { type: 'Normal', reason: 'Applied', message: after.deployStatusReason ?? 'rules applied' };
+  }
+  if (after.deployStatus === 'Migrating') {
+    if (before?.deployStatus === 'Migrating' && before.observedGeneration === after.observedGeneration) return undefined;
+    return { type: 'Normal', reason: 'Migrating', message: after.deployStatusReason ?? 'keys are moving' };
   }
   if (after.deployStatus === 'Failed') {
     if (before?.deployStatus === 'Failed' && before.deployStatusReason === after.deployStatusReason) return undefined;

@@ -90,7 +90,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
   const fatalAtStart = !source.description.startsWith('secret://');
   // secret:// only: what was done with each reading is reported back next to the Secret, for the operator
   const secretRef = /^secret:\/\/([^/]+)\/([^/]+)$/.exec(source.description);
-  const reporter = secretRef ? new TopologyReporter(store, secretRef[1]!, secretRef[2]!, tlog) : undefined;
+  const reporter = secretRef ? new TopologyReporter(store, secretRef[1]!, secretRef[2]!, tlog, mover) : undefined;
   const report = (p: Promise<void> | undefined) => void p?.catch(() => undefined);
   let starting = true;
   let startError: Error | undefined;

@@ -47,10 +47,19 @@ export interface ReportedRefusal extends ReportedApply {
   rules: string[];
 }
 
-/** Keys moving between databases for a new topology (not implemented yet: the field is the contract). */
+/**
+ * Keys moving between databases (online migration) after the reading in `applied` put a routing change into
+ * effect: the rules are routed already (writes go to their new backends), and the keys stored before are
+ * still being moved. Rewritten as the migration progresses (about every 15 s) and removed when it is done.
+ */
 export interface ReportedMigration extends ReportedApply {
-  /** e.g. "1200 of 5000 keys from \"default backend\" to \"shop\"". */
+  /** e.g. `1200 of 5000 keys moved out of the default backend into rule "shop" (moving, 250 keys/s, about 16s left)`. */
   progress: string;
+  /**
+   * Rules whose keys are moving: sources, targets, and the former rule of a retired database. Absent while
+   * the middleware is still counting what moves: then every document of the reading counts as migrating.
+   */
+  rules?: string[];
 }
 
 export interface ApplyReport {
@@ -59,13 +68,13 @@ export interface ApplyReport {
   middleware: string;
   /** `namespace/name` of the Secret. */
   secret: string;
-  /** The state of the newest reading: Applied, Refused or Migrating. */
+  /** The state of the newest reading: Applied, Refused, or Migrating (applied, and keys are still moving). */
   state: 'Applied' | 'Refused' | 'Migrating';
   /** The Secret content in effect. */
   applied?: ReportedApply;
   /** Present while the newest reading is refused (the applied one stays in effect). */
   refused?: ReportedRefusal;
-  /** Present while the newest reading is being migrated to. */
+  /** Present while keys move for a routing change in effect (also when a newer reading was refused). */
   migrating?: ReportedMigration;
 }
 
@@ -135,10 +144,17 @@ export type DocumentState =
   | { state: 'migrating'; progress: string }
   | { state: 'unseen' };
 
-export function documentState(report: ApplyReport, digest: string): DocumentState {
+/**
+ * Where `report` stands on the document `digest`, whose rules are named `rules`: migrating while keys of those
+ * rules move (or while the middleware still counts what moves), else applied once in effect.
+ */
+export function documentState(report: ApplyReport, digest: string, rules: readonly string[] = []): DocumentState {
+  const m = report.migrating;
+  if (m?.documents.includes(digest) && (m.rules === undefined || rules.some((r) => m.rules!.includes(r)))) {
+    return { state: 'migrating', progress: m.progress };
+  }
   // a document that is in effect is routed, whatever happens to a newer reading that also holds it
   if (report.applied?.documents.includes(digest)) return { state: 'applied' };
-  if (report.migrating?.documents.includes(digest)) return { state: 'migrating', progress: report.migrating.progress };
   if (report.refused?.documents.includes(digest)) return { state: 'refused', reason: report.refused.reason, rules: report.refused.rules };
   return { state: 'unseen' };
 }
