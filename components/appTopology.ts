@@ -10,8 +10,11 @@
  * same text on every run (no perpetual diff) while distinct endpoints never share a nonce. Endpoints sealed
  * elsewhere (`harikube topologyconfig encrypt`) can be passed as they are with `preEncrypted`.
  *
- * The resource carries `pulumi.com/waitFor: condition=Ready`: `pulumi up` continues only once the operator
- * has merged the rules, so the application's objects are never created before their routing is active.
+ * The resource carries `pulumi.com/waitFor: jsonpath={.status.deployStatus}=Active`: `pulumi up` continues only
+ * once every middleware reading the Secret has applied the rules and moved the keys they route elsewhere
+ * (Migrating is waited through), so the application's objects are never created before their routing is active.
+ * Waiting on the state rather than the Ready condition makes the progress line say what it found (`Pending`,
+ * `Migrating`, `Failed`); a long migration needs `readyTimeout` above the provider's 10 minutes.
  */
 import { createCipheriv, createHmac } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
@@ -20,12 +23,22 @@ import type { BackendRule } from '../middleware/src/topology/schema.js';
 import { topologyConfig, type TopologyConfigObject } from '../middleware/src/topology/topologyconfig.js';
 import { parseEndpoint } from '../middleware/src/topology/endpoint.js';
 import { inheritedDependsOn, WAIT_FOR_ANNOTATION } from './kube.js';
+import { parseDuration } from '../middleware/src/topology/duration.js';
 import { backendLocation, backendType } from '../middleware/src/topology/compile.js';
 import { MATCH_FIELDS } from '../middleware/src/topology/schema.js';
 import { stringify as stringifyYaml } from 'yaml';
 
 /** Annotation on an application's TopologyConfig: its rules, readable (backend by kind, host and database; no credentials). */
 export const ROUTING_ANNOTATION = 'harikube.info/routing';
+
+/**
+ * What `pulumi up` waits for: the operator reports the current generation Active (the provider checks
+ * status.observedGeneration first). Pending and Migrating are waited through; the progress line shows the
+ * state found (`Waiting for {.status.deployStatus}=Active (found "Migrating")`).
+ */
+export const APP_TOPOLOGY_WAIT_FOR = 'jsonpath={.status.deployStatus}=Active';
+/** The provider's per-resource wait limit, in seconds. */
+export const TIMEOUT_ANNOTATION = 'pulumi.com/timeoutSeconds';
 
 /**
  * What a platform stack publishes for application stacks (its `appTopologies` output): where TopologyConfigs
@@ -96,11 +109,30 @@ export interface AppTopologyArgs {
   preEncrypted?: { decryptSecret: pulumi.Input<string> };
   /** Labels on the TopologyConfig. */
   labels?: Record<string, string>;
-  /** Wait for the operator to report Ready; default true. */
+  /** Wait for the operator to report the rules Active (applied, keys moved); default true. */
   waitForReady?: boolean;
+  /**
+   * How long `pulumi up` waits for Active, e.g. `"45m"`; default the provider's 10 minutes. A rule that routes
+   * existing keys elsewhere is Migrating until they have moved: about keys / rate seconds (the middleware's
+   * `--migration-rate`, 2000 keys/s by default). On a timeout the migration goes on; the next `pulumi up` waits again.
+   */
+  readyTimeout?: string;
 }
 
 const NONCE_BYTES = 12;
+
+/** `readyTimeout` in whole seconds (undefined: the provider's default); throws naming the component. */
+export function readyTimeoutSeconds(what: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (e) {
+    throw new Error(`${what}: readyTimeout ${JSON.stringify(value)}: ${(e as Error).message}`);
+  }
+  if (ms < 1000) throw new Error(`${what}: readyTimeout ${JSON.stringify(value)} must be at least 1s`);
+  return Math.ceil(ms / 1000);
+}
 
 /** Decodes a base64 AES-256 key; throws if it is not 32 bytes. */
 export function decodeKey(base64: string): Buffer {
@@ -160,6 +192,7 @@ export class AppTopology extends pulumi.ComponentResource {
   constructor(name: string, args: AppTopologyArgs, opts?: pulumi.ComponentResourceOptions) {
     super('harikube:index:AppTopology', name, {}, opts);
     const resourceName = args.resourceName ?? name;
+    const timeoutSeconds = readyTimeoutSeconds(`AppTopology ${resourceName}`, args.readyTimeout);
     const rules = pulumi.all(args.rules.map(({ endpoint, ...rest }) => pulumi.output(endpoint).apply((e): BackendRule => ({ ...rest, endpoint: e }))));
     const refs = pulumi.all([args.targetSecret, args.encryption?.decryptSecret, args.preEncrypted?.decryptSecret]);
     const built = pulumi.all([rules, args.namespace, args.encryption?.key ?? '', refs]).apply(([resolved, namespace, keyText, [targetSecret, sealedFor, preSealedFor]]) => {
@@ -197,7 +230,8 @@ export class AppTopology extends pulumi.ComponentResource {
           labels: { 'app.kubernetes.io/managed-by': 'pulumi', ...args.labels },
           annotations: this.routing.apply((routing) => ({
             ...(routing ? { [ROUTING_ANNOTATION]: routing } : {}),
-            ...(args.waitForReady === false ? {} : { [WAIT_FOR_ANNOTATION]: 'condition=Ready' }),
+            ...(args.waitForReady === false ? {} : { [WAIT_FOR_ANNOTATION]: APP_TOPOLOGY_WAIT_FOR }),
+            ...(args.waitForReady === false || timeoutSeconds === undefined ? {} : { [TIMEOUT_ANNOTATION]: String(timeoutSeconds) }),
           })),
         },
         // Sealed: a Pulumi secret on the resource, so a preview shows `[secret]` where a changed endpoint would

@@ -34,7 +34,7 @@ test('encrypted: TopologyConfig with sealed endpoints the operator opens; spec n
   const cr = h.ofType('kubernetes:harikube.info/v1:TopologyConfig', h.one('harikube:index:AppTopology', 'shop').urn)[0]!;
   assert.equal(cr.parent, h.one('harikube:index:AppTopology', 'shop').urn);
   const { 'harikube.info/routing': routing, ...annotations } = cr.plain.metadata.annotations;
-  assert.deepEqual({ ...cr.plain.metadata, annotations }, { name: 'shop', namespace: 'shop', labels: { 'app.kubernetes.io/managed-by': 'pulumi' }, annotations: { 'pulumi.com/waitFor': 'condition=Ready' } });
+  assert.deepEqual({ ...cr.plain.metadata, annotations }, { name: 'shop', namespace: 'shop', labels: { 'app.kubernetes.io/managed-by': 'pulumi' }, annotations: { 'pulumi.com/waitFor': 'jsonpath={.status.deployStatus}=Active' } });
   assert.match(routing, /- name: shop\n[\s\S]*type: postgres\n\s+location: [^\s@]+:5432\//, 'readable routing: backend kind, host and database');
   assert.ok(!routing.includes('@') && !routing.includes('://'), 'no user, password or endpoint in the readable routing');
   assert.equal(cr.plain.spec.position, 10);
@@ -74,4 +74,19 @@ test('invalid rules fail before anything reaches the cluster, naming the rule', 
   assert.throws(() => m.decodeKey('c2hvcnQ='), /32 bytes/);
   const pre = m.buildAppTopologyConfig('x', 'ns', { position: 1, preEncrypted: { decryptSecret: 'harikube/keys' } }, [{ name: 'a', endpoint: m.sealEndpointDeterministic(ENDPOINT, KEY), prefix: { prefix: 'pods' } }]);
   assert.equal(pre.spec.endpointDecryptSecret, 'harikube/keys');
+});
+
+test('pulumi up waits for Active, through Migrating, as long as readyTimeout says; a bad readyTimeout fails the preview', async () => {
+  new m.AppTopology('slow', { namespace: 'slow', position: 30, rules: [{ ...rule('sqlite:///var/lib/harikube/slow.db'), name: 'slow' }], readyTimeout: '45m' });
+  new m.AppTopology('nowait', { namespace: 'nowait', position: 31, rules: [{ ...rule('sqlite:///var/lib/harikube/nowait.db'), name: 'nowait' }], waitForReady: false, readyTimeout: '45m' });
+  await h.settle();
+  const annotationsOf = (name: string) => h.ofType('kubernetes:harikube.info/v1:TopologyConfig', h.one('harikube:index:AppTopology', name).urn)[0]!.plain.metadata.annotations;
+  assert.equal(annotationsOf('slow')['pulumi.com/waitFor'], 'jsonpath={.status.deployStatus}=Active');
+  assert.equal(annotationsOf('slow')['pulumi.com/timeoutSeconds'], '2700');
+  assert.equal(annotationsOf('nowait')['pulumi.com/waitFor'], undefined);
+  assert.equal(annotationsOf('nowait')['pulumi.com/timeoutSeconds'], undefined);
+  assert.throws(
+    () => new m.AppTopology('bad', { namespace: 'bad', position: 32, rules: [{ ...rule('sqlite:///var/lib/harikube/bad.db'), name: 'bad' }], readyTimeout: 'an hour' }),
+    /AppTopology bad: readyTimeout "an hour": "an hour" is not a duration/,
+  );
 });

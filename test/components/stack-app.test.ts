@@ -34,7 +34,7 @@ test('app: a TopologyConfig from the typed rules, targeting the platform Secret,
   const spec = tc!.plain.spec;
   assert.deepEqual([spec.position, spec.targetSecret, spec.endpointDecryptSecret], [10, 'harikube/topology-config', 'harikube/topology-endpoint-keys']);
   assert.equal(tc!.plain.metadata.namespace, 'shop');
-  assert.equal(tc!.plain.metadata.annotations['pulumi.com/waitFor'], 'condition=Ready');
+  assert.equal(tc!.plain.metadata.annotations['pulumi.com/waitFor'], 'jsonpath={.status.deployStatus}=Active');
   const keys = keysFromSecretData({ k: KEY }, 'platform key');
   const opened = spec.backends.map((b: { name: string; endpoint: string }) => [b.name, openEndpoint(b.endpoint, keys).plaintext]);
   const password = run.h.credentialOf('shop-db-owner-password');

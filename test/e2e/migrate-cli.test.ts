@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { formatDuration } from '../../middleware/src/router/migration/describe.js';
+import { formatSeconds } from '../../middleware/src/router/migration/describe.js';
 import { b } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
@@ -138,7 +138,7 @@ describe('harikube migrate status and verify, with the real middleware', () => {
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /^Migration in progress: 1 source still holds keys routed elsewhere; rate limit 1 keys\/s \(--migration-rate\)\.$/m);
     // the rate shown is the limit's, not the burst of the first page; the time left follows from it
-    const eta = formatDuration(moving.length - src.keysMoved);
+    const eta = formatSeconds(moving.length - src.keysMoved);
     assert.match(plain.stdout, new RegExp(`^  the default backend \\(${defaultEndpoint}\\) -> rule "team-a": moving, ${src.keysMoved} of ${moving.length} keys \\(\\d+%\\), 1 keys/s, ETA ${eta}$`, 'm'));
     assert.doesNotMatch(plain.stdout, /\x1b\[|\[#+/, 'no terminal codes or bars in plain output');
 

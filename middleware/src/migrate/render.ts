@@ -2,7 +2,7 @@
  * How `harikube migrate status` shows a migration: on a terminal, a progress bar per source that the command
  * redraws in place; elsewhere (logs, CI), plain lines that read well one after another. Pure functions.
  */
-import { formatDuration, percentDone, routeLabel, sourceLabel } from '../router/migration/describe.js';
+import { formatSeconds, percentDone, routeLabel, sourceLabel } from '../router/migration/describe.js';
 import type { MigrationStatus, SourceStatus } from '../router/migration/status.js';
 
 const BAR_WIDTH = 30;
@@ -32,7 +32,7 @@ function doneText(s: SourceStatus): string {
 function figures(s: SourceStatus): string[] {
   const out = [`${s.keysMoved}/${s.keysTotal} keys`, s.phase];
   if (s.keysPerSecond > 0 && s.phase === 'moving') out.push(`${s.keysPerSecond} keys/s`);
-  if (s.etaSeconds !== undefined && s.phase === 'moving') out.push(`ETA ${formatDuration(s.etaSeconds)}`);
+  if (s.etaSeconds !== undefined && s.phase === 'moving') out.push(`ETA ${formatSeconds(s.etaSeconds)}`);
   return out;
 }
 
@@ -76,7 +76,7 @@ export function plainLines(status: MigrationStatus, at?: Date): string[] {
   for (const s of status.sources.filter((x) => x.phase !== 'done')) {
     const parts = [`${s.phase}`, `${s.keysMoved} of ${s.keysTotal} keys (${percentDone(s)}%)`];
     if (s.keysPerSecond > 0 && s.phase === 'moving') parts.push(`${s.keysPerSecond} keys/s`);
-    if (s.etaSeconds !== undefined && s.phase === 'moving') parts.push(`ETA ${formatDuration(s.etaSeconds)}`);
+    if (s.etaSeconds !== undefined && s.phase === 'moving') parts.push(`ETA ${formatSeconds(s.etaSeconds)}`);
     const err = errorText(s);
     if (err) parts.push(err);
     lines.push(`${prefix}  ${route(s)}: ${parts.join(', ')}`);

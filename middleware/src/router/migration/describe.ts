@@ -2,6 +2,7 @@
  * Words for a migration's status, shared by `harikube migrate status` and the apply report the operator turns
  * into a TopologyConfig's status, so both say the same thing the same way. Pure functions.
  */
+import { formatDuration } from '../../topology/duration.js';
 import type { MigrationStatus, SourceStatus } from './status.js';
 
 /** `the default backend` or `rule "shop"`. */
@@ -15,13 +16,9 @@ export function sourceLabel(s: SourceStatus): string {
   return s.rule !== undefined ? `the old database of rule "${s.rule}"` : 'a removed backend';
 }
 
-/** `1h02m`, `3m05s`, `16s`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+/** Seconds as a Go-style duration, as the flags take them: `16s`, `3m5s`, `1h2m5s`. */
+export function formatSeconds(seconds: number): string {
+  return formatDuration(Math.max(0, Math.round(seconds)) * 1000);
 }
 
 /** Whole percent of the keys moved (100 once done; 0 while nothing is counted). */
@@ -49,7 +46,7 @@ export function sourceProgress(s: SourceStatus): string {
   if (s.phase === 'counting' && s.keysTotal === 0) return `counting the keys to move ${where}`;
   const details: string[] = [s.phase];
   if (s.keysPerSecond > 0 && s.phase === 'moving') details.push(`${s.keysPerSecond} keys/s`);
-  if (s.etaSeconds !== undefined && s.phase === 'moving') details.push(`about ${formatDuration(s.etaSeconds)} left`);
+  if (s.etaSeconds !== undefined && s.phase === 'moving') details.push(`about ${formatSeconds(s.etaSeconds)} left`);
   if (s.errors > 0) details.push(`${s.errors} failed step${s.errors === 1 ? '' : 's'}, retrying`);
   return `${s.keysMoved} of ${s.keysTotal} keys moved ${where} (${details.join(', ')})`;
 }
