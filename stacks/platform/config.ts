@@ -11,7 +11,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import * as pulumi from '@pulumi/pulumi';
-import { BackendRuleSchema } from '../../middleware/src/topology/schema.js';
+import { BackendRuleSchema, MigrationSettingsSchema } from '../../middleware/src/topology/schema.js';
 import type { BackendRef, HariKubePlatformArgs, PlatformLayer, PlatformRule } from '../../components/platform.js';
 
 const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 40 });
@@ -54,6 +54,7 @@ export const LayerSchema = Type.Object(
     resources: Type.Optional(Resources),
     topologySource: Type.Optional(Type.Union([Type.Literal('pulumi'), Type.Literal('operator')])),
     topologyPosition: Type.Optional(Type.Integer({ minimum: 1 })),
+    migration: Type.Optional(MigrationSettingsSchema),
   },
   { additionalProperties: false },
 );
