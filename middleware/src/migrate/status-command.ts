@@ -64,7 +64,7 @@ export async function fetchStatus(url: URL): Promise<MigrationStatus> {
   }
   const body = await res.text();
   if (res.status === 404) {
-    throw new StatusError(`${url.href} answered 404: this is not a HariKube middleware with online migration (an older version, or another service on that port); check --metrics-address`);
+    throw new StatusError(`${url.href} answered 404: no migration status there (a HariKube middleware older than online migration, a standby replica of a leader-elected layer, or another service on that port); check --metrics-address`);
   }
   if (res.status !== 200) throw new StatusError(`${url.href} answered HTTP ${res.status}: ${body.slice(0, 200).trim()}`);
   let parsed: unknown;
