@@ -12,7 +12,7 @@ import { isMovable } from '../backends/movable.js';
 import { keyAfter } from '../mvcc/key-range.js';
 import { routeLabel } from '../router/migration/describe.js';
 import type { RouteTable } from '../router/route-table.js';
-import { location, META_OWNER } from '../router/topology-applier.js';
+import { location } from '../router/topology-applier.js';
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
 
 const PAGE = 1000;
@@ -71,7 +71,7 @@ async function eachPage(b: Backend, revision: number, visit: (rows: KeyRow[]) =>
   let start: Buffer = ALL_START;
   for (;;) {
     const q = { start, end: TO_END, revision, limit: PAGE, keysOnly: true };
-    const rows = isMovable(b) ? await b.rangeWithTombstones(q) : await b.range(q);
+    const rows = isMovable(b) ? await b.moves.rangeWithTombstones(q) : await b.range(q);
     if (rows.length) visit(rows);
     if (rows.length < PAGE) return;
     start = keyAfter(rows[rows.length - 1]!.key);
@@ -165,7 +165,7 @@ export async function checkRetired(
       keys += rows.length;
       live += rows.filter((r) => !r.deleted).length;
     });
-    const owner = (await backend.getMeta(META_OWNER))?.toString();
+    const owner = (await backend.getMeta(META.owner))?.toString();
     const foreign = owner && owner !== clusterId ? ` It belongs to another HariKube cluster (id ${owner}), not this one (${clusterId}).` : '';
     if (keys === 0) {
       const what = owner ? 'it holds no keys' : 'it holds no HariKube data (no keys; no middleware ever claimed it)';
