@@ -59,7 +59,8 @@ export interface ReconcileDeps {
   /**
    * The rules each resource last had routed by every middleware (by uid), learned from the reports; a refused
    * generation falls back to these. Owned by one leadership term (after a failover a refused resource falls back
-   * to no rules, and the middleware refuses that too if keys would move: it then waits for a spec change).
+   * to no rules: the keys its rules held move back to the default backend online, unless they are in an etcd or a
+   * child middleware, where the middleware refuses that too and the resource waits for a spec change).
    */
   routedRules?: Map<string, AppliedSource>;
   /** Namespaces whose Secrets the operator may use (--secret-namespaces); absent: all. */
