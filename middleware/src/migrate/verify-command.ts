@@ -22,6 +22,11 @@ type Spec = { type: 'string' | 'boolean'; default?: string; description: string;
 /** The database flags are `serve`'s own (one definition of their names and meaning). */
 export const VERIFY_FLAGS: Record<string, Spec> = {
   ...Object.fromEntries(DATABASE_FLAG_NAMES.map((n) => [n, SERVE_FLAGS[n] as Spec])),
+  endpoint: {
+    type: 'string',
+    description:
+      "The middleware's default backend, exactly as its --endpoint: sqlite://PATH, postgres://..., mysql://... (a SQLite file must exist). Without the flag: $HARIKUBE_ENDPOINT, else sqlite://./db/state.db.",
+  },
   'retired-endpoint': {
     type: 'string',
     multiple: true,
