@@ -23,6 +23,8 @@ export interface BackendOptions {
    * is dropped (default 30 s; 0: no limit). SQLite waits on locks for 5 s and has no network to hang on.
    */
   queryTimeoutMs?: number;
+  /** PostgreSQL, MySQL: fail instead of creating a missing database (a check such as `migrate verify` never creates what it checks). */
+  mustExist?: boolean;
 }
 
 export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;

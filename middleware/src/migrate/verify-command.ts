@@ -55,7 +55,7 @@ export function verifyUsage(): string {
 }
 
 function rulesBackend(cfg: DatabaseConfig): (rule: BackendRule) => Backend {
-  return (rule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool, queryTimeoutMs: cfg.queryTimeoutMs });
+  return (rule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool, queryTimeoutMs: cfg.queryTimeoutMs, mustExist: true });
 }
 
 function printText(report: VerifyReport, out: (t: string) => void): void {
@@ -86,7 +86,7 @@ function printText(report: VerifyReport, out: (t: string) => void): void {
     lines.push('OK: every key is in the backend the topology routes it to.');
   } else {
     if (misplaced) lines.push(`NOT OK: ${misplaced} keys live outside the backend the topology routes them to${report.migrating.length ? ' (the migration in progress moves them)' : ''}.`);
-    if (unsafe.length) lines.push(`NOT OK: ${unsafe.length} of the databases to retire cannot be deleted yet.`);
+    if (unsafe.length) lines.push(`NOT OK: ${unsafe.length} of the databases to retire ${unsafe.length === 1 ? 'is' : 'are'} not confirmed safe to delete.`);
   }
   out(`${lines.join('\n')}\n`);
 }
@@ -120,7 +120,8 @@ export async function verifyMain(args: string[], io = { out: (t: string) => void
     io.err(`harikube migrate verify: --endpoint ${where}: there is no SQLite database at ${parsed.path}; pass the middleware's own --endpoint\n`);
     return 2;
   }
-  const routed = new RoutedBackend(openBackend(cfg.endpoint, { tls: cfg.backendTls, queryTimeoutMs: cfg.queryTimeoutMs }), rulesBackend(cfg));
+  // a check never creates what it checks: a missing database is an error, not a new empty one
+  const routed = new RoutedBackend(openBackend(cfg.endpoint, { tls: cfg.backendTls, queryTimeoutMs: cfg.queryTimeoutMs, mustExist: true }), rulesBackend(cfg));
   try {
     await routed.open();
   } catch (err) {

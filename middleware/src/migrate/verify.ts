@@ -152,11 +152,13 @@ export async function checkRetired(
     }
     return { database, verdict: 'in-use', detail: `it is ${labelOf(t, b)} in the topology in effect: keys live there; do not delete it` };
   }
-  const backend = openBackend(endpoint);
+  const backend = openBackend(endpoint, { mustExist: true });
   try {
     await backend.open();
   } catch (err) {
-    return { database, verdict: 'missing', detail: `cannot open it: ${(err as Error).message}` };
+    const msg = (err as Error).message;
+    if (/does not exist/.test(msg)) return { database, verdict: 'missing', detail: `there is no such database (deleted already, or a wrong name): ${msg}` };
+    return { database, verdict: 'missing', detail: `cannot open it: ${msg}` };
   }
   try {
     let keys = 0;

@@ -153,6 +153,7 @@ export class MysqlDriver implements ServerDriver {
   private readonly poolOptions: ConnectionPool;
   private mysqlPool?: mysql.Pool;
   private readonly queryTimeoutMs: number;
+  private readonly mustExist: boolean;
   private runner?: MysqlRunner;
   private maxPacket = 0;
   private readonly st = new Statements(mysqlDialect);
@@ -160,9 +161,10 @@ export class MysqlDriver implements ServerDriver {
   constructor(
     private readonly endpoint: SqlServerEndpoint,
     readonly description: string,
-    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number },
+    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number; mustExist?: boolean },
   ) {
     this.queryTimeoutMs = options.queryTimeoutMs;
+    this.mustExist = options.mustExist === true;
     this.hint = `check that MySQL/MariaDB is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
@@ -208,6 +210,7 @@ export class MysqlDriver implements ServerDriver {
       rows = await this.runner.query('SELECT @@max_allowed_packet AS m', []);
     } catch (err) {
       if (errorCode(err) !== 'ER_BAD_DB_ERROR') throw err;
+      if (this.mustExist) throw new Error(`${this.description}: database "${this.endpoint.database}" does not exist`, { cause: err });
       await this.createDatabase();
       rows = await this.runner.query('SELECT @@max_allowed_packet AS m', []);
     }

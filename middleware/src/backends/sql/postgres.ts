@@ -88,15 +88,17 @@ export class PostgresDriver implements ServerDriver {
   private readonly poolOptions: ConnectionPool;
   private pgPool?: pg.Pool;
   private readonly queryTimeoutMs: number;
+  private readonly mustExist: boolean;
   private runner?: PgRunner;
   private readonly st = new Statements(postgresDialect);
 
   constructor(
     private readonly endpoint: SqlServerEndpoint,
     readonly description: string,
-    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number },
+    options: { tls?: BackendTLS; pool?: ConnectionPool; queryTimeoutMs: number; mustExist?: boolean },
   ) {
     this.queryTimeoutMs = options.queryTimeoutMs;
+    this.mustExist = options.mustExist === true;
     this.hint = `check that PostgreSQL is running at ${endpoint.host}:${endpoint.port} and accepts connections for user "${endpoint.user}"`;
     this.poolOptions = options.pool ?? {};
     this.config = {
@@ -133,6 +135,7 @@ export class PostgresDriver implements ServerDriver {
       await this.pgPool.query('SELECT 1');
     } catch (err) {
       if (errorCode(err) !== '3D000') throw err; // 3D000: the database does not exist
+      if (this.mustExist) throw new Error(`${this.description}: database "${this.endpoint.database}" does not exist`, { cause: err });
       await this.createDatabase();
       await this.pgPool.query('SELECT 1');
     }
