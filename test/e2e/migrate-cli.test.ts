@@ -16,7 +16,8 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { formatSeconds } from '../../middleware/src/router/migration/describe.js';
 import { b } from '../support/bytes.js';
-import { freePort } from '../support/env.js';
+import pg from 'pg';
+import { freePort, POSTGRES_URL, postgresEndpoint, skipUnless, uniqueDatabaseName } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
 import { keysIn } from '../support/routed.js';
@@ -58,6 +59,8 @@ interface SourceJson {
   targets?: string[];
   rule?: string;
 }
+
+const pgSkip = await skipUnless('postgres');
 
 describe('harikube migrate status and verify, with the real middleware', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-migrate-cli-'));
@@ -119,6 +122,20 @@ describe('harikube migrate status and verify, with the real middleware', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /there is no SQLite database at .*typo\.db; pass the middleware's own --endpoint/);
     assert.throws(() => keysIn(db('typo')), /unable to open|does not exist|SQLITE_CANTOPEN/i, 'verify must not create the database it was pointed at');
+  });
+
+  it('verify does not create a missing PostgreSQL database it is asked about', { skip: pgSkip }, async () => {
+    const name = uniqueDatabaseName('hk_migcli');
+    const gone = await harikube(['migrate', 'verify', '--endpoint', defaultEndpoint, '--retired-endpoint', postgresEndpoint(name)]);
+    assert.equal(gone.code, 1, gone.stdout + gone.stderr);
+    assert.match(gone.stdout, new RegExp(`there is no such database \\(deleted already, or a wrong name\\): .*database "${name}" does not exist`));
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      assert.equal((await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount, 0, 'verify created the database it checked');
+    } finally {
+      await admin.end();
+    }
   });
 
   it('mid-migration: status shows the source, its progress and rate; verify lists the keys not moved yet and fails', async () => {
