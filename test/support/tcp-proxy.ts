@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on loopback that can go silent: `freeze()` stops passing bytes either way without closing
  * anything (a hung database server, or a network that drops packets), `thaw()` delivers what waited and
- * passes bytes again. Connections opened while frozen are accepted and stay silent too.
+ * passes bytes again. Connections opened while frozen are accepted and stay silent too. `delay(ms)` holds
+ * every answer of the server that long (a distant or overloaded database): each round trip costs `ms`.
  */
 import net from 'node:net';
 
@@ -9,11 +10,14 @@ interface Pair {
   client: net.Socket;
   server: net.Socket;
   toServer: Buffer[];
-  toClient: Buffer[];
+  /** Answers of the server, each with the time it may be passed on. */
+  toClient: { data: Buffer; due: number }[];
+  timer?: NodeJS.Timeout;
 }
 
 export class TcpProxy {
   private frozen = false;
+  private delayMs = 0;
   private readonly pairs = new Set<Pair>();
 
   private constructor(
@@ -42,8 +46,14 @@ export class TcpProxy {
     for (const p of this.pairs) this.flush(p);
   }
 
+  /** Holds each answer from the server `ms` before passing it on, from now on (0: none). Answers keep their order. */
+  delay(ms: number): void {
+    this.delayMs = ms;
+  }
+
   async close(): Promise<void> {
     for (const p of this.pairs) {
+      clearTimeout(p.timer);
       p.client.destroy();
       p.server.destroy();
     }
@@ -55,9 +65,10 @@ export class TcpProxy {
     const pair: Pair = { client, server, toServer: [], toClient: [] };
     this.pairs.add(pair);
     client.on('data', (d) => (pair.toServer.push(d), this.flush(pair)));
-    server.on('data', (d) => (pair.toClient.push(d), this.flush(pair)));
+    server.on('data', (d) => (pair.toClient.push({ data: d, due: Date.now() + this.delayMs }), this.flush(pair)));
     const drop = () => {
       this.pairs.delete(pair);
+      clearTimeout(pair.timer);
       client.destroy();
       server.destroy();
     };
@@ -70,6 +81,13 @@ export class TcpProxy {
   private flush(p: Pair): void {
     if (this.frozen) return;
     for (const d of p.toServer.splice(0)) p.server.write(d);
-    for (const d of p.toClient.splice(0)) p.client.write(d);
+    const now = Date.now();
+    while (p.toClient.length > 0 && p.toClient[0]!.due <= now) p.client.write(p.toClient.shift()!.data);
+    if (p.toClient.length > 0 && !p.timer) {
+      p.timer = setTimeout(() => {
+        p.timer = undefined;
+        this.flush(p);
+      }, p.toClient[0]!.due - now);
+    }
   }
 }
