@@ -24,11 +24,18 @@ export interface BenchFlags {
   compiled: boolean;
   /** Only the memory phase. */
   memoryOnly: boolean;
+  /** Skip the migration phase. */
+  skipMigration: boolean;
+  /** Only the migration phase. */
+  migrationOnly: boolean;
+  /** Keys of 1 KiB moved by the migration phase. */
+  migrationKeys: number;
   help: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,kine-sqlite,mw-sqlite]
                         [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
+                        [--skip-migration | --migration-only] [--migration-keys N]
                         [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
   --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named)
@@ -38,6 +45,10 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [
   --memory-only     run only that measurement
   --memory-targets  servers of the RSS measurement (default etcd,mw-sqlite)
   --memory-1m       add the 1M-key step to it (minutes per server)
+  --skip-migration  skip the migration row (N keys of 1 KiB moved online from SQLite to PostgreSQL, at the
+                    default --migration-rate and unlimited, with put throughput while keys move)
+  --migration-only  run only the migration row (no etcd needed)
+  --migration-keys  N of the migration row (default 100000)
   --tsx             run the middleware from source under tsx (default: compiled with tsc and run under plain
                     node, as production runs it; tsx adds ~35 MiB of RSS and its own startup)
   --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
@@ -63,6 +74,9 @@ export function parseFlags(argv: string[]): BenchFlags {
       'memory-only': { type: 'boolean', default: false },
       'memory-targets': { type: 'string' },
       'memory-1m': { type: 'boolean', default: false },
+      'skip-migration': { type: 'boolean', default: false },
+      'migration-only': { type: 'boolean', default: false },
+      'migration-keys': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -74,6 +88,9 @@ export function parseFlags(argv: string[]): BenchFlags {
     });
   const targets = targetList('--targets', list(values.targets) ?? [...ALL_TARGETS]);
   if (!targets.includes('etcd')) targets.unshift('etcd');
+  const migrationKeys = Number(values['migration-keys'] ?? 100_000);
+  if (!Number.isInteger(migrationKeys) || migrationKeys < 1) throw new Error(`--migration-keys: "${values['migration-keys']}" is not a positive whole number of keys`);
+  if (values['migration-only'] && values['skip-migration']) throw new Error('--migration-only and --skip-migration exclude each other');
   const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
   return {
     strict: values.strict!,
@@ -87,6 +104,9 @@ export function parseFlags(argv: string[]): BenchFlags {
     keepProfiles: values['keep-profiles']!,
     compiled: !values.tsx,
     memoryOnly: values['memory-only']!,
+    skipMigration: values['skip-migration']!,
+    migrationOnly: values['migration-only']!,
+    migrationKeys,
     help: values.help!,
   };
 }

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
+import type { MigrationResult } from './migration.js';
 import { LATENCY_ROWS } from './rows.js';
 import { ALL_TARGETS, type TargetName } from './servers.js';
 import type { SuiteResult } from './suite.js';
@@ -75,7 +76,28 @@ export function markdown(result: SuiteResult): string {
     table(header, cpu),
   ];
   if (result.memory.length) out.push('', '**RSS with keys of 1 KiB, settled (MiB)**', '', memoryTable(result.memory));
+  if (result.migration) out.push('', migrationTable(result.migration));
   return out.join('\n');
+}
+
+/** The migration row: keys/s moved and API puts while moving, per --migration-rate. */
+export function migrationTable(m: MigrationResult): string {
+  const title =
+    `**Online migration: ${m.keys.toLocaleString('en-US')} keys of ${m.valueBytes === 1024 ? '1 KiB' : `${m.valueBytes} B`} moved from SQLite to PostgreSQL** ` +
+    `(HariKube, default backend SQLite; ${m.putRow} puts on keys that stay: idle before the change, while keys move, idle after the move)`;
+  const rows = m.runs.map((r) => {
+    const rate = r.rate ? `${r.rate.toLocaleString('en-US')} keys/s (default)` : 'unlimited (0)';
+    if (r.error) return [rate, 'failed', '', '', '', ''];
+    return [
+      rate,
+      `${n(r.keysPerSec)} keys/s (${n(r.moveSeconds)} s)`,
+      `${n(r.idle.opsPerSec)} / ${n(r.idleAfter.opsPerSec)} (p99 ${ms(r.idle.p99Ms)} / ${ms(r.idleAfter.p99Ms)} ms)`,
+      `${n(r.during.opsPerSec)} (p99 ${ms(r.during.p99Ms)} ms)`,
+      `${r.ratio.toFixed(2)}x${r.overlapped ? '' : ' (not entirely during the move)'}`,
+      r.serverCores.toFixed(2),
+    ];
+  });
+  return [title, '', table(['--migration-rate', 'moved', 'puts/s idle before / after', 'puts/s while moving', 'while moving / idle (mean)', 'server cores during the move'], rows)].join('\n');
 }
 
 function memoryTable(memory: MemoryResult[]): string {

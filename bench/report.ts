@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FloorResult } from './floors.js';
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
+import type { MigrationResult } from './migration.js';
 import { LATENCY_ROWS } from './rows.js';
 
 export const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
@@ -74,6 +75,24 @@ export function formatMemory(results: MemoryResult[]): string {
             : ''),
       );
     }
+  }
+  return out.join('\n');
+}
+
+export function formatMigration(m: MigrationResult): string {
+  const out = [`migration: ${m.keys} keys x ${m.valueBytes} B moved online from ${m.from} to ${m.to}; ${m.putRow} on keys that stay, idle and while keys move`];
+  for (const r of m.runs) {
+    const rate = r.rate ? `--migration-rate ${r.rate}` : '--migration-rate 0 (unlimited)';
+    if (r.error) {
+      out.push(`  ${rate}: FAILED: ${r.error}`);
+      continue;
+    }
+    out.push(
+      `  ${rate}: ${Math.round(r.keysPerSec)} keys/s moved (${r.keysMoved} keys in ${r.moveSeconds.toFixed(1)} s, ${r.wallSeconds.toFixed(1)} s from the change; server ${r.serverCores.toFixed(2)} cores); ` +
+        `puts ${Math.round(r.idle.opsPerSec)}/s idle before (p99 ${fmt(r.idle.p99Ms)} ms), ${Math.round(r.during.opsPerSec)}/s while moving (p99 ${fmt(r.during.p99Ms)} ms), ` +
+        `${Math.round(r.idleAfter.opsPerSec)}/s idle after (p99 ${fmt(r.idleAfter.p99Ms)} ms) = ${r.ratio.toFixed(2)}x idle` +
+        (r.overlapped ? '' : ' (NOT measured entirely during the move)'),
+    );
   }
   return out.join('\n');
 }

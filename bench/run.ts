@@ -10,7 +10,7 @@ import { cleanupAll, cleanupOnSignals } from './cleanup.js';
 import { compileMiddleware } from './compile.js';
 import { parseFlags, USAGE, type BenchFlags } from './flags.js';
 import { profileRow, type ProfileRun } from './profile.js';
-import { formatFloors, formatMemory, formatTable, timestamp, writeResults } from './report.js';
+import { formatFloors, formatMemory, formatMigration, formatTable, timestamp, writeResults } from './report.js';
 import { runSuite } from './suite.js';
 
 /** Hard bound on the whole run, whatever hangs: cleanup, then exit. */
@@ -31,7 +31,8 @@ async function bench(flags: BenchFlags): Promise<number> {
     ...result.skipped.map((s) => `skipped: ${s}`),
   ];
   if (result.memory.length) out.push('', formatMemory(result.memory));
-  out.push('', 'targets of issue 18 (same run):', formatFloors(result.floors));
+  if (result.migration) out.push('', formatMigration(result.migration));
+  out.push('', 'targets of issues 18 and 15 (same run):', formatFloors(result.floors));
   const file = await writeResults(timestamp(), result);
   out.push('', `results: ${file}`);
   process.stdout.write(out.join('\n') + '\n');

@@ -49,6 +49,8 @@ export interface BenchServer {
   readonly pid: number;
   /** Prometheus endpoint (middleware only). */
   readonly metricsUrl?: string;
+  /** The last few KiB of its output, for error messages (middleware only). */
+  logTail?(): string;
   /** Graceful stop and removal of its storage (idempotent). */
   stop(): Promise<void>;
 }
@@ -124,6 +126,8 @@ export interface MiddlewareLaunch {
   compiledCli?: string;
   /** Grace before SIGKILL on stop; a CPU profile is only written on a clean exit. */
   stopGraceMs?: number;
+  /** More `serve` flags (the migration phase: a topology file and --migration-rate). */
+  extraArgs?: string[];
 }
 
 /**
@@ -177,6 +181,7 @@ export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch 
       '--log-format', 'json',
       // no automatic compaction: etcd does not compact on its own either
       '--compact-interval', '0',
+      ...(launch.extraArgs ?? []),
     ],
     { cwd: REPO_ROOT },
   );
@@ -187,6 +192,7 @@ export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch 
     address,
     pid: proc.child.pid!,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    logTail: () => proc.tail(),
     stop: async () => {
       await stopProc();
       await dispose();

@@ -7,13 +7,14 @@
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { ETCD_BIN } from '../test/support/env.js';
+import { ETCD_BIN, isAvailable } from '../test/support/env.js';
 import { toolDir } from '../test/support/tools.js';
 import type { BenchFlags } from './flags.js';
 import { judgeFloors, type FloorResult } from './floors.js';
 import { loadgenBin } from './loadgen.js';
 import { measureRow, type Measurement } from './measure.js';
 import { measureMemory, type MemoryResult } from './memory.js';
+import { DEFAULT_MIGRATION_RATE, measureMigration, type MigrationResult } from './migration.js';
 import { ROWS, rowNamed } from './rows.js';
 import { startTarget, unavailable, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
 import { compileMiddleware } from './compile.js';
@@ -23,6 +24,8 @@ export interface SuiteResult {
   environment: Record<string, unknown>;
   measurements: Measurement[];
   memory: MemoryResult[];
+  /** The migration row (undefined: not run). */
+  migration?: MigrationResult;
   floors: FloorResult[];
   skipped: string[];
 }
@@ -59,11 +62,17 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
   const loadAtStart = loadAverages();
   const skipped: string[] = [];
   loadgenBin(); // fails early, saying how to build it
-  const targets = await runnable(flags.targets, skipped);
-  if (!targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
-  const rows = flags.memoryOnly ? [] : flags.rows ? flags.rows.map(rowNamed) : [...ROWS];
+  const targets = flags.migrationOnly ? [] : await runnable(flags.targets, skipped);
+  if (!flags.migrationOnly && !targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
+  const rows = flags.memoryOnly || flags.migrationOnly ? [] : flags.rows ? flags.rows.map(rowNamed) : [...ROWS];
+  const memoryTargets = flags.skipMemory || flags.migrationOnly ? [] : flags.memoryTargets;
+  let migrating = !flags.skipMigration && !flags.memoryOnly;
+  if (migrating && !(await isAvailable('postgres'))) {
+    skipped.push('migration: PostgreSQL is not reachable (the row moves keys from SQLite to PostgreSQL)');
+    migrating = false;
+  }
   const launch: MiddlewareLaunch = {};
-  if (flags.compiled && [...targets, ...flags.memoryTargets].some((t) => t.startsWith('mw-'))) {
+  if (flags.compiled && (migrating || [...targets, ...memoryTargets].some((t) => t.startsWith('mw-')))) {
     log('compiling the middleware (as production runs it; --tsx to run the sources instead)...');
     launch.compiledCli = await compileMiddleware();
   }
@@ -98,11 +107,17 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
   }
 
   const memory: MemoryResult[] = [];
-  if (!flags.skipMemory) {
-    for (const t of await runnable(flags.memoryTargets, skipped)) {
+  if (memoryTargets.length) {
+    for (const t of await runnable(memoryTargets, skipped)) {
       log(`memory phase: ${flags.memorySizes.join(', ')} keys x 1 KiB into ${t}...`);
       memory.push(await measureMemory(t, { sizes: flags.memorySizes, log, launch }));
     }
+  }
+
+  let migration: MigrationResult | undefined;
+  if (migrating) {
+    log(`migration: ${flags.migrationKeys} keys x 1 KiB moved online from SQLite to PostgreSQL, at --migration-rate ${DEFAULT_MIGRATION_RATE} (default) and 0 (unlimited)...`);
+    migration = await measureMigration({ keys: flags.migrationKeys, rates: [DEFAULT_MIGRATION_RATE, 0], launch, log });
   }
 
   const etcd36 = toolDir('etcd');
@@ -123,7 +138,8 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     },
     measurements,
     memory,
-    floors: judgeFloors(measurements, memory),
+    ...(migration ? { migration } : {}),
+    floors: judgeFloors(measurements, memory, migration),
     skipped,
   };
 }
