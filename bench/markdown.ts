@@ -62,7 +62,7 @@ export function markdown(result: SuiteResult): string {
     return m ? `${m.serverCpuSeconds.toFixed(1)} / ${m.cpuSeconds.toFixed(1)}` : failed(row, t);
   })]);
   const header = ['row', ...targets.map((t) => TITLES[t])];
-  const out = [
+  const out = !rows.length ? [] : [
     '**Throughput, ops/s** (watch row: p99 ms; ratios: to etcd 3.4 and, for HariKube, to kine on the same database; watch ratios are of p99, lower is better)',
     '',
     table(header, throughput),
@@ -77,7 +77,7 @@ export function markdown(result: SuiteResult): string {
   ];
   if (result.memory.length) out.push('', '**RSS with keys of 1 KiB, settled (MiB)**', '', memoryTable(result.memory));
   if (result.migration) out.push('', migrationTable(result.migration));
-  return out.join('\n');
+  return out.join('\n').replace(/^\n+/, '');
 }
 
 /** The migration row: keys/s moved and API puts while moving, per --migration-rate. */

@@ -20,16 +20,20 @@ const log = (s: string) => process.stderr.write(s + '\n');
 
 async function bench(flags: BenchFlags): Promise<number> {
   const result = await runSuite(flags, log);
-  const out = [
-    '',
-    formatTable(result.measurements),
-    '',
-    'x etcd = ops/s / etcd 3.4 ops/s; x kine = middleware ops/s / kine ops/s on the same database (watch rows: p99 ratios, lower is better)',
-    'srv/gen cpu s = CPU seconds of the server / of the Go load generator over the measured phase; cores = cpu s per wall second',
-    'batch = client writes per database transaction, commit ms = time per batch (apply + commit), from the middleware /metrics',
+  const out = result.measurements.length
+    ? [
+        '',
+        formatTable(result.measurements),
+        '',
+        'x etcd = ops/s / etcd 3.4 ops/s; x kine = middleware ops/s / kine ops/s on the same database (watch rows: p99 ratios, lower is better)',
+        'srv/gen cpu s = CPU seconds of the server / of the Go load generator over the measured phase; cores = cpu s per wall second',
+        'batch = client writes per database transaction, commit ms = time per batch (apply + commit), from the middleware /metrics',
+      ]
+    : [];
+  out.push(
     `machine: ${String(result.environment.machine)}; load average at start ${String(result.environment.loadAverageAtStart)}, at end ${String(result.environment.loadAverageAtEnd)}`,
     ...result.skipped.map((s) => `skipped: ${s}`),
-  ];
+  );
   if (result.memory.length) out.push('', formatMemory(result.memory));
   if (result.migration) out.push('', formatMigration(result.migration));
   out.push('', 'targets of issues 18 and 15 (same run):', formatFloors(result.floors));
