@@ -31,8 +31,8 @@ import { Writers } from '../support/writers.js';
 const RATE = 100;
 /** The source's answer delay while a scan phase (counting, verifying) is to last: about 10 pages, ~3 s. */
 const SLOW_SCAN_MS = 300;
-/** The source's answer delay while a batch's drop (one DELETE per key) is to last long enough to be seen. */
-const SLOW_DROP_MS = 5;
+/** The source's answer delay while a batch's drop (one DELETE per batch, in its transaction) is to last long enough to be seen. */
+const SLOW_DROP_MS = 150;
 
 /** The same endpoint, through the proxy. */
 function proxied(endpoint: string, port: number): string {

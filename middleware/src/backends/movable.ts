@@ -30,8 +30,8 @@ export interface KeyMoves {
   /** In one write transaction: stores those of `rows` it does not hold yet (same key and revision). Returns how many. */
   copyIn(rows: KeyRow[]): Promise<number>;
 
-  /** In one write transaction: deletes, for each entry, the rows of `key` at or below `upTo`. Returns rows deleted. */
-  dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number>;
+  /** In one write transaction: deletes the rows of `keys` at or below `upTo`. Returns rows deleted. */
+  dropOut(keys: Buffer[], upTo: number): Promise<number>;
 }
 
 export function isMovable(b: Backend): b is MovableBackend {

@@ -19,6 +19,21 @@ export interface SqlAccess {
   begin(): Promise<SqlWriteTxn>;
 }
 
+/** Keys per IN list: well under every database's parameter limit (SQLite's default is 32766). */
+const IN_LIST = 500;
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += IN_LIST) out.push(items.slice(i, i + IN_LIST));
+  return out;
+}
+
+function distinctKeys(keys: Buffer[]): Buffer[] {
+  const seen = new Map<string, Buffer>();
+  for (const k of keys) seen.set(k.toString('latin1'), k);
+  return [...seen.values()];
+}
+
 export class SqlMoves implements KeyMoves {
   constructor(
     private readonly st: Statements,
@@ -45,27 +60,22 @@ export class SqlMoves implements KeyMoves {
   async copyIn(rows: KeyRow[]): Promise<number> {
     if (rows.length === 0) return 0;
     return inWriteTxn(this.db, async (tx) => {
-      const stored = new Map<string, Set<number>>();
-      const missing: KeyRow[] = [];
-      for (const row of rows) {
-        const id = row.key.toString('latin1');
-        let revs = stored.get(id);
-        if (!revs) {
-          revs = new Set((await tx.query(this.st.keyRevisions, [row.key])).map((r) => Number(r.rev)));
-          stored.set(id, revs);
-        }
-        if (!revs.has(row.modRevision)) missing.push(row);
+      const keys = distinctKeys(rows.map((r) => r.key));
+      const stored = new Set<string>();
+      for (const chunk of chunks(keys)) {
+        for (const r of await tx.query(this.st.keysRevisions(chunk.length), chunk)) stored.add(`${Number(r.rev)} ${(r.name as Buffer).toString('latin1')}`);
       }
+      const missing = rows.filter((row) => !stored.has(`${row.modRevision} ${row.key.toString('latin1')}`));
       if (missing.length > 0) await tx.insert(missing);
       return missing.length;
     });
   }
 
-  async dropOut(keys: { key: Buffer; upTo: number }[]): Promise<number> {
+  async dropOut(keys: Buffer[], upTo: number): Promise<number> {
     if (keys.length === 0) return 0;
     return inWriteTxn(this.db, async (tx) => {
       let deleted = 0;
-      for (const k of keys) deleted += await tx.execute(this.st.dropKey, [k.key, k.upTo]);
+      for (const chunk of chunks(distinctKeys(keys))) deleted += await tx.execute(this.st.dropKeys(chunk.length), [...chunk, upTo]);
       return deleted;
     });
   }

@@ -48,12 +48,10 @@ export class Statements {
   private readonly inserts = new Map<number, string>();
   private readonly rangesAll = new Map<number, string>();
   private readonly histories = new Map<boolean, string>();
+  private readonly keyRevisionQueries = new Map<number, string>();
+  private readonly dropQueries = new Map<number, string>();
   /** Every row of one key, oldest first (migration: a key with more rows than a history page). */
   readonly keyHistory: string;
-  /** Revisions stored for one key (migration: which copied rows a target already holds). */
-  readonly keyRevisions: string;
-  /** Deletes a key's rows at or below a revision (migration: the source's copy, once the target holds it). */
-  readonly dropKey: string;
 
   constructor(private readonly d: SqlDialect) {
     const sql = (text: string) => d.placeholders(text);
@@ -76,8 +74,6 @@ export class Statements {
     this.leasePut = sql(d.upsert('leases', 'id', ['id', 'ttl', 'expires_at']));
     this.leaseDelete = sql('DELETE FROM leases WHERE id = ?');
     this.keyHistory = sql(`SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ? ORDER BY kv.rev`);
-    this.keyRevisions = sql('SELECT rev FROM kv WHERE name = ?');
-    this.dropKey = sql('DELETE FROM kv WHERE name = ? AND rev <= ?');
     this.leasedKeys = sql(
       `SELECT kv.name, ${d.int64Text('kv.lease')} AS lease FROM kv WHERE kv.lease <> 0 AND kv.deleted = 0 ` +
         `AND NOT EXISTS (SELECT 1 FROM kv AS newer WHERE newer.name = kv.name AND newer.rev > kv.rev${d.probeFence}) ORDER BY kv.name`,
@@ -151,6 +147,25 @@ export class Statements {
         `SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name >= ?${bounded ? ' AND kv.name < ?' : ''} ORDER BY kv.name, kv.rev LIMIT ?`,
       );
       this.histories.set(bounded, s);
+    }
+    return s;
+  }
+
+  /** Revisions stored for `n` keys (migration: which copied rows a target already holds). */
+  keysRevisions(n: number): string {
+    return this.cached(this.keyRevisionQueries, n, () => `SELECT name, rev FROM kv WHERE name IN (${marks(n)})`);
+  }
+
+  /** Deletes the rows of `n` keys at or below a revision (migration: the source's copy, once the target holds it). */
+  dropKeys(n: number): string {
+    return this.cached(this.dropQueries, n, () => `DELETE FROM kv WHERE name IN (${marks(n)}) AND rev <= ?`);
+  }
+
+  private cached(cache: Map<number, string>, n: number, text: () => string): string {
+    let s = cache.get(n);
+    if (!s) {
+      s = this.d.placeholders(text());
+      cache.set(n, s);
     }
     return s;
   }

@@ -259,15 +259,21 @@ export class Mover {
     let moved = 0;
     for (;;) {
       if (this.signal.stopped) return moved;
+      const readWith = this.opts.host.table;
       const rows = await source.moves.history(start, to, COPY_ROWS);
       if (rows.length === 0) return moved;
-      moved += await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows));
+      moved += await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows, readWith));
       start = keyAfter(rows[rows.length - 1]!.key);
     }
   }
 
-  /** Copies each foreign key's rows into its owner (committed), then drops them from the source. */
-  private async moveBatch(source: MovableBackend, rows: KeyRow[]): Promise<number> {
+  /**
+   * Copies each foreign key's rows into its owner (committed), then drops them from the source: the rows up
+   * to the batch's newest revision when the routing is the one the rows were read with (no write can have
+   * reached the source for a key it does not own since), else each key's rows up to its own newest copied
+   * revision (the key may have been the source's again meanwhile, and written there).
+   */
+  private async moveBatch(source: MovableBackend, rows: KeyRow[], readWith: RouteTable): Promise<number> {
     const t = this.opts.host.table;
     if (!t.sources.has(source)) return 0;
     const byOwner = new Map<MovableBackend, KeyRow[]>();
@@ -289,7 +295,8 @@ export class Mover {
         if (!e) upTo.set(id, { key: r.key, upTo: r.modRevision });
         else if (r.modRevision > e.upTo) e.upTo = r.modRevision;
       }
-      await source.moves.dropOut([...upTo.values()]);
+      if (t === readWith) await source.moves.dropOut([...upTo.values()].map((e) => e.key), Math.max(...list.map((r) => r.modRevision)));
+      else for (const e of upTo.values()) await source.moves.dropOut([e.key], e.upTo);
       keys += upTo.size;
     }
     return keys;
