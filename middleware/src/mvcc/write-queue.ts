@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { ResponseHeader } from './api.js';
 import { ApplyContext } from './apply.js';
 import { EtcdError, errKeyTooLong, errUnavailable } from './errors.js';
-import { WatchEvent } from './event-codec.js';
+import { WatchEvent } from './watch-event.js';
 import type { LeaseTable } from './leases.js';
 import { storeMetrics } from './metrics.js';
 import type { Sequencer } from './sequencer.js';
