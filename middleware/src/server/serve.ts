@@ -77,7 +77,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
       import('../mvcc/key-reader.js'),
       import('../router/metrics.js'),
       import('../router/topology-applier.js'),
-      import('../topology/source/source.js'),
+      import('../topology/source/index.js'),
       import('./topology-report.js'),
       import('../topology/validate.js'),
     ]);
