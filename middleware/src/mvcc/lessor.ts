@@ -4,13 +4,13 @@
  * in the write queue, as they change what later requests validate against; the state they change is the
  * LeaseTable (leases.ts), updated once their transaction commits.
  */
-import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { ResponseHeader } from './api.js';
 import { applyDeleteRange } from './apply.js';
 import { EtcdError, errLeaseExists, errLeaseNotFound, errLeaseTTLTooLarge } from './errors.js';
 import { MAX_LEASE_TTL, type LeaseState, type LeaseTable } from './leases.js';
 import { storeMetrics } from './metrics.js';
+import { randomId } from './random-id.js';
 import type { WriteQueue } from './write-queue.js';
 
 /**
@@ -18,11 +18,6 @@ import type { WriteQueue } from './write-queue.js';
  * rounded up to whole seconds. etcd grants smaller (and zero) TTLs as this.
  */
 const ETCD_MIN_LEASE_TTL = 2;
-
-/** A positive int63, like etcd's IDs; never 0. */
-export function randomId(): string {
-  return ((randomBytes(8).readBigUInt64BE() >> 1n) | 1n).toString();
-}
 
 export interface LessorOptions {
   leases: LeaseTable;
