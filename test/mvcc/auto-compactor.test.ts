@@ -16,11 +16,17 @@ import { captureLogger, type LogRecord } from '../support/capture-logger.js';
 
 const b = (s: string) => Buffer.from(s);
 
-test('a run compacts to min-retain below the head, and only when that is above the compact revision', async () => {
+/** A Store on a fresh SQLite file, an AutoCompactor over it keeping `minRetain`, and the records it logs. */
+async function setUp(minRetain: number) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-auto-compactor-'));
   const store = await Store.open({ backend: openBackend(`sqlite://${path.join(dir, 'state.db')}`) });
   const records: LogRecord[] = [];
-  const compactor = new AutoCompactor(store, { intervalMs: 60_000, minRetain: 5, log: captureLogger(records) });
+  const compactor = new AutoCompactor(store, { intervalMs: 60_000, minRetain, log: captureLogger(records) });
+  return { dir, store, records, compactor };
+}
+
+test('a run compacts to min-retain below the head, and only when that is above the compact revision', async () => {
+  const { dir, store, records, compactor } = await setUp(5);
   try {
     await compactor.runOnce();
     assert.equal(store.compactRevision, 0, 'a store with fewer revisions than min-retain is not compacted');
@@ -48,10 +54,7 @@ test('a run compacts to min-retain below the head, and only when that is above t
 });
 
 test('a run the store refuses is logged with its target, not thrown', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-auto-compactor-'));
-  const store = await Store.open({ backend: openBackend(`sqlite://${path.join(dir, 'state.db')}`) });
-  const records: LogRecord[] = [];
-  const compactor = new AutoCompactor(store, { intervalMs: 60_000, minRetain: 0, log: captureLogger(records) });
+  const { dir, store, records, compactor } = await setUp(0);
   try {
     for (let i = 0; i < 3; i++) await store.put({ key: b('/k'), value: b(`v${i}`) });
     const target = store.revision;
