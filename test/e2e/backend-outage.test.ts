@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { skipUnless, POSTGRES_URL } from '../support/env.js';
+import { assertAckedWritesKept, type AckedWrites } from '../support/acked-writes.js';
 import { createScratchStore } from '../support/scratch-store.js';
 import { Middleware } from '../support/middleware.js';
 import { status as Status } from '@grpc/grpc-js';
@@ -100,7 +101,7 @@ for (const [title, setup] of [
       prev_kv: true,
     });
 
-    const acked = new Map<string, { value: string; revision: bigint }>();
+    const acked: AckedWrites = new Map();
     const failures: number[] = [];
     const writer = async (w: number) => {
       for (let i = 0; i < PUTS_PER_WRITER; i++) {
@@ -133,25 +134,11 @@ for (const [title, setup] of [
     assert.equal(new Set(revisions).size, revisions.length, 'no two acknowledged writes share a revision');
     for (const r of revisions) assert.ok(r < finalRev, 'revisions continue above every earlier one');
 
-    // every acknowledged write is stored
-    const all = await client.range({ key: Buffer.from(prefix), range_end: Buffer.from('outage0') });
-    const stored = new Map(all.kvs.map((kv) => [kv.key.toString(), kv]));
-    for (const [key, a] of acked) {
-      const kv = stored.get(key);
-      assert.ok(kv, `acknowledged ${key} is stored`);
-      assert.equal(kv.value.toString(), a.value);
-      assert.equal(BigInt(kv.mod_revision), a.revision);
-    }
-
-    // the watcher saw exactly the stored puts, in revision order, each once
-    const events = await watch.waitForEvents(created.watch_id, all.kvs.length);
-    const seen = events.map((e) => BigInt(e.kv!.mod_revision));
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'watch events in revision order, no duplicates');
-    assert.deepEqual(
-      events.map((e) => e.kv!.key.toString()).sort(),
-      [...stored.keys()].sort(),
-      'watch events are exactly the keys the database holds',
-    );
+    // every acknowledged write is stored, and the watcher saw exactly the stored puts, in revision order, each once
+    const all = await assertAckedWritesKept(client, { key: Buffer.from(prefix), range_end: Buffer.from('outage0') }, acked, {
+      stream: watch,
+      id: created.watch_id,
+    });
     watch.close();
     // how hard the outages hit this run (connections killed between queries are replaced silently)
     t.diagnostic(`acknowledged ${acked.size}, failed with Unavailable ${failures.length}, stored ${all.kvs.length}`);

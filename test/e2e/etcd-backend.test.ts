@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
+import { assertAckedWritesKept, type AckedWrites } from '../support/acked-writes.js';
 import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { etcdctl } from '../support/etcdctl.js';
@@ -120,7 +121,7 @@ describe('a real etcd as a rule backend', { skip }, () => {
     const start = BigInt((await client.range({ key: b('x') })).header.revision);
     const watch = client.watch();
     const w = (await watch.create({ key: b('outage/'), range_end: b('outage0'), start_revision: String(start + 1n), prev_kv: true })).watch_id;
-    const acked = new Map<string, { value: string; revision: bigint }>();
+    const acked: AckedWrites = new Map();
     const failed: string[] = [];
     let phase: 'before' | 'down' | 'back' = 'before';
     const okWhileDown: string[] = [];
@@ -160,19 +161,7 @@ describe('a real etcd as a rule backend', { skip }, () => {
         return undefined;
       }
     }, { timeoutMs: 20_000 });
-    const all = await client.range({ key: b('outage/'), range_end: b('outage0') });
-    const stored = new Map(all.kvs.map((kv) => [kv.key.toString(), kv]));
-    for (const [key, a] of acked) {
-      const kv = stored.get(key);
-      assert.ok(kv, `acknowledged ${key} is stored`);
-      assert.deepEqual([kv.value.toString(), BigInt(kv.mod_revision)], [a.value, a.revision]);
-    }
-    const revisions = all.kvs.map((kv) => kv.mod_revision);
-    assert.equal(new Set(revisions).size, revisions.length, 'no two keys share a revision');
-    const events = await watch.waitForEvents(w, all.kvs.length, 30_000);
-    const seen = events.map((e) => BigInt(e.kv!.mod_revision));
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'watch events in revision order, each once');
-    assert.deepEqual(events.map((e) => e.kv!.key.toString()).sort(), [...stored.keys()].sort(), 'watch events are exactly what is stored');
+    await assertAckedWritesKept(client, { key: b('outage/'), range_end: b('outage0') }, acked, { stream: watch, id: w, timeoutMs: 30_000 });
     watch.close();
   });
 });

@@ -13,6 +13,7 @@ import { status as Status } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { parseEndpoint, type SqlServerEndpoint } from '../../middleware/src/topology/endpoint.js';
+import { assertAckedWritesKept, type AckedWrites } from '../support/acked-writes.js';
 import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { etcdctl } from '../support/etcdctl.js';
@@ -154,7 +155,7 @@ describe('two layers, as in the documentation', { skip }, () => {
     const start = BigInt((await client.range({ key: b('/x') })).header.revision);
     const watch = client.watch();
     const w = (await watch.create({ key: b('/registry/leases/'), range_end: b('/registry/leases0'), start_revision: String(start + 1n) })).watch_id;
-    const acked = new Map<string, { value: string; revision: bigint }>();
+    const acked: AckedWrites = new Map();
     let childDown = false;
     let failedChild = 0;
     let okParentWhileDown = 0;
@@ -192,19 +193,7 @@ describe('two layers, as in the documentation', { skip }, () => {
     await new Promise((r) => setTimeout(r, 500));
     stop = true;
     await writers;
-    const all = await client.range({ key: b('/registry/leases/'), range_end: b('/registry/leases0') });
-    const stored = new Map(all.kvs.map((kv) => [kv.key.toString(), kv]));
-    for (const [key, a] of acked) {
-      const kv = stored.get(key);
-      assert.ok(kv, `acknowledged ${key} is stored`);
-      assert.deepEqual([kv.value.toString(), BigInt(kv.mod_revision)], [a.value, a.revision]);
-    }
-    const revs = all.kvs.map((kv) => kv.mod_revision);
-    assert.equal(new Set(revs).size, revs.length, 'no revision reused');
-    const events = await watch.waitForEvents(w, all.kvs.length, 30_000);
-    const seen = events.map((e) => BigInt(e.kv!.mod_revision));
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, 'events in revision order, each once');
-    assert.deepEqual(events.map((e) => e.kv!.key.toString()).sort(), [...stored.keys()].sort());
+    await assertAckedWritesKept(client, { key: b('/registry/leases/'), range_end: b('/registry/leases0') }, acked, { stream: watch, id: w, timeoutMs: 30_000 });
     watch.close();
   });
 

@@ -25,7 +25,6 @@ import { parse as parseYaml } from 'yaml';
 import { keysFromSecretData, openEndpoint, sealEndpoint } from '../../middleware/src/operator/decrypt.js';
 import { parseReport, REPORT_FOR_LABEL } from '../../middleware/src/topology/apply-report.js';
 import { parseEndpoint, type SqlServerEndpoint } from '../../middleware/src/topology/endpoint.js';
-import { encodeStoredSecret } from '../../middleware/src/topology/secret-codec.js';
 import { REPO, runStack, type StackRun } from '../components/stack-runner.js';
 import { startOperator, statusOf } from '../operator/harness.js';
 import { b } from '../support/bytes.js';
@@ -37,6 +36,7 @@ import { FakeKube } from '../support/fake-kube.js';
 import { EtcdClient } from '../support/grpc.js';
 import { issueCertificates } from '../support/local-cert-manager.js';
 import { keysIn, metricValue } from '../support/routed.js';
+import { encodeStoredSecret } from '../support/stored-secret.js';
 import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('postgres', 'mysql', 'etcd', 'openssl');

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { encodeStoredSecret, encodeStoredSecretJson, type SecretToStore } from '../../middleware/src/topology/secret-codec.js';
+import { encodeStoredSecret, encodeStoredSecretJson, type SecretToStore } from '../support/stored-secret.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { startOperator, statusOf, tcObject } from '../operator/harness.js';
 import { b } from '../support/bytes.js';

@@ -6,7 +6,7 @@ import {
   DecryptError,
   keysFromSecretData,
   openEndpoint,
-  parseKey,
+  parseAesKey,
   sealEndpoint,
   type NamedKey,
 } from '../../middleware/src/operator/decrypt.js';
@@ -53,11 +53,11 @@ test('a wrong key, corrupt base64 and a too-short value fail with a reason that 
 
 test('keys are 32 raw bytes or base64 of 32 bytes; other data entries are ignored; none usable is an error', () => {
   const raw = randomBytes(32);
-  assert.deepEqual(parseKey(raw), raw);
-  assert.deepEqual(parseKey(Buffer.from(raw.toString('base64') + '\n')), raw);
-  assert.deepEqual(parseKey(Buffer.from(raw.toString('base64url'))), raw);
-  assert.equal(parseKey(Buffer.from('too short')), undefined);
-  assert.equal(parseKey(randomBytes(16)), undefined);
+  assert.deepEqual(parseAesKey(raw), raw);
+  assert.deepEqual(parseAesKey(Buffer.from(raw.toString('base64') + '\n')), raw);
+  assert.deepEqual(parseAesKey(Buffer.from(raw.toString('base64url'))), raw);
+  assert.equal(parseAesKey(Buffer.from('too short')), undefined);
+  assert.equal(parseAesKey(randomBytes(16)), undefined);
 
   const keys = keysFromSecretData({ b: Buffer.from(raw.toString('base64')), a: raw, readme: Buffer.from('not a key') }, 'ns/keys');
   assert.deepEqual(keys.map((k) => k.name), ['a', 'b']);

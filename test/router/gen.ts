@@ -1,6 +1,7 @@
 /** Seeded generators of realistic Kubernetes keys, ranges and topologies for the router's property tests. */
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
-import { CLUSTER_RESOURCES, NAMESPACED_RESOURCES } from '../../middleware/src/router/key-layout.js';
+import { NAMESPACED_RESOURCES } from '../../middleware/src/router/key-layout.js';
+import { CLUSTER_RESOURCES } from '../support/storage-keys.js';
 import { prefixRangeEnd } from '../../middleware/src/router/rules.js';
 
 /** mulberry32: small, fast, deterministic. */

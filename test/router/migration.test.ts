@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
 import type { MovableBackend } from '../../middleware/src/backends/movable.js';
-import { WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
+import { WatchEvent } from '../../middleware/src/mvcc/watch-event.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { Watcher, type WatchSink } from '../../middleware/src/mvcc/watch-hub.js';
 import { Mover } from '../../middleware/src/router/migration/mover.js';

@@ -3,6 +3,7 @@
  * bound (SIGTERM, then SIGKILL), so a hung server never hangs the suite.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { waitUntil } from './wait.js';
 
 const TAIL_CHARS = 8_000;
 
@@ -49,6 +50,20 @@ export class ServerProcess {
   /** An error that carries the process's recent output. */
   failure(message: string): Error {
     return new Error(`${this.label}: ${message}\n--- ${this.label} output (tail) ---\n${this.tail()}`);
+  }
+
+  /**
+   * Polls `ready` until it answers true. A process that exits meanwhile ends the wait at once (instead of being
+   * polled until the bound); then, or after the bound, the process is stopped and the error carries its output.
+   */
+  async waitReady(what: string, ready: () => Promise<boolean>, bound: { timeoutMs: number; intervalMs: number }): Promise<void> {
+    try {
+      const outcome = await waitUntil(what, async () => (!this.running ? 'exited' : (await ready()) ? 'ready' : undefined), bound);
+      if (outcome === 'exited') throw new Error('exited before becoming ready');
+    } catch (err) {
+      await this.stop();
+      throw this.failure(err instanceof Error ? err.message : String(err));
+    }
   }
 
   /** Graceful stop: SIGTERM, then SIGKILL if it is still alive after `graceMs`. */

@@ -7,7 +7,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { ETCD_BIN, freePort } from './env.js';
 import { ServerProcess } from './child.js';
-import { waitUntil } from './wait.js';
 
 export interface EtcdOptions {
   /** Passed as --experimental-watch-progress-notify-interval (e.g. '1s'). */
@@ -95,16 +94,9 @@ export class Etcd {
   private async launch(): Promise<void> {
     const proc = new ServerProcess(`etcd ${this.clientUrl}`, ETCD_BIN, this.args());
     this.proc = proc;
-    try {
-      // 'exited' ends the wait at once instead of polling a dead process until the bound.
-      const outcome = await waitUntil(`etcd health at ${this.clientUrl}`, async () => (proc.running ? healthy(this.clientUrl) : 'exited'), {
-        timeoutMs: READY_TIMEOUT_MS,
-        intervalMs: 100,
-      });
-      if (outcome === 'exited') throw new Error('exited before becoming healthy');
-    } catch (err) {
-      await proc.stop();
-      throw proc.failure(err instanceof Error ? err.message : String(err));
-    }
+    await proc.waitReady(`etcd health at ${this.clientUrl}`, async () => (await healthy(this.clientUrl)) === true, {
+      timeoutMs: READY_TIMEOUT_MS,
+      intervalMs: 100,
+    });
   }
 }

@@ -25,7 +25,6 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { freePort } from './env.js';
 import { ServerProcess } from './child.js';
 import { requireToolDir } from './tools.js';
-import { waitUntil } from './wait.js';
 
 /** kube-apiserver needs a few seconds to run its post-start hooks; 2 shared cores may be busy. */
 const READY_TIMEOUT_MS = 120_000;
@@ -253,20 +252,9 @@ export class KubeApiServer {
     const label = `kube-apiserver ${this.url}${this.options.label ? ` (${this.options.label})` : ''}`;
     const proc = new ServerProcess(label, path.join(this.binDir, 'kube-apiserver'), this.args());
     this.proc = proc;
-    try {
-      const outcome = await waitUntil(
-        `${this.url}/readyz to answer 200`,
-        async () => {
-          if (!proc.running) return 'exited';
-          const res = await this.request('GET', '/readyz');
-          return res.status === 200 ? 'ready' : undefined;
-        },
-        { timeoutMs: READY_TIMEOUT_MS, intervalMs: 250 },
-      );
-      if (outcome === 'exited') throw new Error('exited before becoming ready');
-    } catch (err) {
-      await proc.stop();
-      throw proc.failure(err instanceof Error ? err.message : String(err));
-    }
+    await proc.waitReady(`${this.url}/readyz to answer 200`, async () => (await this.request('GET', '/readyz')).status === 200, {
+      timeoutMs: READY_TIMEOUT_MS,
+      intervalMs: 250,
+    });
   }
 }

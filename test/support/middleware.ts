@@ -6,7 +6,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './env.js';
 import { ServerProcess } from './child.js';
-import { waitUntil } from './wait.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
@@ -92,21 +91,14 @@ export class Middleware {
     });
     this.proc = proc;
     const readyz = `http://${this.metricsAddress}/${this.options.waitFor === 'live' ? 'healthz' : 'readyz'}`;
-    try {
-      const outcome = await waitUntil(
-        `${readyz} to answer 200`,
-        async () => {
-          if (!proc.running) return 'exited';
-          const res = await fetch(readyz, { signal: AbortSignal.timeout(2_000) });
-          await res.arrayBuffer();
-          return res.status === 200 ? 'ready' : undefined;
-        },
-        { timeoutMs: READY_TIMEOUT_MS, intervalMs: 100 },
-      );
-      if (outcome === 'exited') throw new Error('exited before becoming ready');
-    } catch (err) {
-      await proc.stop();
-      throw proc.failure(err instanceof Error ? err.message : String(err));
-    }
+    await proc.waitReady(
+      `${readyz} to answer 200`,
+      async () => {
+        const res = await fetch(readyz, { signal: AbortSignal.timeout(2_000) });
+        await res.arrayBuffer();
+        return res.status === 200;
+      },
+      { timeoutMs: READY_TIMEOUT_MS, intervalMs: 100 },
+    );
   }
 }

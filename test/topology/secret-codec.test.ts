@@ -1,15 +1,12 @@
 /**
  * Secrets as kube-apiserver stores them in etcd: protobuf with the `k8s\0` envelope (bytes built here by hand
- * from the wire format and the field numbers of generated.proto), and JSON.
+ * from the wire format and the field numbers of generated.proto), and JSON. The encoders other tests plant
+ * Secrets with (test/support/stored-secret.ts) are held to the same hand-built bytes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  decodeStoredSecret,
-  encodeStoredSecret,
-  encodeStoredSecretJson,
-  SecretDecodeError,
-} from '../../middleware/src/topology/secret-codec.js';
+import { decodeStoredSecret, SecretDecodeError } from '../../middleware/src/topology/secret-codec.js';
+import { encodeStoredSecret, encodeStoredSecretJson } from '../support/stored-secret.js';
 
 /** Base-128 varint, least significant group first, high bit = more bytes follow. */
 function varint(n: number): number[] {

@@ -9,7 +9,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { encodeStoredSecret, encodeStoredSecretJson } from '../../middleware/src/topology/secret-codec.js';
+import { encodeStoredSecret, encodeStoredSecretJson } from '../support/stored-secret.js';
 import { TopologyValidationError } from '../../middleware/src/topology/validate.js';
 import {
   createTopologySource,

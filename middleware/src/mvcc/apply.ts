@@ -23,7 +23,8 @@ import {
   type TxnResponse,
 } from './api.js';
 import { errKeyNotFound, errLeaseNotFound, errLeaseProvided, errValueProvided } from './errors.js';
-import { rowToKeyValue, WatchEvent } from './event-codec.js';
+import { rowToKeyValue } from './key-value.js';
+import { WatchEvent } from './watch-event.js';
 import { rangeEnd } from './key-range.js';
 import type { LeaseTable } from './leases.js';
 import { finishRange } from './range.js';

@@ -2,7 +2,7 @@
  * Reads and watches one key of the store from inside the process, the way an etcd client would but without
  * the network: the `secret://` topology source reads the topology Secret this way (docs/architecture.md, "The topology lifecycle").
  */
-import { WatchEvent } from './event-codec.js';
+import { WatchEvent } from './watch-event.js';
 import type { Store } from './store.js';
 import { Watcher, type WatchSink } from './watch-hub.js';
 

@@ -8,7 +8,7 @@
  * other Puts change nothing. The watch hub keeps the recent events, so a range counted once is afterwards
  * brought forward by the few events since, instead of being counted again.
  */
-import type { WatchEvent } from './event-codec.js';
+import type { WatchEvent } from './watch-event.js';
 import { inRange } from './key-range.js';
 
 /** The events the counts are carried forward with (the watch hub). */

@@ -4,7 +4,7 @@
  */
 import type { KeyRow } from '../backends/backend.js';
 import { num, type RangeRequest, type RangeResponse, type ResponseHeader, type SortOrder } from './api.js';
-import { rowToKeyValue } from './event-codec.js';
+import { rowToKeyValue } from './key-value.js';
 
 /** The sort order etcd applies: a non-key target with no order sorts ascending. */
 export function effectiveSortOrder(req: RangeRequest): SortOrder {

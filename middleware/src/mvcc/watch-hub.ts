@@ -8,7 +8,7 @@
  * drains, so a slow client never holds up writers or other watchers. No polling anywhere.
  */
 import type { Backend } from '../backends/backend.js';
-import { WatchEvent } from './event-codec.js';
+import { WatchEvent } from './watch-event.js';
 import { inRange } from './key-range.js';
 
 /** What a watcher's stream must do for the hub. */

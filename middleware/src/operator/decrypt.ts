@@ -25,10 +25,10 @@ export interface NamedKey {
 }
 
 /**
- * Reads a key: 32 raw bytes, or base64 of 32 bytes (surrounding whitespace ignored). Returns undefined when
- * it is neither, so the caller can name the offending entry.
+ * Reads an AES-256 key: 32 raw bytes, or base64 of 32 bytes (surrounding whitespace ignored). Returns
+ * undefined when it is neither, so the caller can name the offending entry.
  */
-export function parseKey(material: Buffer): Buffer | undefined {
+export function parseAesKey(material: Buffer): Buffer | undefined {
   if (material.length === KEY_BYTES) {
     // 32 bytes could also be base64 text of 24 bytes; that is not a valid key, so raw wins.
     return Buffer.from(material);
@@ -46,7 +46,7 @@ export function keysFromSecretData(data: Map<string, Buffer> | Record<string, Bu
   const entries = data instanceof Map ? [...data.entries()] : Object.entries(data);
   const keys: NamedKey[] = [];
   for (const [name, material] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const key = parseKey(material);
+    const key = parseAesKey(material);
     if (key) keys.push({ name, key });
   }
   if (keys.length === 0) {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { DecryptError, KEY_BYTES, openEndpoint, parseKey, sealEndpoint } from './decrypt.js';
+import { DecryptError, KEY_BYTES, openEndpoint, parseAesKey, sealEndpoint } from './decrypt.js';
 import { FlagError, flagHelp, parseFlags, type FlagSpec } from './flags.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -42,7 +42,7 @@ function loadKey(file: unknown): Buffer {
   } catch (e) {
     throw new FlagError(`--key-file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
-  const key = parseKey(material);
+  const key = parseAesKey(material);
   if (!key) throw new FlagError(`--key-file ${file}: must hold ${KEY_BYTES} raw bytes or base64 of ${KEY_BYTES} bytes`);
   return key;
 }

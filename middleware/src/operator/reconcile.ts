@@ -20,7 +20,7 @@ import {
   TOPOLOGY_SECRET_LABEL,
   TOPOLOGYCONFIG_FINALIZER,
 } from './markers.js';
-import { memberKey, planMerge, type MergeMember, type MergeOutcome, type MergePlan } from './merge.js';
+import { memberKey, planMerge, type MergeMember, type MergeOutcome, type MergePlan } from './topology-merge.js';
 import { KeyLookupError, resolveRules, targetOf } from './resolve.js';
 import { eventFor, nextStatus, sameStatus, type StatusReport } from './status.js';
 import { readAppliedSources, renderSourcesAnnotation, type AppliedSource } from './topology-secret.js';

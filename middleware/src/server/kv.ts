@@ -3,9 +3,9 @@ import type * as grpc from '@grpc/grpc-js';
 import { num, type RangeRequest, type RequestOp, type TxnRequest } from '../mvcc/api.js';
 import { errDuplicateKey, errEmptyKey, errTooManyOps } from '../mvcc/errors.js';
 import { rangeEnd, inRange } from '../mvcc/key-range.js';
-import { encodeRangeResponse } from '../mvcc/event-codec.js';
 import type { Store } from '../mvcc/store.js';
 import { checkRequestSize, unary } from './rpc.js';
+import { encodeRangeResponse } from './wire.js';
 
 /** etcd's --max-txn-ops default. */
 export const MAX_TXN_OPS = 128;

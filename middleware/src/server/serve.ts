@@ -12,6 +12,7 @@ import { Mover } from '../router/migration/mover.js';
 import type { BackendRule } from '../topology/schema.js';
 import type { TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';
+import { AutoCompactor } from '../mvcc/auto-compactor.js';
 import { Store, type StoreOptions } from '../mvcc/store.js';
 import type { LeaderElection } from '../leader/election.js';
 import { redactEndpoint } from '../topology/endpoint.js';
@@ -76,7 +77,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
       import('../mvcc/key-reader.js'),
       import('../router/metrics.js'),
       import('../router/topology-applier.js'),
-      import('../topology/source/source.js'),
+      import('../topology/source/index.js'),
       import('./topology-report.js'),
       import('../topology/validate.js'),
     ]);
@@ -201,16 +202,8 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
 
   const progress = setInterval(() => store.hub.progressTick(), cfg.progressNotifyMs);
   progress.unref();
-  let compactor: NodeJS.Timeout | undefined;
-  if (cfg.compactIntervalMs > 0) {
-    compactor = setInterval(() => {
-      const target = store.revision - cfg.compactMinRetain;
-      if (target > store.compactRevision) {
-        store.compact(target).catch((err: unknown) => log.warn('automatic compaction failed', { target, error: err }));
-      }
-    }, cfg.compactIntervalMs);
-    compactor.unref();
-  }
+  const compactor = new AutoCompactor(store, { intervalMs: cfg.compactIntervalMs, minRetain: cfg.compactMinRetain, log });
+  compactor.start();
 
   log.info('serving the etcd v3 API', {
     listen: `${cfg.listenHost}:${grpcPort}`,
@@ -226,7 +219,7 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
     grpcPort,
     async stop() {
       clearInterval(progress);
-      clearInterval(compactor);
+      compactor.stop();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

@@ -7,13 +7,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { Gauge } from 'prom-client';
 import { id, num } from '../mvcc/api.js';
-import { encodeHeader, encodeWatchResponse, type WatchEvent } from '../mvcc/event-codec.js';
 import { rangeEnd } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
+import type { WatchEvent } from '../mvcc/watch-event.js';
 import { Watcher, type WatchHub, type WatchSink } from '../mvcc/watch-hub.js';
 import { registry } from '../metrics.js';
 import { logger } from '../log.js';
 import { countStreamRequest } from './rpc.js';
+import { encodeEvent, encodeHeader, encodeWatchResponse } from './wire.js';
 
 /** Events per response at most; larger batches are split at revision boundaries. */
 const MAX_EVENTS_PER_RESPONSE = 1000;
@@ -206,7 +207,7 @@ class WatchStream implements WatchSink {
     let bytes = 0;
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
-      const b = e.bytes(w.options.prevKv);
+      const b = encodeEvent(e, w.options.prevKv);
       batch.push(b);
       bytes += b.length;
       const next = events[i + 1];

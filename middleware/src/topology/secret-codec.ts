@@ -11,15 +11,16 @@
  * ownerReferences = 13, finalizers = 14, managedFields = 17. Map entries are { key = 1, value = 2 }.
  * (Field numbers from k8s.io/api core/v1 and k8s.io/apimachinery generated.proto.)
  * Clusters configured with `--storage-media-type=application/json` store plain JSON instead; both decode.
+ * (Tests write Secrets the way kube-apiserver does with test/support/stored-secret.ts.)
  */
 
 /** The magic prefix of kube-apiserver's protobuf storage encoding. */
-export const PROTOBUF_PREFIX = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
+const PROTOBUF_PREFIX = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 /** The prefix kube-apiserver writes in front of values encrypted at rest (EncryptionConfiguration). */
 const ENCRYPTED_PREFIX = Buffer.from('k8s:enc:');
 
-/** The Secret fields both directions carry besides its data. */
-interface SecretFields {
+/** A Secret as read from storage: the fields the topology source uses. */
+export interface StoredSecret {
   name: string;
   namespace: string;
   type?: string;
@@ -29,9 +30,6 @@ interface SecretFields {
   finalizers?: string[];
   /** Whole seconds, as the API server keeps them. */
   creationTimestamp?: Date;
-}
-
-export interface StoredSecret extends SecretFields {
   /** Data keys in byte order of the key (the order the topology documents apply in). */
   data: Map<string, Buffer>;
 }
@@ -121,43 +119,6 @@ function mapEntry(entry: Buffer, where: string): [string, Buffer] {
     if (f.number === 2 && f.wireType === LENGTH_DELIMITED) value = f.bytes;
   }
   return [key, value];
-}
-
-class Writer {
-  private readonly parts: Buffer[] = [];
-
-  varintField(number: number, value: number): this {
-    this.parts.push(varint(number * 8 + VARINT), varint(value));
-    return this;
-  }
-
-  bytesField(number: number, value: Buffer | string): this {
-    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-    this.parts.push(varint(number * 8 + LENGTH_DELIMITED), varint(bytes.length), bytes);
-    return this;
-  }
-
-  /** A `map<string, string|bytes>` field: one entry per key, keys sorted as Go's sort.Strings does. */
-  mapField(number: number, map: Iterable<[string, Buffer | string]>): this {
-    for (const [k, v] of sortedByKey([...map])) this.bytesField(number, new Writer().bytesField(1, k).bytesField(2, v).finish());
-    return this;
-  }
-
-  finish(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-function varint(value: number): Buffer {
-  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`cannot encode ${value} as an unsigned varint`);
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Buffer.from(out);
 }
 
 /** Byte order of UTF-8 keys (what Go's sort.Strings and etcd use), not JavaScript's UTF-16 order. */
@@ -283,60 +244,4 @@ function decodeJson(buf: Buffer): StoredSecret {
   if (Array.isArray(meta.finalizers) && meta.finalizers.length) secret.finalizers = [...meta.finalizers];
   if (typeof meta.creationTimestamp === 'string') secret.creationTimestamp = new Date(meta.creationTimestamp);
   return secret;
-}
-
-// ---- encoding ----
-
-export interface SecretToStore extends SecretFields {
-  data: Map<string, Buffer | string> | Record<string, Buffer | string>;
-}
-
-function entriesOf(data: SecretToStore['data']): [string, Buffer][] {
-  const list = data instanceof Map ? [...data.entries()] : Object.entries(data);
-  return list.map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v, 'utf8') : v]);
-}
-
-/**
- * The bytes kube-apiserver writes to etcd for this Secret (protobuf storage): the same fields, in the same
- * order, with the same always-present empty fields as Go's generated marshalers.
- */
-export function encodeStoredSecret(secret: SecretToStore): Buffer {
-  const seconds = Math.floor((secret.creationTimestamp?.getTime() ?? 0) / 1000);
-  const meta = new Writer()
-    .bytesField(1, secret.name)
-    .bytesField(2, '') // generateName
-    .bytesField(3, secret.namespace)
-    .bytesField(4, '') // selfLink
-    .bytesField(5, secret.uid ?? '')
-    .bytesField(6, '') // resourceVersion: never stored, etcd's mod revision is the version
-    .varintField(7, 0) // generation
-    .bytesField(8, secret.creationTimestamp ? new Writer().varintField(1, seconds).varintField(2, 0).finish() : Buffer.alloc(0))
-    .mapField(11, Object.entries(secret.labels ?? {}))
-    .mapField(12, Object.entries(secret.annotations ?? {}));
-  for (const f of secret.finalizers ?? []) meta.bytesField(14, f);
-
-  const body = new Writer()
-    .bytesField(1, meta.finish())
-    .mapField(2, entriesOf(secret.data))
-    .bytesField(3, secret.type ?? 'Opaque')
-    .finish();
-  const envelope = new Writer()
-    .bytesField(1, new Writer().bytesField(1, 'v1').bytesField(2, 'Secret').finish())
-    .bytesField(2, body)
-    .bytesField(3, '') // contentEncoding
-    .bytesField(4, '') // contentType
-    .finish();
-  return Buffer.concat([PROTOBUF_PREFIX, envelope]);
-}
-
-/** The JSON kube-apiserver writes with `--storage-media-type=application/json`. */
-export function encodeStoredSecretJson(secret: SecretToStore): Buffer {
-  const metadata: Record<string, unknown> = { name: secret.name, namespace: secret.namespace };
-  if (secret.uid) metadata.uid = secret.uid;
-  if (secret.creationTimestamp) metadata.creationTimestamp = secret.creationTimestamp.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  if (secret.labels) metadata.labels = secret.labels;
-  if (secret.annotations) metadata.annotations = secret.annotations;
-  if (secret.finalizers?.length) metadata.finalizers = secret.finalizers;
-  const data = Object.fromEntries(sortedByKey(entriesOf(secret.data)).map(([k, v]) => [k, v.toString('base64')]));
-  return Buffer.from(JSON.stringify({ kind: 'Secret', apiVersion: 'v1', metadata, data, type: secret.type ?? 'Opaque' }) + '\n');
 }

@@ -1,11 +1,12 @@
 /**
- * Hand-written protobuf encoding of the hot messages (KeyValue, Event, WatchResponse, RangeResponse), field
- * numbers from etcd's kv.proto and rpc.proto. Each message is sized first and then written into one buffer
- * of exactly that size: a list of 500 keys is one allocation, not one per field. A watch event is encoded
- * once and its bytes reused for every watcher.
+ * The wire format of the hot responses: hand-written protobuf encoding of KeyValue, Event, WatchResponse and
+ * RangeResponse, field numbers from etcd's kv.proto and rpc.proto (the other messages go through the proto
+ * loader). Each message is sized first and then written into one buffer of exactly that size: a list of 500
+ * keys is one allocation, not one per field. A watch event is encoded once and its bytes reused for every
+ * watcher.
  */
-import type { KeyRow } from '../backends/backend.js';
-import type { Int64, KeyValue, RangeResponse, ResponseHeader } from './api.js';
+import type { Int64, KeyValue, RangeResponse, ResponseHeader } from '../mvcc/api.js';
+import type { WatchEvent } from '../mvcc/watch-event.js';
 
 // Every field number here is below 16, so every tag is one byte: (field << 3) | wire type.
 const VARINT = 0;
@@ -139,70 +140,25 @@ export function encodeHeader(h: ResponseHeader): Buffer {
   return out.done();
 }
 
-/** The etcd KeyValue of a stored row (tombstones carry only key and mod_revision, as etcd's DELETE events do). */
-export function rowToKeyValue(row: KeyRow, keysOnly = false): KeyValue {
-  if (row.deleted) {
-    return { key: row.key, create_revision: 0, mod_revision: row.modRevision, version: 0, value: Buffer.alloc(0), lease: 0 };
-  }
-  return {
-    key: row.key,
-    create_revision: row.createRevision,
-    mod_revision: row.modRevision,
-    version: row.version,
-    value: keysOnly ? Buffer.alloc(0) : row.value,
-    lease: row.lease,
-  };
+/** The encoded mvccpb.Event, with or without prev_kv; encoded at most once per variant, then reused. */
+export function encodeEvent(e: WatchEvent, includePrev: boolean): Buffer {
+  if (includePrev && e.prevKv) return (e.encodedWithPrev ??= writeEvent(e, e.prevKv));
+  return (e.encodedPlain ??= writeEvent(e, undefined));
 }
 
-/** A committed change as watchers see it; encoded lazily, at most once per variant. */
-export class WatchEvent {
-  private plain?: Buffer;
-  private withPrev?: Buffer;
-
-  constructor(
-    readonly type: 'Put' | 'Delete',
-    readonly kv: KeyValue,
-    readonly prevKv: KeyValue | undefined,
-    readonly revision: number,
-    readonly sub: number,
-  ) {}
-
-  get key(): Buffer {
-    return this.kv.key;
+function writeEvent(e: WatchEvent, prevKv: KeyValue | undefined): Buffer {
+  const type = e.type === 'Delete' ? 1 : 0;
+  const kvSize = keyValueSize(e.kv);
+  const prevSize = prevKv ? keyValueSize(prevKv) : 0;
+  const out = new Out(varintFieldSize(type) + bytesFieldSize(kvSize, true) + (prevKv ? bytesFieldSize(prevSize, true) : 0));
+  out.varint(1, type);
+  out.open(2, kvSize);
+  writeKeyValue(out, e.kv);
+  if (prevKv) {
+    out.open(3, prevSize);
+    writeKeyValue(out, prevKv);
   }
-
-  static fromRow(row: KeyRow, prev: KeyRow | undefined): WatchEvent {
-    return new WatchEvent(
-      row.deleted ? 'Delete' : 'Put',
-      rowToKeyValue(row),
-      prev && !prev.deleted ? rowToKeyValue(prev) : undefined,
-      row.modRevision,
-      row.sub,
-    );
-  }
-
-  /** The encoded mvccpb.Event, with or without prev_kv. */
-  bytes(includePrev: boolean): Buffer {
-    if (includePrev && this.prevKv) {
-      return (this.withPrev ??= this.encode(this.prevKv));
-    }
-    return (this.plain ??= this.encode(undefined));
-  }
-
-  private encode(prevKv: KeyValue | undefined): Buffer {
-    const type = this.type === 'Delete' ? 1 : 0;
-    const kvSize = keyValueSize(this.kv);
-    const prevSize = prevKv ? keyValueSize(prevKv) : 0;
-    const out = new Out(varintFieldSize(type) + bytesFieldSize(kvSize, true) + (prevKv ? bytesFieldSize(prevSize, true) : 0));
-    out.varint(1, type);
-    out.open(2, kvSize);
-    writeKeyValue(out, this.kv);
-    if (prevKv) {
-      out.open(3, prevSize);
-      writeKeyValue(out, prevKv);
-    }
-    return out.done();
-  }
+  return out.done();
 }
 
 export interface WatchResponseFields {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { etcdService } from '../../middleware/src/server/proto.js';
-import { encodeHeader, encodeRangeResponse, encodeWatchResponse, WatchEvent } from '../../middleware/src/mvcc/event-codec.js';
+import { WatchEvent } from '../../middleware/src/mvcc/watch-event.js';
+import { encodeEvent, encodeHeader, encodeRangeResponse, encodeWatchResponse } from '../../middleware/src/server/wire.js';
 
 // The hand-written encoder must produce exactly what etcd's proto describes: decode with the real schema.
 const decode = etcdService('Watch').Watch!.responseDeserialize as (b: Buffer) => any;
@@ -16,7 +17,7 @@ test('a watch response with events decodes with the etcd proto', () => {
     { key: Buffer.from('k'), value: Buffer.from('v2'), modRevision: 7, sub: 0, createRevision: 5, prevRevision: 5, version: 2, lease: '0', deleted: false },
   );
   const header = encodeHeader({ cluster_id: '18446744073709551615', member_id: '42', revision: 8, raft_term: 1 });
-  const msg = decode(encodeWatchResponse({ header, watchId: '3', events: [put.bytes(true), del.bytes(false)] }));
+  const msg = decode(encodeWatchResponse({ header, watchId: '3', events: [encodeEvent(put, true), encodeEvent(del, false)] }));
   assert.equal(msg.header.cluster_id, '18446744073709551615');
   assert.equal(msg.header.revision, '8');
   assert.equal(msg.watch_id, '3');
@@ -47,8 +48,8 @@ test('an event is encoded once per variant and reused', () => {
     { key: Buffer.from('a'), value: Buffer.from('b'), modRevision: 2, sub: 0, createRevision: 2, prevRevision: 0, version: 1, lease: '0', deleted: false },
     undefined,
   );
-  assert.equal(e.bytes(false), e.bytes(false));
-  assert.equal(e.bytes(true), e.bytes(false), 'a create has no prev_kv, so both variants are the same bytes');
+  assert.equal(encodeEvent(e, false), encodeEvent(e, false));
+  assert.equal(encodeEvent(e, true), encodeEvent(e, false), 'a create has no prev_kv, so both variants are the same bytes');
 });
 
 test('a range response encodes kvs, more and count as the etcd proto decodes them', () => {
@@ -106,10 +107,13 @@ test('varint edges round-trip through the etcd proto: 7-bit, 31-bit, 32-bit and 
 
 test('a watch response with a cancel reason and many events decodes with the etcd proto', () => {
   const events = Array.from({ length: 300 }, (_, i) =>
-    WatchEvent.fromRow(
-      { key: Buffer.from(`key-${i}`), value: Buffer.alloc(i * 7, 1), modRevision: 1000 + i, sub: 0, createRevision: 3, prevRevision: 0, version: i + 1, lease: '0', deleted: i % 5 === 0 },
-      undefined,
-    ).bytes(true),
+    encodeEvent(
+      WatchEvent.fromRow(
+        { key: Buffer.from(`key-${i}`), value: Buffer.alloc(i * 7, 1), modRevision: 1000 + i, sub: 0, createRevision: 3, prevRevision: 0, version: i + 1, lease: '0', deleted: i % 5 === 0 },
+        undefined,
+      ),
+      true,
+    ),
   );
   const header = encodeHeader({ cluster_id: '1', member_id: '2', revision: 1299, raft_term: 1 });
   const msg = decode(encodeWatchResponse({ header, watchId: 2 ** 40, canceled: true, cancelReason: 'etcdserver: mvcc: required revision has been compacted', events }));

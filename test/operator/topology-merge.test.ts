@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse as parseYaml } from 'yaml';
-import { planMerge, type MergeMember } from '../../middleware/src/operator/merge.js';
+import { planMerge, type MergeMember } from '../../middleware/src/operator/topology-merge.js';
 import type { AppliedSource } from '../../middleware/src/operator/topology-secret.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 

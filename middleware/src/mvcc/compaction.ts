@@ -1,0 +1,94 @@
+/**
+ * etcd Compact over the store: the compact revision (below it reads fail, watchers are cancelled) and the
+ * removal of compacted rows in bounded steps through the write queue, so writers keep flowing while a large
+ * compaction runs. When to compact is policy and lives apart (auto-compactor.ts).
+ */
+import type { Backend } from '../backends/backend.js';
+import { META } from '../backends/meta.js';
+import type { Logger } from '../log.js';
+import { errCompacted, errFutureRev } from './errors.js';
+import { storeMetrics } from './metrics.js';
+import type { Sequencer } from './sequencer.js';
+import type { WatchHub } from './watch-hub.js';
+import type { WriteQueue } from './write-queue.js';
+
+export interface CompactionOptions {
+  backend: Backend;
+  seq: Sequencer;
+  hub: WatchHub;
+  queue: WriteQueue;
+  /** The compact revision persisted by the last run; undefined if this store was never compacted. */
+  restored: number | undefined;
+  /** Rows deleted per compaction step (default 1,000). */
+  batchSize?: number;
+  /** Longest one compaction step may take, ms (default 5,000). */
+  timeoutMs?: number;
+  log: Logger;
+}
+
+export class Compaction {
+  private rev: number;
+  /** False until the first compaction (etcd's compact revision is then -1: Compact(0) succeeds once). */
+  private everCompacted: boolean;
+
+  constructor(private readonly o: CompactionOptions) {
+    this.rev = o.restored ?? 0;
+    this.everCompacted = o.restored !== undefined;
+  }
+
+  /** Reads below this revision fail with "compacted" (0 on a store never compacted). */
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** Takes a compact revision that committed (or was found committed after a failed batch); never moves back. */
+  advance(rev: number): void {
+    if (this.everCompacted && rev <= this.rev) return;
+    this.everCompacted = true;
+    this.rev = rev;
+    this.o.hub.compacted(rev);
+    storeMetrics.compactRevision.set(rev);
+  }
+
+  /**
+   * etcd Compact: from now on reads below `revision` fail; old versions at or below it are deleted in
+   * batches (awaited when `physical`). The compaction revision and the revision high-water mark are
+   * persisted first, so a restart neither forgets the compaction nor reuses a deleted revision.
+   */
+  async compact(revision: number, opts: { physical?: boolean; batchSize?: number; timeoutMs?: number } = {}): Promise<void> {
+    const { seq, queue } = this.o;
+    await queue.submit(true, async (ctx) => {
+      // etcd's compact revision starts at -1: Compact(0) on a store never compacted succeeds (and only once)
+      if (this.everCompacted ? revision <= this.rev : revision < 0) throw errCompacted();
+      if (revision > seq.watermark) throw errFutureRev();
+      await ctx.tx.setMeta(META.compactRevision, Buffer.from(String(revision)));
+      await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(seq.lastAllocated)));
+      ctx.afterCommit.push(() => this.advance(revision));
+    });
+    const removal = this.removeCompacted(revision, opts.batchSize ?? this.o.batchSize ?? 1000, opts.timeoutMs ?? this.o.timeoutMs ?? 5000);
+    if (opts.physical) await removal;
+    else removal.catch((err) => this.o.log.warn('compaction did not finish', { revision, error: err }));
+  }
+
+  /** Deletes compacted rows, one bounded step per turn of the write queue so writers keep flowing. */
+  private async removeCompacted(revision: number, batchSize: number, timeoutMs: number): Promise<void> {
+    const { backend, queue, log } = this.o;
+    const started = Date.now();
+    let deleted = 0;
+    for (;;) {
+      const step = await queue.submit(
+        true,
+        async () => undefined,
+        () => backend.compact(revision, batchSize, Date.now() + Math.min(timeoutMs, 1000)),
+      );
+      deleted += step!.deleted;
+      if (step!.done || queue.closed) break;
+      if (Date.now() - started > timeoutMs * 20) {
+        log.warn('compaction paused: too slow, the next compaction resumes it', { revision, deleted });
+        break;
+      }
+    }
+    storeMetrics.compactedRows.inc(deleted);
+    log.info('compacted', { revision, deletedRows: deleted, ms: Date.now() - started });
+  }
+}
