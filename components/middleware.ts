@@ -13,9 +13,14 @@
  * rolling update would briefly run two allocators against the same databases (and a ReadWriteOnce volume
  * cannot attach to both). More replicas require `leaderElection: true`: standbys never allocate revisions.
  *
- * Secrets: endpoints reach the pod only through Secrets (`secretKeyRef`, mounted files); the pod template
- * carries the topology's keyed hash (not secret) so a topology change rolls the pods, and the Deployment spec
+ * Secrets: endpoints reach the pod only through Secrets (`secretKeyRef`, mounted files), and the Deployment spec
  * itself never becomes a Pulumi secret.
+ *
+ * Routing changes do not touch the Deployment: the middleware hot-reloads the mounted `topology.yaml` when the
+ * kubelet updates the Secret volume. The pod template carries only the keyed hash of what the middleware reads
+ * when it starts (the default endpoint, rules' TLS files), so only a change of those rolls the pods. The
+ * Secret is referred to by its plain name (ordered by `dependsOn`), so a Secret the provider replaces does not
+ * drag the Deployment into a replacement (the engine replaces dependents only through their inputs).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
@@ -41,8 +46,8 @@ import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/compile.js';
 export const MIDDLEWARE_APP = 'harikube-middleware';
 export const ETCD_PORT = 2379;
 export const METRICS_PORT = 8080;
-/** Pod template annotation carrying `Topology.hash`. */
-export const TOPOLOGY_HASH_ANNOTATION = 'harikube.info/topology-hash';
+/** Pod template annotation carrying `Topology.restartHash`: what the middleware reads only at start. */
+export const RESTART_HASH_ANNOTATION = 'harikube.info/restart-hash';
 
 /** Where clients of the root layer (the Kubernetes API server) come from. */
 export interface ApiServerPeers {
@@ -257,9 +262,9 @@ export class Middleware extends pulumi.ComponentResource {
     this.image = resolveImage(`${name}-image`, args.image, this);
 
     // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology)
-    let defaultEndpointSecret: pulumi.Output<string>;
+    let defaultEndpointSecret: pulumi.Input<string>;
     if (args.topology) {
-      defaultEndpointSecret = args.topology.secretName;
+      defaultEndpointSecret = args.topology.secretObjectName;
     } else {
       const own = new k8s.core.v1.Secret(
         `${name}-default-endpoint`,
@@ -368,7 +373,7 @@ export class Middleware extends pulumi.ComponentResource {
       { name: 'topology-tls', mountPath: TOPOLOGY_TLS_WORK_DIR },
     ];
     if (args.topology) {
-      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretName, defaultMode: 0o440 } });
+      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretObjectName, defaultMode: 0o440 } });
       mounts.push({ name: 'topology', mountPath: args.topology.mountPath, readOnly: true });
     }
     [...(args.topology?.tlsMounts ?? []), ...(args.backendTlsMounts ?? [])].forEach((m, i) => {
@@ -381,7 +386,7 @@ export class Middleware extends pulumi.ComponentResource {
     }
 
     const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
-    if (args.topology) podAnnotations[TOPOLOGY_HASH_ANNOTATION] = args.topology.hash;
+    if (args.topology) podAnnotations[RESTART_HASH_ANNOTATION] = args.topology.restartHash;
 
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -427,7 +432,7 @@ export class Middleware extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [...gates, ...inheritedDependsOn(opts)] },
+      { parent: this, dependsOn: [...gates, ...(args.topology ? [args.topology.secret] : []), ...inheritedDependsOn(opts)] },
     );
 
     new k8s.policy.v1.PodDisruptionBudget(

@@ -64,7 +64,7 @@ test('prod: two layers; root takes its topology from the operator, kube-system f
   const lower = deploymentOf('kube-system');
   assert.equal(envOf(root).TOPOLOGY_CONFIG, 'secret://harikube/topology-config');
   assert.equal(envOf(lower).TOPOLOGY_CONFIG, 'file:///etc/harikube/topology/topology.yaml');
-  assert.match(lower.plain.spec.template.metadata.annotations['harikube.info/topology-hash'], /^[0-9a-f]{64}$/);
+  assert.match(lower.plain.spec.template.metadata.annotations['harikube.info/restart-hash'], /^[0-9a-f]{64}$/);
   // the kube-system layer splits as in the product's hierarchical example
   const secret = run.h.ofType('kubernetes:core/v1:Secret').find((s) => s.plain.metadata.name === 'harikube-kube-system-topology')!;
   const doc = parseYaml(secret.plain.stringData['topology.yaml']);
