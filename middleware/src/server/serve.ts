@@ -266,8 +266,10 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
           resolve();
         });
       });
-      await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
+      // close() waits for open connections: a client polling /readyz over keep-alive would hold it forever
+      const httpClosed = new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
       httpServer?.closeAllConnections();
+      await httpClosed;
       await topology?.stop();
       await mover.stop();
       await store.close();
@@ -326,6 +328,8 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   let code = 0;
+  /** Set when a newer replica (a rolling update's new pod) is to take over: the lease goes to it by name. */
+  let successor: string | undefined;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = () => {
@@ -334,7 +338,7 @@ export async function main(args: string[]): Promise<number> {
       running
         .stop()
         .catch((err: unknown) => log.error('shutdown failed', { error: err }))
-        .then(() => election?.release())
+        .then(() => (successor ? election?.handOver(successor) : election?.release()))
         .then(() => electionBackend?.close())
         .catch((err: unknown) => log.warn('closing the election connection failed', { error: err }))
         .then(() => resolve());
@@ -342,10 +346,17 @@ export async function main(args: string[]): Promise<number> {
     onStop = shutdown;
     if (stopRequested.signal.aborted) shutdown();
     // a deposed leader stops serving: its writes are fenced, and its reads may be stale
-    election?.startRenewing(() => {
-      code = 1;
-      shutdown();
-    });
+    election?.startRenewing(
+      () => {
+        code = 1;
+        shutdown();
+      },
+      // hand-over: stop serving first, then give the lease; the container restarts as a standby (exit 0)
+      (next) => {
+        successor = next.identity;
+        shutdown();
+      },
+    );
   });
   return code;
 }
