@@ -86,3 +86,34 @@ test('what the middleware reads only at start rolls the pods: the default endpoi
   assert.deepEqual(withoutHash(newDefault), withoutHash(routed));
   assert.deepEqual(withoutHash(rotated), withoutHash(routed));
 });
+
+test('strategy: Recreate for a single writer without a lease; RollingUpdate gated on the one ready pod with leader election', async () => {
+  const m = await import('../../components/index.js');
+  const base = { namespace: 'x', image: 'i', topologySecretRef: 'harikube/topology-config' };
+  const plan = (extra: object) => m.planMiddleware('a', { ...base, ...extra });
+  assert.deepEqual(m.middlewareRollout(plan({})), { type: 'Recreate' });
+  assert.deepEqual(m.middlewareRollout(plan({ leaderElection: true })), { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+  // standbys are never ready: with 3 replicas the one ready pod is the leader, and it must stay until a new one is ready
+  assert.deepEqual(m.middlewareRollout(plan({ leaderElection: true, replicas: 3 })), { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 2 } });
+  assert.throws(() => plan({ leaderElection: true, storage: { size: '1Gi' } }), /leaderElection runs two pods at once.*ReadWriteOnce volume attaches to one node/);
+  assert.equal(plan({ leaderElection: true }).ephemeral, true);
+});
+
+test('a leader-elected layer: emptyDir data, the pod template hash for the hand-over, a budget that never blocks drains', async () => {
+  const m = await import('../../components/index.js');
+  new m.Middleware('ha', { namespace: 'harikube', image: 'registry.example.com/harikube@sha256:1111', topologySecretRef: 'harikube/topology-config', defaultEndpoint: pulumi.secret(pg('harikube')), leaderElection: true, replicas: 2 });
+  await h.settle();
+  const urn = h.one('harikube:index:Middleware', 'ha').urn;
+  const d = h.ofType('kubernetes:apps/v1:Deployment', urn)[0]!.plain;
+  assert.deepEqual(d.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 1 } });
+  const c = d.spec.template.spec.containers[0];
+  assert.ok(c.args.includes('--leader-elect'));
+  assert.deepEqual(c.env.find((e: any) => e.name === 'POD_TEMPLATE_HASH').valueFrom, { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } });
+  assert.ok(d.spec.template.spec.volumes.find((v: any) => v.name === 'data').emptyDir);
+  assert.equal(h.ofType('kubernetes:core/v1:PersistentVolumeClaim', urn).length, 0);
+  assert.equal(h.ofType('kubernetes:policy/v1:PodDisruptionBudget', urn)[0]!.plain.spec.maxUnavailable, 2, 'only the leader is ever ready: it must stay evictable');
+  // the single writer keeps its PVC, Recreate and a budget of one
+  const single = deployments()[0]!;
+  assert.deepEqual(single.plain.spec.strategy, { type: 'Recreate' });
+  assert.equal(single.plain.spec.template.spec.containers[0].env.find((e: any) => e.name === 'POD_TEMPLATE_HASH'), undefined);
+});
