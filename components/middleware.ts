@@ -30,6 +30,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
+import * as random from '@pulumi/random';
 import {
   dnsLabel,
   httpProbe,
@@ -47,12 +48,12 @@ import {
 import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
 import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
-import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/compile.js';
+import { TOPOLOGY_DOCUMENT_KEY, topologyHash } from '../middleware/src/topology/compile.js';
 
 export const MIDDLEWARE_APP = 'harikube-middleware';
 export const ETCD_PORT = 2379;
 export const METRICS_PORT = 8080;
-/** Pod template annotation carrying `Topology.restartHash`: what the middleware reads only at start. */
+/** Pod template annotation: keyed hash of what the middleware reads only at start (`Topology.restartHash`, or the default endpoint). */
 export const RESTART_HASH_ANNOTATION = 'harikube.info/restart-hash';
 
 /** Where clients of the root layer (the Kubernetes API server) come from. */
@@ -291,21 +292,32 @@ export class Middleware extends pulumi.ComponentResource {
     const ns = pulumi.output(args.namespace);
     this.image = resolveImage(`${name}-image`, args.image, this);
 
-    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology)
-    let defaultEndpointSecret: pulumi.Input<string>;
+    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology). Named
+    // by plain strings (ordered by dependsOn), and what the pod reads at start is in its restart hash.
+    let defaultEndpointSecret: string;
+    let restartHash: pulumi.Input<string>;
+    const endpointSecrets: pulumi.Resource[] = [];
     if (args.topology) {
       defaultEndpointSecret = args.topology.secretObjectName;
+      restartHash = args.topology.restartHash;
+      endpointSecrets.push(args.topology.secret);
     } else {
-      const own = new k8s.core.v1.Secret(
-        `${name}-default-endpoint`,
-        {
-          metadata: { name: `${objectName}-default-endpoint`, namespace: args.namespace, labels },
-          type: 'Opaque',
-          stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT)) },
-        },
-        { parent: this },
+      const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
+      defaultEndpointSecret = `${objectName}-default-endpoint`;
+      endpointSecrets.push(
+        new k8s.core.v1.Secret(
+          `${name}-default-endpoint`,
+          {
+            metadata: { name: defaultEndpointSecret, namespace: args.namespace, labels },
+            type: 'Opaque',
+            stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(defaultEndpoint) },
+          },
+          { parent: this },
+        ),
       );
-      defaultEndpointSecret = own.metadata.name;
+      // keyed, like Topology's: the annotation must not be an offline oracle for the password in the endpoint
+      const key = new random.RandomPassword(`${name}-restart-key`, { length: 48, special: false }, { parent: this });
+      restartHash = pulumi.unsecret(pulumi.all([key.result, defaultEndpoint]).apply(([k, e]) => topologyHash(k, { [DEFAULT_ENDPOINT_KEY]: e })));
     }
 
     // --- data volume
@@ -418,7 +430,7 @@ export class Middleware extends pulumi.ComponentResource {
     }
 
     const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
-    if (args.topology) podAnnotations[RESTART_HASH_ANNOTATION] = args.topology.restartHash;
+    podAnnotations[RESTART_HASH_ANNOTATION] = restartHash;
 
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -461,7 +473,7 @@ export class Middleware extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [...gates, ...(args.topology ? [args.topology.secret] : []), ...inheritedDependsOn(opts)] },
+      { parent: this, dependsOn: [...gates, ...endpointSecrets, ...inheritedDependsOn(opts)] },
     );
 
     new k8s.policy.v1.PodDisruptionBudget(

@@ -117,3 +117,21 @@ test('a leader-elected layer: emptyDir data, the pod template hash for the hand-
   assert.deepEqual(single.plain.spec.strategy, { type: 'Recreate' });
   assert.equal(single.plain.spec.template.spec.containers[0].env.find((e: any) => e.name === 'POD_TEMPLATE_HASH'), undefined);
 });
+
+test('an operator-managed layer: its default endpoint Secret is named, not depended on through inputs; a new endpoint rolls the pods', async () => {
+  const m = await import('../../components/index.js');
+  const layer = (endpoint: string) =>
+    new m.Middleware('op', { namespace: 'harikube', image: 'registry.example.com/harikube@sha256:1111', topologySecretRef: 'harikube/topology-config', defaultEndpoint: pulumi.secret(endpoint) });
+  layer(pg('harikube'));
+  layer(pg('harikube2'));
+  await h.settle();
+  const urn = h.ofType('harikube:index:Middleware').find((r) => r.name === 'op')!.urn;
+  const [before, after] = h.ofType('kubernetes:apps/v1:Deployment', urn) as [Recorded, Recorded];
+  const secretUrn = h.ofType('kubernetes:core/v1:Secret', urn)[0]!.urn;
+  for (const d of [before, after]) {
+    assert.ok(d.dependencies.includes(secretUrn));
+    assert.ok(!Object.values(d.propertyDependencies).flat().includes(secretUrn));
+  }
+  assert.notEqual(annotationsOf(after)['harikube.info/restart-hash'], annotationsOf(before)['harikube.info/restart-hash']);
+  assert.ok(!JSON.stringify(before.plain).includes(PASSWORD));
+});
