@@ -9,16 +9,28 @@
  * the layer above, whose pods are then admitted by this layer's NetworkPolicy (`parentLayers`).
  *
  * One writer: a layer allocates the global revision numbers of everything stored below it, so exactly one
- * process may serve writes. With `replicas: 1` (default) the Deployment uses the `Recreate` strategy, because a
- * rolling update would briefly run two allocators against the same databases (and a ReadWriteOnce volume
- * cannot attach to both). More replicas require `leaderElection: true`: standbys never allocate revisions.
+ * process may serve writes. Rollouts (`middlewareRollout`):
+ * - without `leaderElection` the Deployment uses `Recreate`: two pods would be two allocators against the same
+ *   databases, and the data volume (ReadWriteOnce, SQLite) attaches to one node. The old pod stops, then the
+ *   new one starts: the layer is absent meanwhile.
+ * - with `leaderElection` (a PostgreSQL/MariaDB default backend, an emptyDir data volume) it uses RollingUpdate
+ *   with maxSurge 1 and maxUnavailable `replicas - 1` (0 for one replica): standbys are never ready, so the
+ *   one ready pod is the leader, and Kubernetes removes it only once a new pod is ready. The new pod starts
+ *   as a standby; the leader hands the lease to it (`--leader-elect-template`, the pod-template-hash) and
+ *   exits; the new pod becomes ready. More replicas require `leaderElection: true`.
  *
- * Secrets: endpoints reach the pod only through Secrets (`secretKeyRef`, mounted files); the pod template
- * carries the topology's keyed hash (not secret) so a topology change rolls the pods, and the Deployment spec
+ * Secrets: endpoints reach the pod only through Secrets (`secretKeyRef`, mounted files), and the Deployment spec
  * itself never becomes a Pulumi secret.
+ *
+ * Routing changes do not touch the Deployment: the middleware hot-reloads the mounted `topology.yaml` when the
+ * kubelet updates the Secret volume. The pod template carries only the keyed hash of what the middleware reads
+ * when it starts (the default endpoint, rules' TLS files), so only a change of those rolls the pods. The
+ * Secret is referred to by its plain name (ordered by `dependsOn`), so a Secret the provider replaces does not
+ * drag the Deployment into a replacement (the engine replaces dependents only through their inputs).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
+import * as random from '@pulumi/random';
 import {
   dnsLabel,
   httpProbe,
@@ -36,13 +48,13 @@ import {
 import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
 import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
-import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/compile.js';
+import { TOPOLOGY_DOCUMENT_KEY, topologyHash } from '../middleware/src/topology/compile.js';
 
 export const MIDDLEWARE_APP = 'harikube-middleware';
 export const ETCD_PORT = 2379;
 export const METRICS_PORT = 8080;
-/** Pod template annotation carrying `Topology.hash`. */
-export const TOPOLOGY_HASH_ANNOTATION = 'harikube.info/topology-hash';
+/** Pod template annotation: keyed hash of what the middleware reads only at start (`Topology.restartHash`, or the default endpoint). */
+export const RESTART_HASH_ANNOTATION = 'harikube.info/restart-hash';
 
 /** Where clients of the root layer (the Kubernetes API server) come from. */
 export interface ApiServerPeers {
@@ -97,7 +109,12 @@ export interface MiddlewareArgs {
   image: ImageSource;
   /** Replicas; default 1. More than 1 requires `leaderElection`. */
   replicas?: number;
-  /** Run standbys behind leader election (passes `--leader-elect`); required for `replicas > 1`. */
+  /**
+   * Run standbys behind leader election (passes `--leader-elect`); required for `replicas > 1`. Needs a network
+   * default backend (PostgreSQL/MariaDB) and no SQLite on the data volume, which is then an emptyDir: pods of
+   * a rolling update run at once, and a ReadWriteOnce volume attaches to one node. Rolls without a gap
+   * beyond one lease hand-over.
+   */
   leaderElection?: boolean;
   /** Pulumi-compiled topology (mounted files; rolls the pods when it changes). Exclusive with `topologySecretRef`. */
   topology?: Topology;
@@ -110,7 +127,7 @@ export interface MiddlewareArgs {
   backendTlsMounts?: BackendTlsMount[];
   /** Default backend when `topologySecretRef` is used (with `topology`, it belongs to the Topology). */
   defaultEndpoint?: pulumi.Input<string>;
-  /** Data volume; default a 5Gi PVC. */
+  /** Data volume; default a 5Gi PVC (an emptyDir with `leaderElection`, which cannot use a PVC). */
   storage?: MiddlewareStorage;
   /** Serving TLS; plain HTTP/2 when omitted. */
   tls?: MiddlewareTls;
@@ -128,7 +145,11 @@ export interface MiddlewareArgs {
   extraArgs?: string[];
   /** Image pull Secrets for private registries. */
   imagePullSecrets?: string[];
-  /** PodDisruptionBudget; default `maxUnavailable: 1` (a single-writer layer must not block node drains forever). */
+  /**
+   * PodDisruptionBudget; default `maxUnavailable: replicas`. Only the writer (the leader) is ever ready, so any
+   * smaller budget would forbid evicting it and block node drains forever; evicting it costs what a stop
+   * costs (a standby takes the released lease at once).
+   */
   disruptionBudget?: { maxUnavailable?: number | string; minAvailable?: number | string };
   /** Priority class (the API server's storage should not be the first thing evicted). */
   priorityClassName?: string;
@@ -145,6 +166,8 @@ export interface MiddlewarePlan {
   source: 'compiled' | 'operator';
   /** A layer with a parent layer: the layer above compacts it, so it never compacts by itself. */
   lowerLayer: boolean;
+  /** The data volume is an emptyDir (always with leader election). */
+  ephemeral: boolean;
 }
 
 export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePlan {
@@ -156,8 +179,11 @@ export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePl
   if (replicas > 1 && !args.leaderElection) {
     throw new Error(`${where}: replicas ${replicas} needs leaderElection: true (only one process may allocate revisions)`);
   }
-  if (replicas > 1 && args.storage && 'ephemeral' in args.storage) {
-    throw new Error(`${where}: several replicas cannot share an ephemeral SQLite default backend; use a network database`);
+  if (args.leaderElection && args.storage && !('ephemeral' in args.storage)) {
+    throw new Error(
+      `${where}: leaderElection runs two pods at once (standbys, and the new pod of a rolling update), and a ReadWriteOnce volume attaches to one node; ` +
+        'omit storage (an emptyDir: a leader-elected layer keeps nothing on it, its default backend is PostgreSQL or MariaDB) or set leaderElection: false',
+    );
   }
   if (!!args.topology === !!args.topologySecretRef) {
     throw new Error(`${where}: give exactly one of topology (compiled by Pulumi) or topologySecretRef (operator-managed)`);
@@ -180,7 +206,17 @@ export function planMiddleware(name: string, args: MiddlewareArgs): MiddlewarePl
     requireClientCertificates: args.tls?.requireClientCertificates !== false,
     source: args.topology ? 'compiled' : 'operator',
     lowerLayer: !!args.parentLayers?.length,
+    ephemeral: !!args.leaderElection || (!!args.storage && 'ephemeral' in args.storage),
   };
+}
+
+/**
+ * How the Deployment rolls (pure): RollingUpdate gated on readiness where leader election lets two pods run
+ * at once, Recreate where a single writer without a lease forces it. See the module comment.
+ */
+export function middlewareRollout(plan: MiddlewarePlan): k8s.types.input.apps.v1.DeploymentStrategy {
+  if (!plan.leaderElection) return { type: 'Recreate' };
+  return { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: plan.replicas - 1 } };
 }
 
 /** The `serve` arguments (pure). The default endpoint comes from $HARIKUBE_ENDPOINT (a Secret), never the command line. */
@@ -256,25 +292,36 @@ export class Middleware extends pulumi.ComponentResource {
     const ns = pulumi.output(args.namespace);
     this.image = resolveImage(`${name}-image`, args.image, this);
 
-    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology)
-    let defaultEndpointSecret: pulumi.Output<string>;
+    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology). Named
+    // by plain strings (ordered by dependsOn), and what the pod reads at start is in its restart hash.
+    let defaultEndpointSecret: string;
+    let restartHash: pulumi.Input<string>;
+    const endpointSecrets: pulumi.Resource[] = [];
     if (args.topology) {
-      defaultEndpointSecret = args.topology.secretName;
+      defaultEndpointSecret = args.topology.secretObjectName;
+      restartHash = args.topology.restartHash;
+      endpointSecrets.push(args.topology.secret);
     } else {
-      const own = new k8s.core.v1.Secret(
-        `${name}-default-endpoint`,
-        {
-          metadata: { name: `${objectName}-default-endpoint`, namespace: args.namespace, labels },
-          type: 'Opaque',
-          stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT)) },
-        },
-        { parent: this },
+      const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
+      defaultEndpointSecret = `${objectName}-default-endpoint`;
+      endpointSecrets.push(
+        new k8s.core.v1.Secret(
+          `${name}-default-endpoint`,
+          {
+            metadata: { name: defaultEndpointSecret, namespace: args.namespace, labels },
+            type: 'Opaque',
+            stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(defaultEndpoint) },
+          },
+          { parent: this },
+        ),
       );
-      defaultEndpointSecret = own.metadata.name;
+      // keyed, like Topology's: the annotation must not be an offline oracle for the password in the endpoint
+      const key = new random.RandomPassword(`${name}-restart-key`, { length: 48, special: false }, { parent: this });
+      restartHash = pulumi.unsecret(pulumi.all([key.result, defaultEndpoint]).apply(([k, e]) => topologyHash(k, { [DEFAULT_ENDPOINT_KEY]: e })));
     }
 
     // --- data volume
-    const storage = args.storage ?? {};
+    const storage: MiddlewareStorage = args.storage ?? (plan.ephemeral ? { ephemeral: true } : {});
     let dataVolume: k8s.types.input.core.v1.Volume;
     if ('ephemeral' in storage) {
       dataVolume = { name: 'data', emptyDir: { sizeLimit: storage.sizeLimit ?? '1Gi' } };
@@ -356,6 +403,8 @@ export class Middleware extends pulumi.ComponentResource {
       { name: 'TOPOLOGY_CONFIG_TLS_DIR', value: TOPOLOGY_TLS_WORK_DIR },
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      // leader hand-over in a rolling update: the new pod is the one of another template
+      ...(plan.leaderElection ? [{ name: 'POD_TEMPLATE_HASH', valueFrom: { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } } }] : []),
     ];
     const volumes: k8s.types.input.core.v1.Volume[] = [
       dataVolume,
@@ -368,7 +417,7 @@ export class Middleware extends pulumi.ComponentResource {
       { name: 'topology-tls', mountPath: TOPOLOGY_TLS_WORK_DIR },
     ];
     if (args.topology) {
-      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretName, defaultMode: 0o440 } });
+      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretObjectName, defaultMode: 0o440 } });
       mounts.push({ name: 'topology', mountPath: args.topology.mountPath, readOnly: true });
     }
     [...(args.topology?.tlsMounts ?? []), ...(args.backendTlsMounts ?? [])].forEach((m, i) => {
@@ -381,7 +430,7 @@ export class Middleware extends pulumi.ComponentResource {
     }
 
     const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
-    if (args.topology) podAnnotations[TOPOLOGY_HASH_ANNOTATION] = args.topology.hash;
+    podAnnotations[RESTART_HASH_ANNOTATION] = restartHash;
 
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -390,10 +439,7 @@ export class Middleware extends pulumi.ComponentResource {
         spec: {
           replicas: plan.replicas,
           selector: { matchLabels: selector },
-          strategy:
-            plan.replicas === 1 && !plan.leaderElection
-              ? { type: 'Recreate' }
-              : { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+          strategy: middlewareRollout(plan),
           template: {
             metadata: { labels, annotations: podAnnotations },
             spec: {
@@ -427,7 +473,7 @@ export class Middleware extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [...gates, ...inheritedDependsOn(opts)] },
+      { parent: this, dependsOn: [...gates, ...endpointSecrets, ...inheritedDependsOn(opts)] },
     );
 
     new k8s.policy.v1.PodDisruptionBudget(
@@ -437,7 +483,7 @@ export class Middleware extends pulumi.ComponentResource {
         spec: {
           ...(args.disruptionBudget?.minAvailable !== undefined
             ? { minAvailable: args.disruptionBudget.minAvailable }
-            : { maxUnavailable: args.disruptionBudget?.maxUnavailable ?? 1 }),
+            : { maxUnavailable: args.disruptionBudget?.maxUnavailable ?? plan.replicas }),
           // A crash-looping pod must not block node drains.
           unhealthyPodEvictionPolicy: 'AlwaysAllow',
           selector: { matchLabels: selector },

@@ -48,7 +48,11 @@ export interface PlatformLayer {
   defaultBackend?: Exclude<BackendRef, { layer: string }>;
   /** Replicas; default 1 (more need `leaderElection`). */
   replicas?: number;
-  /** Standbys behind leader election. */
+  /**
+   * Standbys behind leader election, and rollouts by lease hand-over (RollingUpdate, no gap beyond one
+   * hand-over). Default: on when the default backend is PostgreSQL or MariaDB, no rule uses SQLite and no
+   * `storage` is given (the data volume is then an emptyDir); otherwise off (Recreate).
+   */
   leaderElection?: boolean;
   /** Data volume. */
   storage?: MiddlewareStorage;
@@ -141,6 +145,8 @@ export interface PlatformPlan {
   /** Operators needed by the declared databases. */
   needsCnpg: boolean;
   needsMariadb: boolean;
+  /** Layer -> whether it runs with leader election (given, or the default). */
+  leaderElection: Record<string, boolean>;
 }
 
 const BOOTSTRAP_DB = 'harikube';
@@ -243,6 +249,18 @@ export function planPlatform(args: Pick<HariKubePlatformArgs, 'layers' | 'postgr
       throw new Error(`HariKubePlatform: layer "${l}": only the root layer can take its topology from the operator`);
     }
   }
+  const leaderElection: Record<string, boolean> = {};
+  for (const [l, spec] of Object.entries(args.layers)) {
+    const sqlite = !spec.defaultBackend || 'sqlite' in spec.defaultBackend || spec.rules.some((r) => 'sqlite' in r.backend);
+    if (spec.leaderElection && sqlite) {
+      throw new Error(
+        `HariKubePlatform: layer "${l}" has leaderElection but keeps SQLite files on its data volume; a leader-elected layer runs two pods at once ` +
+          '(standbys, and the new pod of a rolling update) and a ReadWriteOnce volume attaches to one node. Move those backends to PostgreSQL or MariaDB, or set leaderElection: false',
+      );
+    }
+    const network = !!spec.defaultBackend && ('postgres' in spec.defaultBackend || 'mariadb' in spec.defaultBackend);
+    leaderElection[l] = spec.leaderElection ?? (network && !sqlite && (!spec.storage || 'ephemeral' in spec.storage));
+  }
   for (const name of Object.keys(args.postgres ?? {})) postgresDatabases[name] ??= [BOOTSTRAP_DB];
   for (const name of Object.keys(args.mariadb ?? {})) mariadbDatabases[name] ??= [BOOTSTRAP_DB];
   return {
@@ -254,6 +272,7 @@ export function planPlatform(args: Pick<HariKubePlatformArgs, 'layers' | 'postgr
     mariadbDatabases,
     needsCnpg: Object.keys(args.postgres ?? {}).length > 0,
     needsMariadb: Object.keys(args.mariadb ?? {}).length > 0,
+    leaderElection,
   };
 }
 
@@ -467,7 +486,7 @@ export class HariKubePlatform extends pulumi.ComponentResource {
         layerName: layer,
         image,
         replicas: spec.replicas,
-        leaderElection: spec.leaderElection,
+        leaderElection: plan.leaderElection[layer],
         storage: spec.storage,
         resources: spec.resources,
         imagePullSecrets: args.imagePullSecrets,

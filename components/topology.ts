@@ -8,8 +8,11 @@
  *   default endpoint. Its data is a Pulumi secret.
  *
  * `hash` is an HMAC of the Secret's content under a random key kept (as a secret) in state: it changes exactly
- * when what the middleware reads changes, and it can sit unencrypted in the Deployment's pod template (to
- * roll the pods) without giving anyone an offline oracle for guessing a weak password inside the document.
+ * when what the middleware reads changes. `restartHash` covers only what the middleware reads when it starts
+ * (the default endpoint, an environment variable, and rules' TLS files, read when a backend opens): it sits
+ * unencrypted in the Deployment's pod template, rolling the pods when it changes, without giving anyone an
+ * offline oracle for guessing a weak password. A routing change alone (`topology.yaml`) is hot-reloaded by
+ * the middleware from the mounted Secret and leaves the Deployment as it is.
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
@@ -19,8 +22,10 @@ import { TopologyValidationError, validateTopology } from '../middleware/src/top
 import {
   compileTopology,
   ROUTING_TABLE_KEY,
+  tlsMaterialFiles,
   topologyHash,
   type DeclaredRule,
+  type RuleTlsMaterial,
   type RoutingTable,
 } from '../middleware/src/topology/compile.js';
 import { standardLabels, dnsLabel } from './kube.js';
@@ -100,12 +105,23 @@ export class Topology extends pulumi.ComponentResource {
   public readonly routingYaml: pulumi.Output<string>;
   /** Keyed hash of the compiled topology (not secret): changes when anything the middleware reads changes. */
   public readonly hash: pulumi.Output<string>;
+  /**
+   * Keyed hash (not secret) of what the middleware reads only when it starts: the default endpoint and the
+   * rules' inline TLS files. Not `topology.yaml`, which it hot-reloads. Goes into the pod template.
+   */
+  public readonly restartHash: pulumi.Output<string>;
   /** The routing ConfigMap. */
   public readonly configMap: k8s.core.v1.ConfigMap;
   /** The Secret with the document, TLS material and the default endpoint. */
   public readonly secret: k8s.core.v1.Secret;
   /** Name of `secret`. */
   public readonly secretName: pulumi.Output<string>;
+  /**
+   * The same name as a plain string. The Middleware refers to the Secret by it (ordered by `dependsOn`), so
+   * that when the provider replaces the Secret on a data change (it does unless `enableSecretMutable` is
+   * set), the engine does not replace the Deployment with it.
+   */
+  public readonly secretObjectName: string;
   /** Where the middleware must mount `secret` (paths in the document point there). */
   public readonly mountPath = TOPOLOGY_MOUNT_PATH;
   /** Secrets the middleware must mount for rules' backend TLS. */
@@ -140,7 +156,18 @@ export class Topology extends pulumi.ComponentResource {
     const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
     const compiled = pulumi.all([declared, hashKey.result, defaultEndpoint]).apply(([rules, key, def]) => {
       const c = compileTopology(rules, { mountPath: TOPOLOGY_MOUNT_PATH, fingerprintKey: key, defaultEndpoint: def, defaultTarget: args.defaultTarget, migration: args.migration });
-      return { ...c, secretData: { ...c.secretData, [DEFAULT_ENDPOINT_KEY]: def }, hash: topologyHash(key, { ...c.secretData, [DEFAULT_ENDPOINT_KEY]: def }) };
+      const secretData = { ...c.secretData, [DEFAULT_ENDPOINT_KEY]: def };
+      return { ...c, secretData, hash: topologyHash(key, secretData) };
+    });
+    // From its own inputs only (not from `compiled`): an Output carries the resources its inputs came from,
+    // and the pod template must not depend on the resources behind every rule's endpoint.
+    const materials: pulumi.Output<RuleTlsMaterial[]> = pulumi.all(args.rules.map((r) => pulumi.output(r.tlsMaterial ?? {}) as pulumi.Output<RuleTlsMaterial>));
+    const readAtStart = pulumi.all([hashKey.result, defaultEndpoint, materials]).apply(([key, def, mats]) => {
+      const data: Record<string, string> = { [DEFAULT_ENDPOINT_KEY]: def };
+      args.rules.forEach((r, i) => {
+        for (const f of tlsMaterialFiles(r.name, mats[i])) data[f.key] = f.pem;
+      });
+      return topologyHash(key, data);
     });
 
     // unsecret: these are computed from secrets but hold none (compile.ts keeps endpoints out of the routing
@@ -148,6 +175,7 @@ export class Topology extends pulumi.ComponentResource {
     this.routing = pulumi.unsecret(compiled.apply((c) => c.routing));
     this.routingYaml = pulumi.unsecret(compiled.apply((c) => c.routingYaml));
     this.hash = pulumi.unsecret(compiled.apply((c) => c.hash));
+    this.restartHash = pulumi.unsecret(readAtStart);
     this.documentYaml = pulumi.secret(compiled.apply((c) => c.documentYaml));
 
     this.configMap = new k8s.core.v1.ConfigMap(
@@ -155,16 +183,17 @@ export class Topology extends pulumi.ComponentResource {
       { metadata: { name: `${objectName}-routing`, namespace: args.namespace, labels }, data: { [ROUTING_TABLE_KEY]: this.routingYaml } },
       { parent: this },
     );
+    this.secretObjectName = `${objectName}-topology`;
     this.secret = new k8s.core.v1.Secret(
       `${name}-topology`,
       {
-        metadata: { name: `${objectName}-topology`, namespace: args.namespace, labels },
+        metadata: { name: this.secretObjectName, namespace: args.namespace, labels },
         type: 'Opaque',
         stringData: pulumi.secret(compiled.apply((c) => c.secretData)),
       },
       { parent: this },
     );
     this.secretName = this.secret.metadata.name;
-    this.registerOutputs({ routing: this.routing, hash: this.hash, secretName: this.secretName, configMap: this.configMap.metadata.name });
+    this.registerOutputs({ routing: this.routing, hash: this.hash, restartHash: this.restartHash, secretName: this.secretName, configMap: this.configMap.metadata.name });
   }
 }

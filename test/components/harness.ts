@@ -17,6 +17,11 @@ export interface Recorded {
   parent: string;
   /** URNs this resource depends on (explicit `dependsOn` and through its inputs). */
   dependencies: string[];
+  /**
+   * Per top-level input property, the URNs its value came from (not `dependsOn`). What the engine uses to
+   * decide whether a replaced resource drags this one into a replacement.
+   */
+  propertyDependencies: Record<string, string[]>;
   custom: boolean;
   remote: boolean;
   /** Provider reference (`urn::id`) the engine would use, '' for the default provider. */
@@ -73,6 +78,14 @@ export interface Harness {
 }
 
 let active: Harness | undefined;
+
+function propertyDependenciesOf(req: any): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  req?.getPropertydependenciesMap?.().forEach((deps: any, key: string) => {
+    out[key] = deps.getUrnsList();
+  });
+  return out;
+}
 
 function fakePassword(name: string): string {
   return `Pw${createHash('sha256').update(name).digest('hex').slice(0, 20)}Zz`;
@@ -133,6 +146,7 @@ export async function setupMocks(opts: MockOptions = {}): Promise<Harness> {
         urn: '',
         parent: req.getParent(),
         dependencies: req.getDependenciesList(),
+        propertyDependencies: propertyDependenciesOf(method === 'registerResource' ? req : undefined),
         custom: method === 'readResource' || req.getCustom(),
         remote: method === 'registerResource' && req.getRemote(),
         provider: req.getProvider?.() ?? '',

@@ -155,6 +155,7 @@ test('secrecy: Deployment spec and routing ConfigMap are not secret and hold no 
   assert.equal(await pulumi.isSecret(upperTopology.configMap.data), false);
   assert.equal(await pulumi.isSecret(upperTopology.secret.stringData), true);
   assert.equal(await pulumi.isSecret(upperTopology.hash), false);
+  assert.equal(await pulumi.isSecret(upperTopology.restartHash), false);
   const secretTexts = [PG_PASSWORD, PG, ...h.credentials];
   for (const r of h.resources.filter((r) => r.type !== 'kubernetes:core/v1:Secret' && !r.type.startsWith('random:'))) {
     const texts = strings(r.plain);
@@ -165,17 +166,20 @@ test('secrecy: Deployment spec and routing ConfigMap are not secret and hold no 
   assert.match(topologySecret.plain.stringData['default-endpoint'], /^postgres:\/\/harikube:pgPassw0rdXyz@/);
 });
 
-test('rollouts: the pod template carries the keyed topology hash, which changes with the topology', async () => {
-  const hash = await valueOf(upperTopology.hash);
-  assert.match(hash, /^[0-9a-f]{64}$/);
+test('rollouts: the pod template carries the keyed restart hash (default endpoint and TLS files, not the routing)', async () => {
+  const restartHash = await valueOf(upperTopology.restartHash);
+  assert.match(restartHash, /^[0-9a-f]{64}$/);
   const annotations = child('root', 'kubernetes:apps/v1:Deployment').plain.spec.template.metadata.annotations;
-  assert.equal(annotations['harikube.info/topology-hash'], hash);
+  assert.equal(annotations['harikube.info/restart-hash'], restartHash);
+  assert.equal(annotations['harikube.info/topology-hash'], undefined, 'the routing is hot-reloaded, not rolled');
   const { topologyHash } = await import('../../middleware/src/topology/compile.js');
   const secretData = h.one('kubernetes:core/v1:Secret', 'root-topology-topology').plain.stringData;
   const key = h.credentialOf('root-topology-hash-key');
-  assert.equal(hash, topologyHash(key, secretData), 'HMAC of exactly what the middleware reads, under the random key');
-  assert.notEqual(topologyHash(key, { ...secretData, 'topology.yaml': secretData['topology.yaml'].replace('kube-system', 'kube-public') }), hash);
-  assert.ok(!h.credentials.includes(hash));
+  const { 'topology.yaml': routing, ...readAtStart } = secretData;
+  assert.ok(routing);
+  assert.equal(restartHash, topologyHash(key, readAtStart), 'HMAC of what the middleware reads at start, under the random key');
+  assert.equal(await valueOf(upperTopology.hash), topologyHash(key, secretData), 'hash: HMAC of everything it reads');
+  assert.ok(!h.credentials.includes(restartHash));
 });
 
 test('NetworkPolicy: 2379 only from the API server (CIDR, selector) and the parent layer; 8080 for metrics', () => {
@@ -236,7 +240,12 @@ test('image built from middleware/Dockerfile with docker-build and deployed by d
   // operator-managed topology: secret:// source, default endpoint in an own Secret
   const env = d.plain.spec.template.spec.containers[0].env;
   assert.equal(env.find((e: any) => e.name === 'TOPOLOGY_CONFIG').value, 'secret://harikube/topology-config');
-  assert.equal(d.plain.spec.template.metadata.annotations['harikube.info/topology-hash'], undefined);
+  // the default endpoint is read at start: its keyed hash rolls the pods (the routing, from the Secret, does not)
+  const { topologyHash } = await import('../../middleware/src/topology/compile.js');
+  assert.equal(
+    d.plain.spec.template.metadata.annotations['harikube.info/restart-hash'],
+    topologyHash(h.credentialOf('built-restart-key'), { 'default-endpoint': 'sqlite:///var/lib/harikube/default.db' }),
+  );
 });
 
 test('without @pulumi/docker-build a build fails with a message saying what to do', async () => {

@@ -47,6 +47,27 @@ test('plan rejects what would break at runtime', () => {
   reject({ a: layer([r('x', { etcd: 'pods' }), r('y', { etcd: 'pods' })]) }, /same backend etcd\/pods/);
 });
 
+test('plan: leader election (and so rollouts by hand-over) is on by default only where two pods can run at once', () => {
+  const r = (name: string, backend: any) => ({ name, backend, prefix: { prefix: name } });
+  const plan = planPlatform({
+    ...dbs,
+    layers: {
+      root: layer([r('a', { layer: 'pg' }), r('b', { layer: 'maria' }), r('c', { layer: 'lite' }), r('d', { layer: 'rule-lite' }), r('e', { layer: 'volume' }), r('f', { layer: 'off' })], { defaultBackend: { postgres: 'main' } }),
+      pg: layer([r('x', { etcd: 'pods' })], { defaultBackend: { postgres: 'main', database: 'pg' } }),
+      maria: layer([], { defaultBackend: { mariadb: 'main', database: 'm' } }),
+      lite: layer([]),
+      'rule-lite': layer([r('y', { sqlite: 'y.db' })], { defaultBackend: { postgres: 'main', database: 'rl' } }),
+      volume: layer([], { defaultBackend: { postgres: 'main', database: 'v' }, storage: { size: '1Gi' } }),
+      off: layer([], { defaultBackend: { postgres: 'main', database: 'o' }, leaderElection: false }),
+    },
+  });
+  assert.deepEqual(plan.leaderElection, { root: true, pg: true, maria: true, lite: false, 'rule-lite': false, volume: false, off: false });
+  assert.throws(
+    () => planPlatform({ ...dbs, layers: { a: layer([r('x', { sqlite: 'x.db' })], { defaultBackend: { postgres: 'main' }, leaderElection: true }) } }),
+    /layer "a" has leaderElection but keeps SQLite files on its data volume.*ReadWriteOnce/,
+  );
+});
+
 test('declared routing of an operator-managed layer names rules and targets without endpoints', () => {
   const t = declaredRouting(layer([{ name: 'ks', backend: { layer: 'ks' }, namespace: { namespace: 'kube-system' } }], { defaultBackend: { postgres: 'main' } }), 'root');
   assert.deepEqual(t, {
@@ -83,7 +104,8 @@ test('the project file declares the scalar keys with the schema types and defaul
   }
   for (const stack of ['dev', 'prod']) {
     const file = parseYaml(readFileSync(path.join(REPO, `stacks/platform/Pulumi.${stack}.yaml`), 'utf8'));
-    const raw = Object.fromEntries(Object.entries(file.config).map(([k, v]) => [k.replace(/^harikube:/, ''), v]));
+    // other namespaces (kubernetes:...) configure providers, not the program
+    const raw = Object.fromEntries(Object.entries(file.config).filter(([k]) => k.startsWith('harikube:')).map(([k, v]) => [k.replace(/^harikube:/, ''), v]));
     assert.doesNotThrow(() => parsePlatformConfig(raw), `Pulumi.${stack}.yaml is valid`);
   }
 });

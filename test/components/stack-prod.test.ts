@@ -64,7 +64,7 @@ test('prod: two layers; root takes its topology from the operator, kube-system f
   const lower = deploymentOf('kube-system');
   assert.equal(envOf(root).TOPOLOGY_CONFIG, 'secret://harikube/topology-config');
   assert.equal(envOf(lower).TOPOLOGY_CONFIG, 'file:///etc/harikube/topology/topology.yaml');
-  assert.match(lower.plain.spec.template.metadata.annotations['harikube.info/topology-hash'], /^[0-9a-f]{64}$/);
+  assert.match(lower.plain.spec.template.metadata.annotations['harikube.info/restart-hash'], /^[0-9a-f]{64}$/);
   // the kube-system layer splits as in the product's hierarchical example
   const secret = run.h.ofType('kubernetes:core/v1:Secret').find((s) => s.plain.metadata.name === 'harikube-kube-system-topology')!;
   const doc = parseYaml(secret.plain.stringData['topology.yaml']);
@@ -93,6 +93,18 @@ test('prod: two layers; root takes its topology from the operator, kube-system f
   // the root's default backend is PostgreSQL, from the middleware's own Secret
   const rootDefault = run.h.ofType('kubernetes:core/v1:Secret').find((s) => s.plain.metadata.name === 'harikube-root-default-endpoint')!;
   assert.match(rootDefault.plain.stringData['default-endpoint'], /^postgres:\/\/harikube:[^@]+@harikube-pg-main-rw\.harikube\.svc:5432\/harikube$/);
+});
+
+test('prod: the root (PostgreSQL default, no SQLite) rolls by lease hand-over; kube-system (SQLite on its volume) by Recreate', () => {
+  const root = deploymentOf('root').plain;
+  assert.deepEqual(root.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+  assert.ok(root.spec.template.spec.containers[0].args.includes('--leader-elect'), 'leader election is on by default');
+  assert.deepEqual(envOf(deploymentOf('root')).POD_TEMPLATE_HASH, { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } });
+  assert.deepEqual(root.spec.template.spec.volumes.find((v: any) => v.name === 'data').emptyDir, { sizeLimit: '1Gi' }, 'nothing of a leader-elected layer lives on its volume');
+  const lower = deploymentOf('kube-system').plain;
+  assert.deepEqual(lower.spec.strategy, { type: 'Recreate' }, 'deployments.db and default.db: one writer on a ReadWriteOnce volume');
+  assert.ok(!lower.spec.template.spec.containers[0].args.includes('--leader-elect'));
+  assert.equal(lower.spec.template.spec.volumes.find((v: any) => v.name === 'data').persistentVolumeClaim.claimName, 'harikube-kube-system-data');
 });
 
 test('prod: TLS on every layer; the root authenticates to kube-system with its own client certificate', async () => {
@@ -143,6 +155,6 @@ test('prod: every rendered manifest validates against the Kubernetes schemas', a
   const counts = await assertManifestsValid(run.h);
   assert.deepEqual(counts, {
     Namespace: 3, ServiceAccount: 1, Role: 2, ClusterRole: 6, RoleBinding: 2, ClusterRoleBinding: 2, CustomResourceDefinition: 1,
-    Service: 7, Secret: 5, PersistentVolumeClaim: 2, ConfigMap: 1, Deployment: 3, StatefulSet: 1, PodDisruptionBudget: 3, NetworkPolicy: 3,
+    Service: 7, Secret: 5, PersistentVolumeClaim: 1, ConfigMap: 1, Deployment: 3, StatefulSet: 1, PodDisruptionBudget: 3, NetworkPolicy: 3,
   });
 });

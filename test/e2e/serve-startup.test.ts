@@ -59,7 +59,7 @@ describe('serve refuses bad input', () => {
     assert.match(r.stderr, /unknown scheme "redis"/);
   });
 
-  describe('a topology file that cannot be applied stops the start (serving without its rules would misplace keys)', () => {
+  describe('on a first start (empty store, no topology saved) a topology file that cannot be applied stops the start: there is nothing to serve by', () => {
     let dir: string;
     before(() => {
       dir = mkdtempSync(path.join(os.tmpdir(), 'hk-topo-'));
@@ -74,7 +74,7 @@ describe('serve refuses bad input', () => {
     it('a missing file names the file', async () => {
       const r = await serveWith(undefined);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /topology source file:\/\/.*t-[a-z0-9]+\.yaml: the file does not exist.*does not start without the topology/);
+      assert.match(r.stderr, /topology source file:\/\/.*t-[a-z0-9]+\.yaml: the file does not exist.*first start \(no topology saved, an empty store\)/);
     });
 
     it('an invalid rule names the rule and the field', async () => {

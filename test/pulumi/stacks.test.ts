@@ -7,7 +7,8 @@
  *    topology, the routing ConfigMap and the Secret read back; then the middleware runs locally with exactly
  *    that command, environment and topology and serves and routes as declared.
  * 2. A routing change (a rule moved to another database): `pulumi preview --diff` shows the rule with its old
- *    and new backend, no password, no ciphertext.
+ *    and new backend, no password, no ciphertext; the Deployment is not touched, the ConfigMap and Secret are
+ *    updated in place (and without the stack's mutable settings replaced, still without the Deployment).
  * 3. (the application stack: not covered yet, see README.md)
  * 4. A second `pulumi up` with no change changes nothing; `pulumi destroy` leaves nothing of ours behind.
  *
@@ -209,8 +210,28 @@ describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: awai
     assert.match(out, /postgres\/main\/configmaps/);
     assert.match(out, /sqlite\/root\/configmaps\.db/);
     assert.ok(!out.includes(password), 'the preview shows the password');
+    // issue 15: the layer's Deployment is not touched (the middleware hot-reloads the mounted topology), and
+    // with the stack's kubernetes:enableConfigMapMutable/enableSecretMutable the ConfigMap and the Secret
+    // are updated in place, not deleted and created
+    assert.doesNotMatch(out, /kubernetes:apps\/v1:Deployment: \(/, `the routing change touches the Deployment:\n${out}`);
+    assert.match(out, /kubernetes:core\/v1:ConfigMap: \(update\)/);
+    assert.match(out, /kubernetes:core\/v1:Secret: \(update\)/);
     assert.ok(!/[A-Za-z0-9+/]{40,}={0,2}/.test(out.replace(/[0-9a-f]{64}/g, '')), `ciphertext-like text in the preview:\n${out}`);
     console.log(out);
+
+    // A stack without those settings (the provider's default): the ConfigMap and the Secret are replaced
+    // (deleted and created), and still the Deployment is not (it names the Secret by a plain string, so the
+    // engine does not drag it into the Secret's replacement)
+    p.project('platform', {
+      'stacks/platform/Pulumi.dev.yaml': devConfig((c) => {
+        c['harikube:layers'].root.rules[0].backend = { sqlite: 'configmaps.db' };
+        delete c['kubernetes:enableConfigMapMutable'];
+        delete c['kubernetes:enableSecretMutable'];
+      }),
+    });
+    const immutable = (await p.ok({ op: 'preview', workDir, stack: 'dev', program: PLATFORM_PROGRAM, diff: true })).stdout;
+    assert.match(immutable, /\+-kubernetes:core\/v1:Secret: \(replace\)/, immutable);
+    assert.doesNotMatch(immutable, /kubernetes:apps\/v1:Deployment: \(/, `the Secret's replacement drags the Deployment along:\n${immutable}`);
   });
 
   it('4. a second `pulumi up` with no change changes nothing; destroy leaves nothing of ours', async () => {

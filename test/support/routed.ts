@@ -18,3 +18,15 @@ export async function metricValue(m: Pick<Middleware, 'metricsAddress'>, name: s
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
+
+/** The value of one labelled sample (e.g. `applies_total{result="refused"}`), undefined when absent. */
+export async function metricSample(m: Middleware, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const text = await (await fetch(`http://${m.metricsAddress}/metrics`)).text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => {
+    if (!l.startsWith(`${name}{`)) return false;
+    const inside = l.slice(name.length + 1, l.indexOf('}'));
+    return wanted.every((w) => inside.split(',').includes(w));
+  });
+  return line === undefined ? undefined : Number(line.slice(line.indexOf('}') + 1).trim());
+}

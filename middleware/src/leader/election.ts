@@ -9,11 +9,16 @@
  * - Fencing: every write batch of the leader first locks the lease row and checks it still holds it. A
  *   leader that was paused or cut off past its lease finds a new holder there and its batch fails: it
  *   never commits a revision next to the new leader's.
+ * - Hand-over (rolling updates): standbys register in a candidate registry (candidates.ts) with their pod
+ *   template. A leader that sees a live standby of another template that appeared after it stops serving
+ *   and hands the lease to that standby by name; other standbys leave a named successor alone for a lease
+ *   duration. So the new pod of a rollout becomes ready while the old one still serves.
  */
 import { BackendUnavailableError, inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { leaderMetrics } from './metrics.js';
+import { CandidateWatch, META_LEADER_CANDIDATES, META_LEADER_SUCCESSOR, parseCandidates, refreshCandidate } from './candidates.js';
 
 /** Meta values of the lease: `<epoch>/<identity>` of the holder ('' when released), and the renew counter. */
 export const META_LEADER = META.leader;
@@ -36,17 +41,24 @@ export interface LeaderElectionOptions {
   leaseDurationMs: number;
   /** How often the leader renews and standbys look. */
   renewIntervalMs: number;
+  /** This replica's pod template (`pod-template-hash`); without it the replica neither hands over nor is handed the lease. */
+  template?: string;
   logger?: Logger;
 }
 
 const text = (v: Buffer | undefined) => v?.toString('utf8') ?? '';
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    // the listener goes with the timer: a standby sleeps once per look, for as long as it stands by
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 export class LeaderElection {
@@ -55,6 +67,9 @@ export class LeaderElection {
   private renewer: NodeJS.Timeout | undefined;
   private lostReported = false;
   private onLost: (reason: string) => void = () => {};
+  /** Order of first appearance in the candidate registry (0 until registered). */
+  private order = 0;
+  private successorReported = false;
   private readonly log: Logger;
 
   constructor(private readonly opts: LeaderElectionOptions) {
@@ -73,16 +88,23 @@ export class LeaderElection {
     let waitingLogged = false;
     while (!signal?.aborted) {
       try {
-        const [holder, renewed] = await Promise.all([backend.getMeta(META_LEADER), backend.getMeta(META_LEADER_RENEWED)]);
-        const seen = `${text(holder)}|${text(renewed)}`;
+        await this.register();
+        const [holder, renewed, successor] = await Promise.all([
+          backend.getMeta(META_LEADER),
+          backend.getMeta(META_LEADER_RENEWED),
+          backend.getMeta(META_LEADER_SUCCESSOR),
+        ]);
+        const seen = `${text(holder)}|${text(renewed)}|${text(successor)}`;
         if (seen !== observed) {
           observed = seen;
           observedAt = Date.now();
         }
-        if (text(holder) === '' || Date.now() - observedAt >= leaseDurationMs) {
-          if (await this.takeOver(text(holder), text(renewed))) return true;
+        // a lease handed to another standby is as good as held by it, until it stood still for a lease duration
+        const free = text(holder) === '' && (text(successor) === '' || text(successor) === this.opts.identity);
+        if (free || Date.now() - observedAt >= leaseDurationMs) {
+          if (await this.takeOver(text(holder), text(renewed), text(successor))) return true;
         } else if (!waitingLogged) {
-          this.log.info('standing by: another replica holds the lease', { holder: text(holder) });
+          this.log.info('standing by: another replica holds the lease', { holder: text(holder) || `handed to ${text(successor)}` });
           waitingLogged = true;
         }
       } catch (err) {
@@ -93,15 +115,28 @@ export class LeaderElection {
     return false;
   }
 
+  /** Records this replica (and its pod template) in the candidate registry; refreshes it on every look. */
+  private async register(): Promise<void> {
+    const template = this.opts.template ?? '';
+    this.order = await inWriteTxn(this.opts.backend, async (tx) => {
+      const { registry, order } = refreshCandidate(parseCandidates(await tx.lockMeta(META_LEADER_CANDIDATES)), this.opts.identity, template, Date.now());
+      await tx.setMeta(META_LEADER_CANDIDATES, Buffer.from(JSON.stringify(registry)));
+      return order;
+    });
+  }
+
   /** Takes the lease if it is still exactly what was observed. */
-  private async takeOver(holder: string, renewed: string): Promise<boolean> {
+  private async takeOver(holder: string, renewed: string, successor: string): Promise<boolean> {
     const token = await inWriteTxn(this.opts.backend, async (tx) => {
       const current = text(await tx.lockMeta(META_LEADER));
       if (current !== holder || text(await tx.lockMeta(META_LEADER_RENEWED)) !== renewed) return undefined;
+      const handed = text(await tx.lockMeta(META_LEADER_SUCCESSOR));
+      if (handed !== successor) return undefined;
       const epoch = (Number.parseInt(current.split('/')[0] ?? '', 10) || 0) + 1;
       const mine = `${epoch}/${this.opts.identity}`;
       await tx.setMeta(META_LEADER, Buffer.from(mine));
       await tx.setMeta(META_LEADER_RENEWED, Buffer.from('0'));
+      if (handed) await tx.setMeta(META_LEADER_SUCCESSOR, Buffer.alloc(0));
       return mine;
     });
     if (!token) return false;
@@ -113,9 +148,14 @@ export class LeaderElection {
     return true;
   }
 
-  /** Renews every interval; `onLost` is called once when the lease is lost or cannot be renewed in time. */
-  startRenewing(onLost: (reason: string) => void): void {
+  /**
+   * Renews every interval; `onLost` is called once when the lease is lost or cannot be renewed in time.
+   * `onSuccessor` is called once when a newer standby of another pod template is waiting (a rolling update):
+   * the caller stops serving, then calls `handOver`.
+   */
+  startRenewing(onLost: (reason: string) => void, onSuccessor?: (successor: { identity: string; template: string }) => void): void {
     this.onLost = onLost;
+    const watch = new CandidateWatch(this.opts.leaseDurationMs);
     const tick = async () => {
       let renewed = 0;
       try {
@@ -126,6 +166,15 @@ export class LeaderElection {
           await tx.setMeta(META_LEADER_RENEWED, Buffer.from(String(renewed)));
         });
         this.lastRenewed = Date.now();
+        if (onSuccessor && this.opts.template && !this.successorReported) {
+          const registry = parseCandidates(await this.opts.backend.getMeta(META_LEADER_CANDIDATES));
+          const next = watch.successor(registry, { identity: this.opts.identity, template: this.opts.template, order: this.order }, Date.now());
+          if (next) {
+            this.successorReported = true;
+            this.log.info('a newer replica of another pod template stands by: handing the lease over to it', { successor: next.identity, template: next.template, ours: this.opts.template });
+            onSuccessor(next);
+          }
+        }
       } catch (err) {
         if (err instanceof FencedError) return this.lost(err.message);
         // stop before a standby may take over: it waits a whole lease duration after the last renewal
@@ -160,6 +209,27 @@ export class LeaderElection {
       this.log.info('released the leader lease', { lease: this.token });
     } catch (err) {
       this.log.warn('could not release the leader lease; a standby takes over when it expires', { error: err });
+    }
+    this.token = '';
+    leaderMetrics.isLeader.set(0);
+  }
+
+  /**
+   * Stops renewing and gives the lease to `successor` by name (call once this process serves no more): the
+   * lease is free for it at once, other standbys wait a lease duration for it to take it.
+   */
+  async handOver(successor: string): Promise<void> {
+    clearTimeout(this.renewer);
+    if (!this.token || this.lostReported) return;
+    try {
+      await inWriteTxn(this.opts.backend, async (tx) => {
+        if (text(await tx.lockMeta(META_LEADER)) !== this.token) return;
+        await tx.setMeta(META_LEADER, Buffer.alloc(0));
+        await tx.setMeta(META_LEADER_SUCCESSOR, Buffer.from(successor));
+      });
+      this.log.info('handed the leader lease over', { lease: this.token, successor });
+    } catch (err) {
+      this.log.warn('could not hand the leader lease over; a standby takes over when it expires', { error: err });
     }
     this.token = '';
     leaderMetrics.isLeader.set(0);

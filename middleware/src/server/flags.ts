@@ -83,6 +83,11 @@ export const SERVE_FLAGS = {
     type: 'string',
     description: 'This replica\'s name in the lease. Without the flag: $POD_NAME, else $HOSTNAME, else host name and process ID.',
   },
+  'leader-elect-template': {
+    type: 'string',
+    description:
+      'This replica\'s pod template (its pod-template-hash label). A leader hands the lease over to a live standby of another template that started after it (the new pod of a rolling update), which then becomes ready before the old pod goes. Without the flag: $POD_TEMPLATE_HASH; empty: no hand-over.',
+  },
   debug: { type: 'boolean', description: 'Log at debug level.' },
   help: { type: 'boolean', description: 'Print this help.' },
 } satisfies Record<string, FlagSpec>;
@@ -121,7 +126,7 @@ export interface ServeConfig extends DatabaseConfig {
   /** Keys per second the migration mover moves at most; 0: no limit. */
   migrationRate: number;
   /** Set with --leader-elect. */
-  leaderElection?: { identity: string; leaseDurationMs: number; renewIntervalMs: number };
+  leaderElection?: { identity: string; leaseDurationMs: number; renewIntervalMs: number; template: string };
   debug: boolean;
   help: boolean;
 }
@@ -181,7 +186,8 @@ function leaderElection(str: (name: keyof typeof SERVE_FLAGS) => string | undefi
     throw new FlagError('--leader-elect-renew-interval must be at most half of --leader-elect-lease-duration (the leader renews at least twice per lease)');
   }
   const identity = str('leader-elect-identity') || process.env.POD_NAME || process.env.HOSTNAME || `${hostname()}-${process.pid}`;
-  return { identity, leaseDurationMs, renewIntervalMs };
+  const template = str('leader-elect-template') ?? process.env.POD_TEMPLATE_HASH ?? '';
+  return { identity, leaseDurationMs, renewIntervalMs, template };
 }
 
 /** The database flags' values (see `DATABASE_FLAG_NAMES`), checked: the default backend must be a database. */

@@ -1,7 +1,7 @@
 /**
  * `harikube serve`: the etcd-compatible middleware over its default backend and the backends its topology
- * routes to. Exits non-zero with a message naming the problem on bad flags, an unreachable database or a
- * topology file that cannot be applied.
+ * routes to. Exits non-zero with a message naming the problem on bad flags, an unreachable default backend,
+ * or a topology that cannot be applied on a first start (later starts serve by the topology in effect).
  */
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
@@ -59,10 +59,14 @@ function ruleBackends(cfg: ServeConfig): (rule: BackendRule) => Backend {
 }
 
 /**
- * Starts the topology source and applies what it delivers. A file or URL that cannot be applied at startup
- * stops the start (serving without its rules would store keys in the wrong place). A secret:// source lives
- * in the store itself, so the middleware must serve for it to be fixed: a refused Secret is logged and the
- * topology saved from the last run stays.
+ * Starts the topology source and applies what it delivers. Never down: a topology that cannot be applied
+ * (refused, a database that cannot be opened, an invalid document, an unreadable file or URL) never stops a
+ * middleware that has a topology in effect - the one saved in the default backend at the last run, or, for a
+ * store that already holds data but never had rules, "everything on the default backend". It serves with that,
+ * stays ready, logs the refusal and counts it in the topology metrics, and tries again when the source changes
+ * (or, for a database that could not be opened, after a backoff). Only a first start (empty store, nothing
+ * saved) with an unusable topology fails, with the reason: there is nothing to serve by yet. A secret://
+ * source lives in the store itself, so the middleware must serve for it to be fixed: never fatal.
  */
 async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBackend, mover: Mover): Promise<TopologySource | undefined> {
   const tlog = logger.child({ component: 'topology' });
@@ -72,15 +76,25 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     return undefined;
   }
   // loaded only when a topology source is configured: the plain server stays small (RSS budget)
-  const [{ StoreKeyReader }, { countUnusableTopology }, { TopologyApplier, TopologyRefusedError }, { createTopologySource, secretInfoOf }, { TopologyReporter }, { TopologyValidationError }] =
-    await Promise.all([
-      import('../mvcc/key-reader.js'),
-      import('../router/metrics.js'),
-      import('../router/topology-applier.js'),
-      import('../topology/source/index.js'),
-      import('./topology-report.js'),
-      import('../topology/validate.js'),
-    ]);
+  const [
+    { StoreKeyReader },
+    { countUnusableTopology },
+    { META },
+    { TopologyApplier, TopologyRefusedError },
+    { createTopologySource, secretInfoOf },
+    { TopologyReporter },
+    { TopologyRetry },
+    { TopologyValidationError },
+  ] = await Promise.all([
+    import('../mvcc/key-reader.js'),
+    import('../router/metrics.js'),
+    import('../backends/meta.js'),
+    import('../router/topology-applier.js'),
+    import('../topology/source/index.js'),
+    import('./topology-report.js'),
+    import('./topology-retry.js'),
+    import('../topology/validate.js'),
+  ]);
   const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog, onMigration: () => mover.kick() });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
@@ -88,11 +102,15 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     pollIntervalMs: cfg.topologyPollMs,
     tlsDir: cfg.topologyTlsDir,
   });
-  const fatalAtStart = !source.description.startsWith('secret://');
+  const saved = (await routed.defaultBackend.getMeta(META.topology)) !== undefined;
+  // a fresh store is at revision 1 (as etcd); the first write makes it 2
+  const firstStart = !saved && store.revision <= 1;
+  const fatalAtStart = firstStart && !source.description.startsWith('secret://');
   // secret:// only: what was done with each reading is reported back next to the Secret, for the operator
   const secretRef = /^secret:\/\/([^/]+)\/([^/]+)$/.exec(source.description);
   const reporter = secretRef ? new TopologyReporter(store, secretRef[1]!, secretRef[2]!, tlog, mover) : undefined;
   const report = (p: Promise<void> | undefined) => void p?.catch(() => undefined);
+  const retry = new TopologyRetry(() => source.reload(), tlog, source.description);
   let starting = true;
   let startError: Error | undefined;
   await source.start({
@@ -103,6 +121,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
         if (update.secret) report(reporter?.refused(update.secret, (err as Error).message, err instanceof TopologyRefusedError ? err.rules : []));
         throw err;
       }
+      retry.reset();
       if (update.secret) report(reporter?.applied(update.secret));
     },
     onError: (err) => {
@@ -111,27 +130,37 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
         const rules = err instanceof TopologyValidationError ? [...new Set(err.issues.map((i) => i.rule).filter((r): r is string => !!r))] : [];
         report(reporter?.refused(info, err.message, rules));
       }
-      if (starting && fatalAtStart) startError ??= err;
       // refusals are counted by the applier; this is a source that is unreadable or invalid
       if (!(err instanceof TopologyRefusedError)) countUnusableTopology();
-      tlog.error('topology not applied; the topology in effect stays', { source: source.description, error: err.message });
+      if (starting && fatalAtStart) {
+        startError ??= err;
+        return;
+      }
+      tlog.error(starting ? 'topology not applied at start; serving with the topology in effect' : 'topology not applied; the topology in effect stays', {
+        source: source.description,
+        error: err.message,
+        inEffect: starting ? (saved ? 'saved at the last run' : 'no rules (as at the last run)') : 'unchanged',
+        rules: routed.table.document.backends.length,
+      });
+      retry.refused(err);
     },
   });
   starting = false;
   if (startError) {
+    retry.stop();
     await source.stop();
     const named = startError.message.includes(source.description) ? startError.message : `topology ${source.description}: ${startError.message}`;
-    throw new Error(`${named}; the middleware does not start without the topology it was given`);
+    throw new Error(`${named}; this is a first start (no topology saved, an empty store), so there is no topology in effect to serve by: fix the topology and start again`);
   }
   tlog.info('topology source started', { source: source.description, rules: routed.table.document.backends.length });
-  if (!reporter) return source;
   return {
     description: source.description,
     start: (h) => source.start(h),
     reload: () => source.reload(),
     stop: async () => {
+      retry.stop();
       await source.stop();
-      reporter.stop();
+      reporter?.stop();
     },
   };
 }
@@ -230,8 +259,10 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
           resolve();
         });
       });
-      await new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
+      // close() waits for open connections: a client polling /readyz over keep-alive would hold it forever
+      const httpClosed = new Promise<void>((resolve) => (httpServer ? httpServer.close(() => resolve()) : resolve()));
       httpServer?.closeAllConnections();
+      await httpClosed;
       await topology?.stop();
       await mover.stop();
       await store.close();
@@ -290,6 +321,8 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   let code = 0;
+  /** Set when a newer replica (a rolling update's new pod) is to take over: the lease goes to it by name. */
+  let successor: string | undefined;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const shutdown = () => {
@@ -298,7 +331,7 @@ export async function main(args: string[]): Promise<number> {
       running
         .stop()
         .catch((err: unknown) => log.error('shutdown failed', { error: err }))
-        .then(() => election?.release())
+        .then(() => (successor ? election?.handOver(successor) : election?.release()))
         .then(() => electionBackend?.close())
         .catch((err: unknown) => log.warn('closing the election connection failed', { error: err }))
         .then(() => resolve());
@@ -306,10 +339,17 @@ export async function main(args: string[]): Promise<number> {
     onStop = shutdown;
     if (stopRequested.signal.aborted) shutdown();
     // a deposed leader stops serving: its writes are fenced, and its reads may be stale
-    election?.startRenewing(() => {
-      code = 1;
-      shutdown();
-    });
+    election?.startRenewing(
+      () => {
+        code = 1;
+        shutdown();
+      },
+      // hand-over: stop serving first, then give the lease; the container restarts as a standby (exit 0)
+      (next) => {
+        successor = next.identity;
+        shutdown();
+      },
+    );
   });
   return code;
 }

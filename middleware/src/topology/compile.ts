@@ -100,6 +100,15 @@ export interface CompiledTopology {
 
 /** Data key of the document inside the topology Secret. */
 export const TOPOLOGY_DOCUMENT_KEY = 'topology.yaml';
+
+/** The files a rule's TLS material becomes in the topology Secret (`<rule>.ca.crt`, `.tls.crt`, `.tls.key`). */
+export function tlsMaterialFiles(rule: string, material: RuleTlsMaterial | undefined): { field: 'caFile' | 'certFile' | 'keyFile'; key: string; pem: string }[] {
+  const out: { field: 'caFile' | 'certFile' | 'keyFile'; key: string; pem: string }[] = [];
+  if (material?.ca !== undefined) out.push({ field: 'caFile', key: `${rule}.ca.crt`, pem: material.ca });
+  if (material?.cert !== undefined) out.push({ field: 'certFile', key: `${rule}.tls.crt`, pem: material.cert });
+  if (material?.key !== undefined) out.push({ field: 'keyFile', key: `${rule}.tls.key`, pem: material.key });
+  return out;
+}
 /** Data key of the routing table inside the routing ConfigMap. */
 export const ROUTING_TABLE_KEY = 'routing.yaml';
 
@@ -189,18 +198,13 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
         issues.push({ index, rule: rule.name, field: 'name', message: 'a rule with TLS material needs a name of letters, digits, ".", "_" and "-" (it names the files)' });
       }
       const tls: BackendTLS = { ...(rule.backendTLS ?? {}) };
-      const place = (field: 'caFile' | 'certFile' | 'keyFile', pem: string | undefined, file: string) => {
-        if (pem === undefined) return;
+      for (const { field, key, pem } of tlsMaterialFiles(rule.name, tlsMaterial)) {
         if (tls[field] !== undefined) {
           issues.push({ index, rule: rule.name, field: `backendTLS.${field}`, message: 'is given both as a file and as TLS material; keep one' });
         }
-        const key = `${rule.name}.${file}`;
         files[key] = pem;
         tls[field] = `${mount}/${key}`;
-      };
-      place('caFile', tlsMaterial.ca, 'ca.crt');
-      place('certFile', tlsMaterial.cert, 'tls.crt');
-      place('keyFile', tlsMaterial.key, 'tls.key');
+      }
       if ((tlsMaterial.cert === undefined) !== (tlsMaterial.key === undefined) && !(tls.certFile && tls.keyFile)) {
         issues.push({ index, rule: rule.name, field: 'tlsMaterial', message: 'a client certificate needs both cert and key' });
       }
