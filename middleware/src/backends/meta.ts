@@ -12,6 +12,10 @@ export const META = {
   /** Leader election on a shared default backend: `<term>/<identity>` of the holder, and when it last renewed. */
   leader: 'leader',
   leaderRenewed: 'leader_renewed',
+  /** Standby replicas by pod name, with their pod template and first appearance (leader/candidates.ts). */
+  leaderCandidates: 'leader_candidates',
+  /** The standby a leader handed the lease to in a rolling update. */
+  leaderSuccessor: 'leader_successor',
   compactRevision: 'compact_revision',
   /** Highest revision that may have existed: compaction and reverted writes can delete the newest rows. */
   revisionHighWater: 'revision_hwm',

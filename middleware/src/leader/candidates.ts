@@ -10,10 +10,12 @@
  * a standby of the old template that was there before the leader never qualifies, so there is no ping-pong.
  */
 
+import { META } from '../backends/meta.js';
+
 /** Meta value of the registry. */
-export const META_LEADER_CANDIDATES = 'leader_candidates';
+export const META_LEADER_CANDIDATES = META.leaderCandidates;
 /** Meta value naming the standby a leader handed the lease to ('' for none). */
-export const META_LEADER_SUCCESSOR = 'leader_successor';
+export const META_LEADER_SUCCESSOR = META.leaderSuccessor;
 
 /** Entries not refreshed for this long are dropped (pods long gone); generous, so clock skew between nodes does not matter. */
 export const CANDIDATE_EXPIRY_MS = 60 * 60 * 1000;
