@@ -17,14 +17,9 @@
  * HariKube's own TopologyConfig status is never faked here: that is the operator's to report.
  */
 import { createHash } from 'node:crypto';
-import { request } from 'node:https';
+import { kubeRequest, type KubeAccess, type KubeResponse } from '../support/kube-request.js';
 
-export interface KubeAccess {
-  /** https://127.0.0.1:PORT */
-  url: string;
-  token: string;
-  caPem: string;
-}
+export type { KubeAccess };
 
 export const STAND_IN_LABEL = 'harikube.test/stand-in';
 const ADDRESS = '192.0.2.10';
@@ -51,29 +46,9 @@ export const OPERATOR_STATUS: Array<{ path: string; done: (o: Obj) => boolean; s
   },
 ];
 
-export async function kube(access: KubeAccess, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${access.url}${path}`,
-      { method, ca: access.caPem, headers: { authorization: `Bearer ${access.token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            /* not JSON */
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+/** One request to the API server (test/support/kube-request.ts); any status resolves. */
+export function kube(access: KubeAccess, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
+  return kubeRequest(access, method, path, { body, contentType });
 }
 
 const base = (o: Obj) => (o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : '');

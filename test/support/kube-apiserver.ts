@@ -24,6 +24,7 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { freePort } from './env.js';
 import { ServerProcess } from './child.js';
+import { kubeRequest, type KubeAccess, type KubeResponse } from './kube-request.js';
 import { requireToolDir } from './tools.js';
 
 /** kube-apiserver needs a few seconds to run its post-start hooks; 2 shared cores may be busy. */
@@ -58,8 +59,9 @@ function writeCredentials(dir: string, token: string): void {
   writeFileSync(f('tokens.csv'), `${token},harikube-test-admin,harikube-test-admin,"system:masters"\n`);
 }
 
-export class KubeApiServer {
+export class KubeApiServer implements KubeAccess {
   private proc: ServerProcess | undefined;
+  private ca: string | undefined;
   /** The static admin token (member of system:masters). */
   readonly token = randomBytes(24).toString('hex');
 
@@ -100,7 +102,8 @@ export class KubeApiServer {
 
   /** The PEM of the CA that signed the serving certificate. */
   get caPem(): string {
-    return readFileSync(path.join(this.dir, 'ca.crt'), 'utf8');
+    // read once: request loops (the bench) would otherwise read the file per request
+    return (this.ca ??= readFileSync(path.join(this.dir, 'ca.crt'), 'utf8'));
   }
 
   /** The built kubectl. */
@@ -136,42 +139,9 @@ export class KubeApiServer {
     });
   }
 
-  /** GET a path with the admin token; returns status and parsed JSON body (or text when not JSON). */
-  async request(method: string, urlPath: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: any }> {
-    const { request } = await import('node:https');
-    return new Promise((resolve, reject) => {
-      const req = request(
-        `${this.url}${urlPath}`,
-        {
-          method,
-          ca: this.caPem,
-          headers: {
-            authorization: `Bearer ${this.token}`,
-            accept: 'application/json',
-            ...(body !== undefined ? { 'content-type': contentType } : {}),
-          },
-          timeout: 60_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              /* not JSON: keep the text */
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within 60 s`)));
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body));
-    });
+  /** One request with the admin token: status and parsed JSON body (or text when not JSON); see kube-request.ts. */
+  request(method: string, urlPath: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
+    return kubeRequest(this, method, urlPath, { body, contentType });
   }
 
   /** Graceful stop (SIGTERM, then SIGKILL after the grace period). */
