@@ -1,5 +1,6 @@
 /** Command line of `npm run bench -- [flags]`. */
 import { parseArgs } from 'node:util';
+import { KUBE_ROW_NAMES } from './kube.js';
 import { ALL_TARGETS, type TargetName } from './servers.js';
 
 export interface BenchFlags {
@@ -30,15 +31,20 @@ export interface BenchFlags {
   migrationOnly: boolean;
   /** Keys of 1 KiB moved by the migration phase. */
   migrationKeys: number;
+  /** Skip the rows through kube-apiserver (bench/kube.ts). */
+  skipKube: boolean;
+  /** Only the rows through kube-apiserver. */
+  kubeOnly: boolean;
   help: boolean;
 }
 
-export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [--targets etcd,kine-sqlite,mw-sqlite]
+export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,kube-watch] [--targets etcd,kine-sqlite,mw-sqlite]
                         [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
-                        [--skip-migration | --migration-only] [--migration-keys N]
+                        [--skip-migration | --migration-only] [--migration-keys N] [--skip-kube | --kube-only]
                         [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
-  --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named)
+  --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named; and the
+                    rows through kube-apiserver: ${KUBE_ROW_NAMES.join(', ')})
   --targets         servers to drive, of ${ALL_TARGETS.join(', ')}
                     (default all that can run here; etcd, Debian's 3.4, is always included: ratios need it)
   --skip-memory     skip the RSS measurement (10k and 200k keys x 1 KiB)
@@ -49,6 +55,9 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1] [
                     default --migration-rate and unlimited, with put throughput while keys move)
   --migration-only  run only the migration row (no etcd needed)
   --migration-keys  N of the migration row (default 100000)
+  --skip-kube       skip the rows through kube-apiserver (on etcd and on the middleware on SQLite; they need
+                    bash tools/build.sh kube-apiserver, and are skipped with a message without it)
+  --kube-only       run only those rows
   --tsx             run the middleware from source under tsx (default: compiled with tsc and run under plain
                     node, as production runs it; tsx adds ~35 MiB of RSS and its own startup)
   --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
@@ -77,6 +86,8 @@ export function parseFlags(argv: string[]): BenchFlags {
       'skip-migration': { type: 'boolean', default: false },
       'migration-only': { type: 'boolean', default: false },
       'migration-keys': { type: 'string' },
+      'skip-kube': { type: 'boolean', default: false },
+      'kube-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -91,6 +102,9 @@ export function parseFlags(argv: string[]): BenchFlags {
   const migrationKeys = Number(values['migration-keys'] ?? 100_000);
   if (!Number.isInteger(migrationKeys) || migrationKeys < 1) throw new Error(`--migration-keys: "${values['migration-keys']}" is not a positive whole number of keys`);
   if (values['migration-only'] && values['skip-migration']) throw new Error('--migration-only and --skip-migration exclude each other');
+  if (values['kube-only'] && values['skip-kube']) throw new Error('--kube-only and --skip-kube exclude each other');
+  const only = (['memory-only', 'migration-only', 'kube-only'] as const).filter((f) => values[f]);
+  if (only.length > 1) throw new Error(`${only.map((f) => `--${f}`).join(' and ')} exclude each other: give one`);
   const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
   return {
     strict: values.strict!,
@@ -107,6 +121,8 @@ export function parseFlags(argv: string[]): BenchFlags {
     skipMigration: values['skip-migration']!,
     migrationOnly: values['migration-only']!,
     migrationKeys,
+    skipKube: values['skip-kube']!,
+    kubeOnly: values['kube-only']!,
     help: values.help!,
   };
 }

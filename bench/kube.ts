@@ -12,9 +12,8 @@ import path from 'node:path';
 import { ETCD_BIN } from '../test/support/env.js';
 import { KubeApiServer } from '../test/support/kube-apiserver.js';
 import { toolDir } from '../test/support/tools.js';
-import { pathToFileURL } from 'node:url';
-import { cleanupAll, cleanupOnSignals, onCleanup } from './cleanup.js';
-import { formatFloors, timestamp, writeResults } from './report.js';
+import { kubeCall } from '../test/support/kube-request.js';
+import { onCleanup } from './cleanup.js';
 import { cpuSeconds } from './procfs.js';
 import { startEtcd, startMiddleware, type MiddlewareLaunch } from './servers.js';
 import type { FloorResult } from './floors.js';
@@ -85,6 +84,8 @@ interface Api {
   server: KubeApiServer;
   storagePid: number;
   agent: https.Agent;
+  /** Stops the API server and its storage and removes their data (idempotent). */
+  stop(): Promise<void>;
 }
 
 /**
@@ -114,41 +115,26 @@ export const KUBE_ROWS = [
   { name: 'kube-watch', what: `create -> watch event, ${WATCH_EVENTS} creates every ${WATCH_INTERVAL_MS} ms`, latency: true },
 ] as const;
 
+/** One request through the API server's keep-alive agent; rejects on a non-2xx answer. */
 function call(api: Api, method: string, path: string, body?: unknown): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      `${api.server.url}${path}`,
-      {
-        method,
-        agent: api.agent,
-        headers: { authorization: `Bearer ${api.server.token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
-        timeout: 60_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if ((res.statusCode ?? 0) >= 300) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
-          else resolve(text ? JSON.parse(text) : undefined);
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
-    req.on('error', reject);
-    req.end(body ? JSON.stringify(body) : undefined);
-  });
+  return kubeCall(api.server, method, path, { body, agent: api.agent });
 }
 
 const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { payload: 'x'.repeat(256) } });
 
 async function startApi(target: KubeTarget, launch: MiddlewareLaunch): Promise<Api> {
   const storage = target === 'kube/etcd' ? await startEtcd(toolDir('etcd') ? 'etcd-3.6' : 'etcd') : await startMiddleware('sqlite', launch);
-  const server = await KubeApiServer.start({ etcd: storage.address, label: target });
-  onCleanup(`stop kube-apiserver (${target})`, () => server.destroy());
+  const server = await KubeApiServer.start({ etcd: storage.address, label: target }).catch(async (err) => {
+    await storage.stop();
+    throw err;
+  });
   const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca: server.caPem });
-  onCleanup(`close agent (${target})`, () => agent.destroy());
-  const api: Api = { target, server, storagePid: storage.pid, agent };
+  const stop = onCleanup(`stop kube-apiserver (${target}) and its storage`, async () => {
+    agent.destroy();
+    await server.destroy();
+    await storage.stop();
+  });
+  const api: Api = { target, server, storagePid: storage.pid, agent, stop };
   for (const ns of ['bench-create', 'bench-list', 'bench-watch']) await call(api, 'POST', '/api/v1/namespaces', { metadata: { name: ns } });
   return api;
 }
@@ -256,36 +242,67 @@ function watchRow(api: Api): Promise<KubeMeasurement> {
 export interface KubeResult {
   measurements: KubeMeasurement[];
   floors: FloorResult[];
+  /** Why the rows did not run (a tool is missing); then measurements and floors are empty. */
   skipped?: string;
+  /** What ran under the two API servers. */
+  environment?: { kubeApiServer: string; etcd: string };
 }
 
-/** Runs the kube rows, or says why not (kube-apiserver not built). */
-export async function runKubeRows(launch: MiddlewareLaunch, log: (s: string) => void): Promise<KubeResult> {
-  if (!toolDir('kube-apiserver')) return { measurements: [], floors: [], skipped: 'kube rows: kube-apiserver not built (bash tools/build.sh kube-apiserver)' };
+export const KUBE_ROW_NAMES: readonly string[] = KUBE_ROWS.map((r) => r.name);
+
+/** Why the kube rows cannot run here, or undefined when they can. */
+export function kubeRowsUnavailable(): string | undefined {
+  if (!toolDir('kube-apiserver')) return 'kube rows: kube-apiserver is not built (bash tools/build.sh kube-apiserver; the first build takes tens of minutes)';
+  return undefined;
+}
+
+function kubeApiServerVersion(): string {
+  try {
+    return execFileSync(path.join(toolDir('kube-apiserver')!, 'kube-apiserver'), ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+/**
+ * Runs `rows` (default all of KUBE_ROWS) on kube-apiserver over etcd and over the middleware, row by row, or
+ * says why not (kube-apiserver not built). Both API servers and their storage are stopped before it returns.
+ */
+export async function runKubeRows(launch: MiddlewareLaunch, log: (s: string) => void, rows: readonly string[] = KUBE_ROW_NAMES): Promise<KubeResult> {
+  const why = kubeRowsUnavailable();
+  if (why) return { measurements: [], floors: [], skipped: why };
+  const unknown = rows.filter((r) => !KUBE_ROW_NAMES.includes(r));
+  if (unknown.length) throw new Error(`unknown kube row(s) ${unknown.join(', ')} (kube rows: ${KUBE_ROW_NAMES.join(', ')})`);
   const apis: Api[] = [];
-  for (const target of ['kube/etcd', 'kube/mw-sqlite'] as const) {
-    log(`starting ${target}...`);
-    apis.push(await startApi(target, launch));
-  }
   const measurements: KubeMeasurement[] = [];
-  const report = (m: KubeMeasurement) => {
-    measurements.push(m);
-    log(`  ${m.row.padEnd(14)} ${m.target.padEnd(15)} ${m.opsPerSec.toFixed(1).padStart(8)} ops/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms` +
-      (m.errors ? `  ${m.errors} errors (${m.firstError})` : ''));
-  };
-  for (const api of apis) report(await createRow(api));
-  for (const api of apis) {
-    log(`  filling ${LIST_OBJECTS} ConfigMaps into ${api.target}...`);
-    await fillList(api);
+  try {
+    for (const target of ['kube/etcd', 'kube/mw-sqlite'] as const) {
+      log(`starting ${target}...`);
+      apis.push(await startApi(target, launch));
+    }
+    const report = (m: KubeMeasurement) => {
+      measurements.push(m);
+      log(`  ${m.row.padEnd(14)} ${m.target.padEnd(15)} ${m.opsPerSec.toFixed(1).padStart(8)} ops/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms` +
+        (m.errors ? `  ${m.errors} errors (${m.firstError})` : ''));
+    };
+    if (rows.includes('kube-create-32')) for (const api of apis) report(await createRow(api));
+    if (rows.includes('kube-list-10k')) {
+      for (const api of apis) {
+        log(`  filling ${LIST_OBJECTS} ConfigMaps into ${api.target}...`);
+        await fillList(api);
+      }
+      for (const api of apis) report(await listRow(api));
+    }
+    if (rows.includes('kube-watch')) for (const api of apis) report(await watchRow(api));
+  } finally {
+    for (const api of apis) await api.stop();
   }
-  for (const api of apis) report(await listRow(api));
-  for (const api of apis) report(await watchRow(api));
-  return { measurements, floors: kubeFloors(measurements) };
+  return { measurements, floors: kubeFloors(measurements, rows), environment: { kubeApiServer: kubeApiServerVersion(), etcd: referenceEtcd().version } };
 }
 
 /** The issue's floor: >= 0.8x of kube-apiserver-on-etcd on each row (latency rows: etcd p99 / middleware p99). */
-export function kubeFloors(ms: KubeMeasurement[]): FloorResult[] {
-  return KUBE_ROWS.map(({ name, latency }) => {
+export function kubeFloors(ms: KubeMeasurement[], rows: readonly string[] = KUBE_ROW_NAMES): FloorResult[] {
+  return KUBE_ROWS.filter((r) => rows.includes(r.name)).map(({ name, latency }) => {
     const e = ms.find((m) => m.row === name && m.target === 'kube/etcd');
     const w = ms.find((m) => m.row === name && m.target === 'kube/mw-sqlite');
     const floor = `${name} ${latency ? 'p99 latency' : 'throughput'} >= 0.8x kube-on-etcd`;
@@ -317,27 +334,3 @@ export function formatKubeTable(ms: KubeMeasurement[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   return [header, ...lines].map((l) => l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
 }
-
-/** `npx tsx bench/kube.ts`: only these rows; prints the table and floors, writes bench/results/kube-<ts>.json. */
-async function main(): Promise<number> {
-  cleanupOnSignals();
-  const log = (s: string) => process.stderr.write(s + '\n');
-  try {
-    const r = await runKubeRows({}, log);
-    if (r.skipped) {
-      log(r.skipped);
-      return 2;
-    }
-    const file = await writeResults(`kube-${timestamp()}`, { etcd: referenceEtcd().version, measurements: r.measurements, floors: r.floors });
-    process.stdout.write(
-      [`through kube-apiserver (etcd under it: ${referenceEtcd().version}):`, formatKubeTable(r.measurements), '',
-        'thr x = on middleware / on etcd ops/s; p99 x = on middleware / on etcd p99 (lower is better); srv cores = kube-apiserver + its storage',
-        '', formatFloors(r.floors), '', `results: ${file}`, ''].join('\n'),
-    );
-    return 0;
-  } finally {
-    await cleanupAll();
-  }
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) process.exit(await main());

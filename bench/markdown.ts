@@ -4,6 +4,7 @@
  * figures are copied from a run, never typed.
  */
 import { readFile } from 'node:fs/promises';
+import { KUBE_ROWS, type KubeMeasurement } from './kube.js';
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
 import type { MigrationResult } from './migration.js';
@@ -76,8 +77,23 @@ export function markdown(result: SuiteResult): string {
     table(header, cpu),
   ];
   if (result.memory.length) out.push('', '**RSS with keys of 1 KiB, settled (MiB)**', '', memoryTable(result.memory));
+  if (result.kube?.length) out.push('', '**Through kube-apiserver, on etcd and on HariKube SQLite** (ratio as the floor judges it, >= 0.8 passes: HariKube / etcd ops/s; for the watch row etcd p99 / HariKube p99)', '', kubeTable(result.kube));
   if (result.migration) out.push('', migrationTable(result.migration));
   return out.join('\n').replace(/^\n+/, '');
+}
+
+function kubeTable(kube: KubeMeasurement[]): string {
+  const cell = (m: KubeMeasurement | undefined, latency: boolean) =>
+    !m ? '-' : (latency ? `p50 ${ms(m.p50Ms)} ms, p99 ${ms(m.p99Ms)} ms` : `${n(m.opsPerSec)} ops/s (p99 ${ms(m.p99Ms)} ms)`) + (m.errors ? ` (${m.errors} errors)` : '');
+  return table(
+    ['row', 'on etcd', 'on HariKube SQLite', 'ratio'],
+    KUBE_ROWS.filter((r) => kube.some((m) => m.row === r.name)).map(({ name, what, latency }) => {
+      const e = kube.find((m) => m.row === name && m.target === 'kube/etcd');
+      const w = kube.find((m) => m.row === name && m.target === 'kube/mw-sqlite');
+      const ratio = e && w && !e.errors && !w.errors ? (latency ? e.p99Ms / w.p99Ms : w.opsPerSec / e.opsPerSec).toFixed(2) : '-';
+      return [`${name} (${what})`, cell(e, latency), cell(w, latency), ratio];
+    }),
+  );
 }
 
 /** The migration row: keys/s moved and API puts while moving, per --migration-rate. */

@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: the middleware (SQLite, PostgreSQL, MariaDB) against etcd 3.4 and 3.6 and kine (SQLite,
- * PostgreSQL) under the same load from the Go load generator, on loopback; prints a table with ratios to
- * etcd and kine, the CPU seconds of every process, PASS/FAIL per target of issue 18, and writes
- * bench/results/<ts>.json.
+ * PostgreSQL) under the same load from the Go load generator, on loopback; then kube-apiserver on etcd and on
+ * the middleware (bench/kube.ts; skipped with a message when kube-apiserver is not built), the memory and the
+ * migration rows; prints tables with ratios to etcd and kine, the CPU seconds of every process, PASS/FAIL per
+ * target, and writes bench/results/<ts>.json.
  * `--profile ROWS` profiles the SQLite middleware instead. Informational: exits 0 unless --strict and a
  * floor fails (or the bench itself breaks: exit 2).
  */
@@ -10,6 +11,7 @@ import { cleanupAll, cleanupOnSignals } from './cleanup.js';
 import { compileMiddleware } from './compile.js';
 import { parseFlags, USAGE, type BenchFlags } from './flags.js';
 import { profileRow, type ProfileRun } from './profile.js';
+import { formatKubeTable } from './kube.js';
 import { formatFloors, formatMemory, formatMigration, formatTable, timestamp, writeResults } from './report.js';
 import { runSuite } from './suite.js';
 
@@ -30,13 +32,23 @@ async function bench(flags: BenchFlags): Promise<number> {
         'batch = client writes per database transaction, commit ms = time per batch (apply + commit), from the middleware /metrics',
       ]
     : [];
+  if (result.kube?.length) {
+    const k = result.environment.kube as { kubeApiServer: string; etcd: string };
+    out.push(
+      '',
+      `through kube-apiserver (${k.kubeApiServer}; etcd under the reference: ${k.etcd}; the middleware on SQLite), same run:`,
+      formatKubeTable(result.kube),
+      '',
+      'thr x = on middleware / on etcd ops/s; p99 x = on middleware / on etcd p99 (lower is better); srv cores = kube-apiserver + its storage, e/m; cli cores = this process',
+    );
+  }
   out.push(
     `machine: ${String(result.environment.machine)}; load average at start ${String(result.environment.loadAverageAtStart)}, at end ${String(result.environment.loadAverageAtEnd)}`,
     ...result.skipped.map((s) => `skipped: ${s}`),
   );
   if (result.memory.length) out.push('', formatMemory(result.memory));
   if (result.migration) out.push('', formatMigration(result.migration));
-  out.push('', 'targets of issues 18 and 15 (same run):', formatFloors(result.floors));
+  if (result.floors.length) out.push('', 'targets of issues 18 and 15 (the kube rows: issue 13), same run:', formatFloors(result.floors));
   const file = await writeResults(timestamp(), result);
   out.push('', `results: ${file}`);
   process.stdout.write(out.join('\n') + '\n');

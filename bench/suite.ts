@@ -15,14 +15,27 @@ import { loadgenBin } from './loadgen.js';
 import { measureRow, type Measurement } from './measure.js';
 import { measureMemory, type MemoryResult } from './memory.js';
 import { DEFAULT_MIGRATION_RATE, measureMigration, type MigrationResult } from './migration.js';
-import { ROWS, rowNamed } from './rows.js';
+import { ROWS, rowNamed, type Row } from './rows.js';
 import { startTarget, unavailable, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
 import { compileMiddleware } from './compile.js';
+import { KUBE_ROW_NAMES, kubeRowsUnavailable, runKubeRows, type KubeMeasurement, type KubeResult } from './kube.js';
+
+/** The loadgen rows and the kube rows the flags ask for. */
+export function selectRows(flags: BenchFlags): { rows: Row[]; kubeRows: string[] } {
+  const named = flags.rows;
+  const otherOnly = flags.memoryOnly || flags.migrationOnly;
+  const kubeRows = otherOnly || flags.skipKube ? [] : named ? named.filter((r) => KUBE_ROW_NAMES.includes(r)) : [...KUBE_ROW_NAMES];
+  const rows = otherOnly || flags.kubeOnly ? [] : named ? named.filter((r) => !KUBE_ROW_NAMES.includes(r)).map(rowNamed) : [...ROWS];
+  if (flags.kubeOnly && named && !kubeRows.length) throw new Error(`--kube-only with --rows that names no kube row (kube rows: ${KUBE_ROW_NAMES.join(', ')})`);
+  return { rows, kubeRows };
+}
 
 export interface SuiteResult {
   startedAt: string;
   environment: Record<string, unknown>;
   measurements: Measurement[];
+  /** Rows through kube-apiserver on etcd and on the middleware (bench/kube.ts); absent when not run. */
+  kube?: KubeMeasurement[];
   memory: MemoryResult[];
   /** The migration row (undefined: not run). */
   migration?: MigrationResult;
@@ -61,18 +74,25 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
   const startedAt = new Date().toISOString();
   const loadAtStart = loadAverages();
   const skipped: string[] = [];
-  loadgenBin(); // fails early, saying how to build it
-  const targets = flags.migrationOnly ? [] : await runnable(flags.targets, skipped);
-  if (!flags.migrationOnly && !targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
-  const rows = flags.memoryOnly || flags.migrationOnly ? [] : flags.rows ? flags.rows.map(rowNamed) : [...ROWS];
-  const memoryTargets = flags.skipMemory || flags.migrationOnly ? [] : flags.memoryTargets;
-  let migrating = !flags.skipMigration && !flags.memoryOnly;
+  const { rows, kubeRows: wantedKubeRows } = selectRows(flags);
+  // Said up front, before anything is compiled or started.
+  const kubeSkip = wantedKubeRows.length ? kubeRowsUnavailable() : undefined;
+  if (kubeSkip) {
+    skipped.push(kubeSkip);
+    log(`skipping the rows through kube-apiserver: ${kubeSkip}`);
+  }
+  const kubeRows = kubeSkip ? [] : wantedKubeRows;
+  if (!flags.kubeOnly) loadgenBin(); // fails early, saying how to build it
+  const targets = rows.length ? await runnable(flags.targets, skipped) : [];
+  if (rows.length && !targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
+  const memoryTargets = flags.skipMemory || flags.migrationOnly || flags.kubeOnly ? [] : flags.memoryTargets;
+  let migrating = !flags.skipMigration && !flags.memoryOnly && !flags.kubeOnly;
   if (migrating && !(await isAvailable('postgres'))) {
     skipped.push('migration: PostgreSQL is not reachable (the row moves keys from SQLite to PostgreSQL)');
     migrating = false;
   }
   const launch: MiddlewareLaunch = {};
-  if (flags.compiled && (migrating || [...targets, ...memoryTargets].some((t) => t.startsWith('mw-')))) {
+  if (flags.compiled && (migrating || kubeRows.length || [...targets, ...memoryTargets].some((t) => t.startsWith('mw-')))) {
     log('compiling the middleware (as production runs it; --tsx to run the sources instead)...');
     launch.compiledCli = await compileMiddleware();
   }
@@ -106,6 +126,14 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     for (const s of servers) await s.stop();
   }
 
+  // Through kube-apiserver: its own two servers (on etcd, on the middleware), after the loadgen servers stopped.
+  let kube: KubeResult | undefined;
+  if (kubeRows.length) {
+    log(`rows through kube-apiserver: ${kubeRows.join(', ')}`);
+    kube = await runKubeRows(launch, log, kubeRows);
+    if (kube.skipped) skipped.push(kube.skipped);
+  }
+
   const memory: MemoryResult[] = [];
   if (memoryTargets.length) {
     for (const t of await runnable(memoryTargets, skipped)) {
@@ -135,11 +163,13 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
       'etcd-3.6': etcd36 ? firstLine(path.join(etcd36, 'etcd'), ['--version']) : 'not built',
       kine: kine ? firstLine(path.join(kine, 'kine'), ['--version']) : 'not built',
       rows: rows.map((r) => ({ name: r.name, what: r.what, loadgen: r.args.join(' ') })),
+      ...(kube?.environment ? { kube: { ...kube.environment, rows: kubeRows } } : {}),
     },
     measurements,
+    ...(kube && !kube.skipped ? { kube: kube.measurements } : {}),
     memory,
     ...(migration ? { migration } : {}),
-    floors: judgeFloors(measurements, memory, migration),
+    floors: [...(rows.length || memory.length || migration ? judgeFloors(measurements, memory, migration) : []), ...(kube?.floors ?? [])],
     skipped,
   };
 }

@@ -1,0 +1,38 @@
+/**
+ * Which rows one `npm run bench` runs: the loadgen rows and the rows through kube-apiserver in one run by
+ * default, narrowed by --rows, --skip-kube and the --*-only flags; contradictions refused.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseFlags } from '../../bench/flags.js';
+import { KUBE_ROW_NAMES } from '../../bench/kube.js';
+import { ROWS } from '../../bench/rows.js';
+import { selectRows } from '../../bench/suite.js';
+
+const select = (...argv: string[]) => {
+  const { rows, kubeRows } = selectRows(parseFlags(argv));
+  return { rows: rows.map((r) => r.name), kubeRows };
+};
+
+test('by default one run has every loadgen row and every kube row', () => {
+  assert.deepEqual(select(), { rows: ROWS.map((r) => r.name), kubeRows: [...KUBE_ROW_NAMES] });
+  assert.deepEqual(KUBE_ROW_NAMES, ['kube-create-32', 'kube-list-10k', 'kube-watch']);
+});
+
+test('--rows splits into loadgen rows and kube rows', () => {
+  assert.deepEqual(select('--rows', 'put-1,kube-watch'), { rows: ['put-1'], kubeRows: ['kube-watch'] });
+  assert.deepEqual(select('--rows', 'put-1'), { rows: ['put-1'], kubeRows: [] });
+  assert.throws(() => select('--rows', 'kube-nope'), /unknown row "kube-nope"/);
+});
+
+test('--skip-kube, --kube-only, --memory-only and --migration-only', () => {
+  assert.deepEqual(select('--skip-kube'), { rows: ROWS.map((r) => r.name), kubeRows: [] });
+  assert.deepEqual(select('--kube-only'), { rows: [], kubeRows: [...KUBE_ROW_NAMES] });
+  assert.deepEqual(select('--kube-only', '--rows', 'kube-watch,put-1'), { rows: [], kubeRows: ['kube-watch'] });
+  assert.deepEqual(select('--memory-only'), { rows: [], kubeRows: [] });
+  assert.deepEqual(select('--migration-only'), { rows: [], kubeRows: [] });
+  assert.throws(() => select('--kube-only', '--rows', 'put-1'), /--kube-only with --rows that names no kube row/);
+  assert.throws(() => parseFlags(['--kube-only', '--skip-kube']), /exclude each other/);
+  assert.throws(() => parseFlags(['--kube-only', '--memory-only']), /exclude each other/);
+  assert.throws(() => parseFlags(['--kube-only', '--migration-only']), /exclude each other/);
+});
