@@ -7,8 +7,14 @@
  *
  * The rules become a TopologyConfig (AppTopology). Endpoints carry credentials, so they are sealed with the
  * platform's key (a secret output of the platform stack) and opened only by the operator; `pulumi up` waits
- * until the operator reports the rules Ready, so nothing of the application is created before its routing is
- * active.
+ * until the TopologyConfig is Active, i.e. until every middleware reading the platform's Secret has applied
+ * the rules, so nothing of the application is created before its routing is active.
+ *
+ * The team's database does not store its own objects: its Secret (and, in a real cluster, CloudNativePG's
+ * pods, Services and Secrets of the database) live in the team's system namespace (`shop-system`) with the
+ * TopologyConfig, outside the namespace the rules route. Were they in `shop`, they would move into the very
+ * database they describe, and a database that is down could not be brought back (the API server could not
+ * read its pods). `shop` itself is created once the rules are live, so nothing in it has to be migrated.
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
@@ -18,12 +24,14 @@ import { PostgresCluster } from '../../components/postgresCluster.js';
 const config = new pulumi.Config();
 const platform = new pulumi.StackReference(config.require('platformStack'));
 const namespaceName = config.require('namespace');
+const systemNamespaceName = config.get('systemNamespace') ?? `${namespaceName}-system`;
 
-const namespace = new k8s.core.v1.Namespace('app-namespace', { metadata: { name: namespaceName } });
+// Where the team's database and its TopologyConfig live; not routed by the rules below.
+const systemNamespace = new k8s.core.v1.Namespace('system-namespace', { metadata: { name: systemNamespaceName } });
 
 // The team's database: one cluster, one database per rule (each rule is a backend with its own identity).
 const db = new PostgresCluster('shop-db', {
-  namespace: namespace.metadata.name,
+  namespace: systemNamespace.metadata.name,
   clusterName: 'shop-db',
   instances: 2,
   storageSize: '20Gi',
@@ -35,7 +43,7 @@ const db = new PostgresCluster('shop-db', {
 const { targetSecret, encryption } = appTopologySettings(platform);
 
 const topology = new AppTopology('shop-topology', {
-  namespace: namespace.metadata.name,
+  namespace: systemNamespace.metadata.name,
   resourceName: 'shop',
   position: config.requireNumber('position'),
   targetSecret,
@@ -46,7 +54,9 @@ const topology = new AppTopology('shop-topology', {
   ],
 });
 
-// The application's own objects wait for its routing (dependsOn a component waits for all its children).
+// The application's namespace and objects wait for its routing (dependsOn a component waits for all its
+// children, and the TopologyConfig for Active).
+const namespace = new k8s.core.v1.Namespace('app-namespace', { metadata: { name: namespaceName } }, { dependsOn: [topology] });
 new k8s.core.v1.ConfigMap(
   'shop-settings',
   { metadata: { name: 'shop-settings', namespace: namespace.metadata.name }, data: { currency: 'EUR' } },

@@ -33,14 +33,14 @@ test('app: a TopologyConfig from the typed rules, targeting the platform Secret,
   const [tc] = run.h.ofType('kubernetes:harikube.info/v1:TopologyConfig');
   const spec = tc!.plain.spec;
   assert.deepEqual([spec.position, spec.targetSecret, spec.endpointDecryptSecret], [10, 'harikube/topology-config', 'harikube/topology-endpoint-keys']);
-  assert.equal(tc!.plain.metadata.namespace, 'shop');
+  assert.equal(tc!.plain.metadata.namespace, 'shop-system', 'beside the routed namespace, not in it');
   assert.equal(tc!.plain.metadata.annotations['pulumi.com/waitFor'], 'jsonpath={.status.deployStatus}=Active');
   const keys = keysFromSecretData({ k: KEY }, 'platform key');
   const opened = spec.backends.map((b: { name: string; endpoint: string }) => [b.name, openEndpoint(b.endpoint, keys).plaintext]);
   const password = run.h.credentialOf('shop-db-owner-password');
   assert.deepEqual(opened, [
-    ['shop', `postgres://harikube:${password}@shop-db-rw.shop.svc:5432/shop`],
-    ['shop-orders', `postgres://harikube:${password}@shop-db-rw.shop.svc:5432/orders`],
+    ['shop', `postgres://harikube:${password}@shop-db-rw.shop-system.svc:5432/shop`],
+    ['shop-orders', `postgres://harikube:${password}@shop-db-rw.shop-system.svc:5432/orders`],
   ]);
   assert.deepEqual(spec.backends[1].customresource, { group: 'shop.example.com' });
 });
@@ -57,29 +57,36 @@ test('app: reviewers read each rule\'s backend by kind, host and database (never
       '      namespace: shop',
       '  backend:',
       '    type: postgres',
-      '    location: shop-db-rw.shop.svc:5432/shop',
+      '    location: shop-db-rw.shop-system.svc:5432/shop',
       '- name: shop-orders',
       '  match:',
       '    customresource:',
       '      group: shop.example.com',
       '  backend:',
       '    type: postgres',
-      '    location: shop-db-rw.shop.svc:5432/orders',
+      '    location: shop-db-rw.shop-system.svc:5432/orders',
       '',
     ].join('\n'),
   );
   assert.ok(!containsSecret(tc!.inputs.metadata), 'the annotation is not a secret (readable in diffs)');
 });
 
-test('app: its own objects wait for the TopologyConfig', () => {
+test('app: the routed namespace and its objects wait for the TopologyConfig; the database is not in it', () => {
   const [tc] = run.h.ofType('kubernetes:harikube.info/v1:TopologyConfig');
   const settings = run.h.ofType('kubernetes:core/v1:ConfigMap').find((c) => c.plain.metadata.name === 'shop-settings')!;
   assert.ok(settings.dependencies.includes(tc!.urn));
+  const shop = run.h.ofType('kubernetes:core/v1:Namespace').find((n) => n.plain.metadata.name === 'shop')!;
+  assert.ok(shop.dependencies.includes(tc!.urn), 'the namespace the rules route is created after them');
+  // nothing else is created in the routed namespace before the rules are live (the middleware would refuse them)
+  const inShop = run.h.resources.filter((r) => r.plain?.metadata?.namespace === 'shop').map((r) => r.plain.metadata.name);
+  assert.deepEqual(inShop, ['shop-settings']);
+  const owner = run.h.ofType('kubernetes:core/v1:Secret').find((c) => c.plain.metadata.name === 'shop-db-owner')!;
+  assert.equal(owner.plain.metadata.namespace, 'shop-system');
 });
 
 test('app: no credential outside Secrets; manifests validate', async () => {
   const password = run.h.credentialOf('shop-db-owner-password');
   assertSecrecy(run.h, [password]);
   const counts = await assertManifestsValid(run.h);
-  assert.deepEqual(counts, { Namespace: 1, Secret: 1, ConfigMap: 1 });
+  assert.deepEqual(counts, { Namespace: 2, Secret: 1, ConfigMap: 1 });
 });
