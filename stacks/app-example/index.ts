@@ -24,7 +24,7 @@ import { PostgresCluster } from '../../components/postgresCluster.js';
 const config = new pulumi.Config();
 const platform = new pulumi.StackReference(config.require('platformStack'));
 const namespaceName = config.require('namespace');
-const systemNamespaceName = config.get('systemNamespace') ?? `${namespaceName}-system`;
+const systemNamespaceName = config.require('systemNamespace');
 
 // Where the team's database and its TopologyConfig live; not routed by the rules below.
 const systemNamespace = new k8s.core.v1.Namespace('system-namespace', { metadata: { name: systemNamespaceName } });
