@@ -8,7 +8,8 @@
  * - PersistentVolumeClaims: Bound. Services: an Endpoints object with one address from TEST-NET-1
  *   (192.0.2.0/24, documentation only: nothing is ever sent there).
  * - Custom resources of third-party operators whose charts cannot be installed here: the status their
- *   operator reports when done (CloudNativePG Cluster `Ready`, Database `applied`).
+ *   operator reports when done (CloudNativePG Cluster `Ready`, Database `applied`); with a CnpgStandIn, only
+ *   once a real PostgreSQL server holds the Cluster's owner and databases (cnpg-standin.ts).
  * - Deletion: in a namespace being deleted, what is left is deleted and the namespace finalized (the namespace
  *   controller's job; `namespaceLeftovers` lists what was left besides the stand-in's own objects);
  *   ReplicaSets and Endpoints whose owner is gone are removed (the garbage collector's job).
@@ -18,6 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { kubeRequest, type KubeAccess, type KubeResponse } from '../support/kube-request.js';
+import type { CnpgStandIn } from './cnpg-standin.js';
 
 export type { KubeAccess };
 
@@ -61,7 +63,11 @@ export class ClusterStandIn {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly access: KubeAccess) {}
+  constructor(
+    private readonly access: KubeAccess,
+    /** Makes CloudNativePG's objects real (cnpg-standin.ts) before they are reported done; without it only status is reported. */
+    private readonly cnpg?: CnpgStandIn,
+  ) {}
 
   start(): void {
     const loop = async () => {
@@ -229,8 +235,13 @@ export class ClusterStandIn {
 
   private async operators(): Promise<void> {
     for (const kind of OPERATOR_STATUS) {
-      for (const o of await this.list(kind.path)) {
+      const objects = await this.list(kind.path);
+      if (this.cnpg && kind.path.endsWith('/clusters')) {
+        await this.cnpg.sweep(new Set(objects.filter((o) => !o.metadata.deletionTimestamp).map((o) => `${o.metadata.namespace}/${o.metadata.name}`)));
+      }
+      for (const o of objects) {
         if (kind.done(o) || o.metadata.deletionTimestamp) continue;
+        if (this.cnpg && !(await this.cnpg.ensure(kind.path, o))) continue;
         const [, , group, version] = kind.path.split('/');
         const plural = kind.path.split('/').pop();
         await this.merge(`/apis/${group}/${version}${base(o)}/${plural}/${o.metadata.name}/status`, { status: kind.status(o) });
