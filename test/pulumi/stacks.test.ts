@@ -5,11 +5,12 @@
  *
  * 1. `pulumi up` of the dev stack: every object is accepted; the Deployment's command, environment and mounted
  *    topology, the routing ConfigMap and the Secret read back; then the middleware runs locally with exactly
- *    that command, environment and topology and serves and routes as declared.
+ *    that command, environment and topology and serves and routes as declared, into a real PostgreSQL server
+ *    that stands in for the CloudNativePG cluster (cnpg-standin.ts, reached by its Service name).
  * 2. A routing change (a rule moved to another database): `pulumi preview --diff` shows the rule with its old
  *    and new backend, no password, no ciphertext; the Deployment is not touched, the ConfigMap and Secret are
  *    updated in place (and without the stack's mutable settings replaced, still without the Deployment).
- * 3. (the application stack: not covered yet, see README.md)
+ * 3. (the application stack: app-stack.test.ts)
  * 4. A second `pulumi up` with no change changes nothing; `pulumi destroy` leaves nothing of ours behind.
  *
  * The cluster has no controller manager, nodes or third-party operators: cluster-standin.ts reports what they
@@ -24,23 +25,21 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { ServerProcess } from '../support/child.js';
-import { freePort, POSTGRES_URL, skipUnless } from '../support/env.js';
+import type { ServerProcess } from '../support/child.js';
+import { freePort } from '../support/env.js';
 import { KubeStack, storedKeys } from '../support/kube-stack.js';
-import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 import { ClusterStandIn, kube, listAll, type KubeAccess } from './cluster-standin.js';
+import { CnpgStandIn, cnpgStandInSkip } from './cnpg-standin.js';
 import { projectFile, PulumiHarness, pulumiSkip, REPO_ROOT } from './harness.js';
+import { podCommand, runLocalPod } from './local-pod.js';
 import { CNPG_CRDS, installCrds } from './third-party-crds.js';
 
 const PLATFORM_PROGRAM = path.join(REPO_ROOT, 'stacks', 'platform', 'index.ts');
 const DEV_CONFIG = path.join(REPO_ROOT, 'stacks', 'platform', 'Pulumi.dev.yaml');
+const CLUSTER_DNS = path.join(REPO_ROOT, 'test', 'pulumi', 'cluster-dns.ts');
 const NS = 'harikube';
 const LAYER = 'harikube-root';
-
-async function skip(): Promise<string | false> {
-  return pulumiSkip() || (await skipUnless('postgres'));
-}
 
 /**
  * The dev stack's own file, with the operators' charts turned off by the stack's config, and without the
@@ -55,10 +54,11 @@ function devConfig(edit: (config: Record<string, any>) => void = () => {}): stri
   return stringifyYaml(doc);
 }
 
-describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: await skip() }, () => {
+describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: pulumiSkip() || cnpgStandInSkip() }, () => {
   let cluster: KubeStack;
   let access: KubeAccess;
   let standIn: ClusterStandIn;
+  let cnpg: CnpgStandIn;
   let p: PulumiHarness;
   let workDir: string;
   let password = '';
@@ -73,7 +73,8 @@ describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: awai
     cluster = await KubeStack.start('sqlite', { apiServerArgs: ['--enable-garbage-collector=false'] });
     access = { url: cluster.api.url, token: cluster.api.token, caPem: cluster.api.caPem };
     await installCrds(access, CNPG_CRDS);
-    standIn = new ClusterStandIn(access);
+    cnpg = new CnpgStandIn(access);
+    standIn = new ClusterStandIn(access, cnpg);
     standIn.start();
     p = await PulumiHarness.create(cluster.api.kubeconfigPath);
     workDir = p.project('platform', {
@@ -86,6 +87,7 @@ describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: awai
     await standIn?.stop();
     await p?.dispose();
     await cluster?.stop();
+    await cnpg?.stop();
   });
 
   it('1. pulumi up of the dev stack: every object accepted, read back as declared', async () => {
@@ -131,53 +133,27 @@ describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: awai
   });
 
   it('1b. the middleware runs with exactly that command, environment and topology, and routes as declared', async () => {
-    // The container's paths become temp dirs; the cluster's PostgreSQL Service name becomes the local server
-    // (its superuser, a scratch database): the only substitutions.
+    // The container's paths become temp dirs and its binds loopback ports: the only substitutions. The
+    // PostgreSQL cluster is a real server (cnpg-standin.ts) reached by its Service name (cluster-dns.ts) with
+    // the password the stack generated.
     const deployment = await get(`/apis/apps/v1/namespaces/${NS}/deployments/${LAYER}`);
-    const container = deployment.spec.template.spec.containers[0];
     const root = mkdtempSync(path.join(os.tmpdir(), 'hk-pod-'));
     const paths: Record<string, string> = { '/var/lib/harikube': path.join(root, 'data'), '/etc/harikube/topology': path.join(root, 'topology'), '/var/run/harikube/topology-tls': path.join(root, 'topology-tls'), '/tmp': path.join(root, 'tmp') };
     for (const dir of Object.values(paths)) mkdirSync(dir, { recursive: true });
-    const mounted = /\/var\/lib\/harikube|\/etc\/harikube\/topology|\/var\/run\/harikube\/topology-tls/g;
-    const local = (text: string) => text.replace(mounted, (p) => paths[p]!);
-    const pg: ScratchStore = await createScratchStore('postgres');
-    const server = new URL(POSTGRES_URL);
+    const port = await freePort();
+    const metrics = await freePort();
     let middleware: ServerProcess | undefined;
     try {
-      // The mounted Secret, file by file, as the kubelet writes it.
-      const mount = container.volumeMounts.find((m: any) => m.mountPath === '/etc/harikube/topology');
-      const volume = deployment.spec.template.spec.volumes.find((v: any) => v.name === mount.name);
-      const secret = await get(`/api/v1/namespaces/${NS}/secrets/${volume.secret.secretName}`);
-      const scratchDb = new URL(pg.endpoint).pathname;
-      for (const [key, value] of Object.entries(secret.data as Record<string, string>)) {
-        let text = Buffer.from(value, 'base64').toString();
-        if (key === 'topology.yaml') {
-          text = text.replace(/postgres:\/\/harikube:([^@]+)@harikube-pg-main-rw\.harikube\.svc:5432\/configmaps/, `postgres://${server.username}:$1@${server.host}${scratchDb}`);
-        }
-        writeFileSync(path.join(paths['/etc/harikube/topology']!, key), local(text));
-      }
-      const env: Record<string, string> = {};
-      for (const e of container.env) {
-        if (e.value !== undefined) env[e.name] = local(e.value);
-        else if (e.valueFrom?.secretKeyRef) {
-          const s = await get(`/api/v1/namespaces/${NS}/secrets/${e.valueFrom.secretKeyRef.name}`);
-          env[e.name] = local(Buffer.from(s.data[e.valueFrom.secretKeyRef.key], 'base64').toString());
-        } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = `${LAYER}-local`;
-        else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = NS;
-      }
-      const port = await freePort();
-      const metrics = await freePort();
-      const args = (container.args as string[]).map((a) =>
-        a === '--listen-address=0.0.0.0:2379' ? `--listen-address=127.0.0.1:${port}` : a === '--metrics-bind-address=:8080' ? `--metrics-bind-address=127.0.0.1:${metrics}` : local(a),
-      );
-      middleware = new ServerProcess('middleware as deployed', process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts'), ...args], {
-        cwd: REPO_ROOT,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TMPDIR: paths['/tmp']!, ...env },
+      const command = await podCommand({
+        access,
+        deployment,
+        podName: `${LAYER}-local`,
+        paths,
+        rewriteArg: (a) => (a === '--listen-address=0.0.0.0:2379' ? `--listen-address=127.0.0.1:${port}` : a === '--metrics-bind-address=:8080' ? `--metrics-bind-address=127.0.0.1:${metrics}` : a),
+        extraEnv: { HARIKUBE_TEST_CLUSTER_DNS: cnpg.dnsFile, TMPDIR: paths['/tmp']! },
       });
-      await waitUntil('the middleware to answer /readyz', async () => {
-        if (!middleware!.running) throw middleware!.failure('exited');
-        return (await fetch(`http://127.0.0.1:${metrics}/readyz`)).status === 200 ? true : undefined;
-      }, { timeoutMs: 90_000, intervalMs: 250 });
+      assert.equal(readFileSync(path.join(paths['/etc/harikube/topology']!, 'topology.yaml'), 'utf8').match(/@([^/]+)\//)?.[1], 'harikube-pg-main-rw.harikube.svc:5432', 'the mounted topology names the Service');
+      middleware = await runLocalPod('middleware as deployed', command, ['--import', CLUSTER_DNS], async () => (await fetch(`http://127.0.0.1:${metrics}/readyz`)).status === 200);
 
       const client = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
       try {
@@ -187,12 +163,11 @@ describe('Pulumi: the platform dev stack on a real kube-apiserver', { skip: awai
       } finally {
         client.close();
       }
-      assert.deepEqual(await storedKeys(pg.endpoint), ['/registry/configmaps/default/routed']);
+      assert.deepEqual(await cnpg.storedKeys(NS, 'harikube-pg-main', 'configmaps'), ['/registry/configmaps/default/routed']);
       const defaults = await storedKeys(`sqlite://${paths['/var/lib/harikube']}/default.db`);
       assert.ok(defaults.includes('/registry/secrets/default/unrouted') && !defaults.includes('/registry/configmaps/default/routed'), defaults.join(','));
     } finally {
       await middleware?.stop();
-      await pg.dispose();
       rmSync(root, { recursive: true, force: true });
     }
   });
