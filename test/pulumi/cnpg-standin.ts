@@ -26,7 +26,6 @@ import pg from 'pg';
 import { ServerProcess } from '../support/child.js';
 import { REQUIRE_ALL } from '../support/env.js';
 import { kubeRequest, type KubeAccess } from '../support/kube-request.js';
-import { waitUntil } from '../support/wait.js';
 
 const run = promisify(execFile);
 const PG_PORT = 5432;
@@ -194,16 +193,7 @@ export class CnpgStandIn {
       '-c', 'max_connections=60',
     ], spawnAs);
     const inst: Instance = { address, dir, proc, owner };
-    try {
-      const outcome = await waitUntil(`PostgreSQL of Cluster ${key} to accept connections`, async () => {
-        if (!proc.running) return 'exited';
-        return this.withSuperuser(inst, 'postgres', async () => 'ready' as const);
-      }, { timeoutMs: 60_000, intervalMs: 200 });
-      if (outcome === 'exited') throw new Error('exited before accepting connections');
-    } catch (err) {
-      await this.stopServer(inst);
-      throw proc.failure((err as Error).message);
-    }
+    await proc.waitReady(`PostgreSQL of Cluster ${key} to accept connections`, () => this.withSuperuser(inst, 'postgres', async () => true), { timeoutMs: 60_000, intervalMs: 200 });
     return inst;
   }
 

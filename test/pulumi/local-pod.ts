@@ -11,7 +11,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ServerProcess } from '../support/child.js';
 import { kubeCall, type KubeAccess } from '../support/kube-request.js';
-import { waitUntil } from '../support/wait.js';
 import { REPO_ROOT } from './harness.js';
 
 const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
@@ -93,15 +92,6 @@ export async function runLocalPod(label: string, command: PodCommand, nodeArgs: 
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...command.env },
   });
-  try {
-    const outcome = await waitUntil(`${label} to be ready`, async () => {
-      if (!proc.running) return 'exited';
-      return (await ready().catch(() => false)) ? 'ready' : undefined;
-    }, { timeoutMs: 90_000, intervalMs: 250 });
-    if (outcome === 'exited') throw new Error('exited before it was ready');
-  } catch (err) {
-    await proc.stop();
-    throw proc.failure((err as Error).message);
-  }
+  await proc.waitReady(`${label} to be ready`, ready, { timeoutMs: 90_000, intervalMs: 250 });
   return proc;
 }
