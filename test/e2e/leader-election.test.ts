@@ -15,16 +15,6 @@ import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('postgres');
 
-async function ready(m: Middleware): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${m.metricsAddress}/readyz`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
-
 describe('leader election across replicas', { skip }, () => {
   let store: ScratchStore;
   const replicas: Middleware[] = [];
@@ -63,7 +53,7 @@ describe('leader election across replicas', { skip }, () => {
     const a = await replica('replica-a', 'ready');
     const first = await a.c.put({ key: b('/le/a'), value: b('1') });
     const bb = await replica('replica-b', 'live');
-    assert.equal(await ready(bb.m), false, 'the standby is not ready');
+    assert.equal(await bb.m.isReady(), false, 'the standby is not ready');
     await assert.rejects(bb.c.put({ key: b('/le/nope'), value: b('x') }), 'the standby does not serve the etcd API');
 
     // pause the leader past its lease: the standby takes over
@@ -72,7 +62,7 @@ describe('leader election across replicas', { skip }, () => {
       () => 'committed',
       (err: Error) => err.message,
     );
-    await waitUntil('the standby to take over', async () => ((await ready(bb.m)) ? true : undefined), { timeoutMs: 30_000 });
+    await waitUntil('the standby to take over', async () => ((await bb.m.isReady()) ? true : undefined), { timeoutMs: 30_000 });
     const second = await firstWrite(bb.c, '/le/b', '2');
     assert.ok(BigInt(second.header.revision) > BigInt(first.header.revision), 'revisions continue above the old leader\'s');
 
@@ -92,9 +82,9 @@ describe('leader election across replicas', { skip }, () => {
     const bb = { m: replicas[1]!, c: clients[clients.length - 1]! };
     const before = await bb.c.put({ key: b('/le/c'), value: b('3') });
     const cc = await replica('replica-c', 'live');
-    assert.equal(await ready(cc.m), false);
+    assert.equal(await cc.m.isReady(), false);
     await bb.m.stop();
-    await waitUntil('the next replica to take over', async () => ((await ready(cc.m)) ? true : undefined), { timeoutMs: 30_000 });
+    await waitUntil('the next replica to take over', async () => ((await cc.m.isReady()) ? true : undefined), { timeoutMs: 30_000 });
     const after = await firstWrite(cc.c, '/le/d', '4');
     assert.ok(BigInt(after.header.revision) > BigInt(before.header.revision));
     const all = await cc.c.range({ key: b('/le/'), range_end: b('/le0') });

@@ -21,16 +21,6 @@ const skip = await skipUnless('postgres');
 const LEASE = '2s';
 const RENEW = '500ms';
 
-async function ready(m: Middleware): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${m.metricsAddress}/readyz`, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
-
 describe('leader hand-over in a rolling update', { skip }, () => {
   let store: ScratchStore;
   const pods: Middleware[] = [];
@@ -66,7 +56,7 @@ describe('leader hand-over in a rolling update', { skip }, () => {
       const key = `/ho/${String(i).padStart(4, '0')}`;
       const r = await waitUntil(`a write of ${key}`, async () => {
         for (const [j, m] of pods.entries()) {
-          if (!m.process?.running || !(await ready(m))) continue;
+          if (!m.process?.running || !(await m.isReady())) continue;
           const res = await clients[j]!.put({ key: b(key), value: b(String(i)) }).catch(() => undefined);
           if (res) return res;
         }
@@ -79,7 +69,7 @@ describe('leader hand-over in a rolling update', { skip }, () => {
     for (let i = 0; i < 20; i++) await write(i);
 
     const fresh = await pod('harikube-root-7c4b-bbbbb', 'tmpl-2', 'live');
-    assert.equal(await ready(fresh.m), false, 'the new pod starts as a standby');
+    assert.equal(await fresh.m.isReady(), false, 'the new pod starts as a standby');
     // writes go on while the new pod waits and while the lease changes hands
     let i = 20;
     const exit = old.m.process!.exited;
@@ -91,7 +81,7 @@ describe('leader hand-over in a rolling update', { skip }, () => {
     assert.deepEqual(await exit, { code: 0, signal: null }, 'the old leader stepped down by itself and exited 0');
     assert.match(old.m.process!.tail(), /handing the lease over to it/);
     assert.match(old.m.process!.tail(), /handed the leader lease over/);
-    assert.equal(await ready(fresh.m), true, 'the new pod serves');
+    assert.equal(await fresh.m.isReady(), true, 'the new pod serves');
     assert.match(fresh.m.process!.tail(), /acquired the leader lease/);
 
     // every acknowledged write is there, at the revision it was acknowledged with
@@ -106,8 +96,8 @@ describe('leader hand-over in a rolling update', { skip }, () => {
     // the old pod's container restarts under its pod name (same template): it stands by and stays a standby
     const restarted = await pod('harikube-root-5d9f-aaaaa', 'tmpl-1', 'live');
     await sleep(2_000 * 3);
-    assert.equal(await ready(restarted.m), false, 'the old pod does not take the lease back');
-    assert.equal(await ready(fresh.m), true);
+    assert.equal(await restarted.m.isReady(), false, 'the old pod does not take the lease back');
+    assert.equal(await fresh.m.isReady(), true);
     assert.doesNotMatch(fresh.m.process!.tail(), /handing the lease over/);
   });
 });

@@ -55,6 +55,17 @@ export class Middleware {
     return this.proc;
   }
 
+  /** True when /readyz answers 200 now (a leader serving; a standby or a stopped process answers otherwise). */
+  async isReady(): Promise<boolean> {
+    try {
+      const res = await fetch(`http://${this.metricsAddress}/readyz`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
   async stop(): Promise<void> {
     await this.proc?.stop();
   }
