@@ -15,7 +15,7 @@ import { Store } from '../../middleware/src/mvcc/store.js';
 import { Watcher, type WatchSink } from '../../middleware/src/mvcc/watch-hub.js';
 import { Mover } from '../../middleware/src/router/migration/mover.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
-import { TopologyApplier } from '../../middleware/src/router/topology-applier.js';
+import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule, TopologyDocument } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from '../support/bytes.js';
 import { skipUnless } from '../support/env.js';

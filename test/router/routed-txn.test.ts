@@ -13,7 +13,7 @@ import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
-import { TopologyApplier } from '../../middleware/src/router/topology-applier.js';
+import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import { keysIn } from '../support/routed.js';

@@ -12,7 +12,7 @@ import { isMovable } from '../backends/movable.js';
 import { keyAfter } from '../mvcc/key-range.js';
 import { routeLabel } from '../router/migration/describe.js';
 import type { RouteTable } from '../router/route-table.js';
-import { location } from '../router/topology-applier.js';
+import { location } from '../server/topology-applier.js';
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
 
 const PAGE = 1000;

@@ -89,7 +89,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     import('../mvcc/key-reader.js'),
     import('../router/metrics.js'),
     import('../backends/meta.js'),
-    import('../router/topology-applier.js'),
+    import('./topology-applier.js'),
     import('../topology/source/index.js'),
     import('./topology-report.js'),
     import('./topology-retry.js'),

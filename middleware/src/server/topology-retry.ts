@@ -8,7 +8,7 @@
 import { Counter } from 'prom-client';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
-import { TopologyRefusedError } from '../router/topology-applier.js';
+import { TopologyRefusedError } from './topology-applier.js';
 
 export const topologyRetryMetrics = {
   retries: new Counter({

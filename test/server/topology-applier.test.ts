@@ -14,7 +14,7 @@ import { openBackend } from '../../middleware/src/backends/index.js';
 import { StoreKeyReader } from '../../middleware/src/mvcc/key-reader.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
-import { TopologyApplier } from '../../middleware/src/router/topology-applier.js';
+import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule, TopologyDocument } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from '../support/bytes.js';
 import { freePort } from '../support/env.js';

@@ -15,11 +15,11 @@ import type { Store } from '../mvcc/store.js';
 import { parseEndpoint, redactEndpoint, type Endpoint } from '../topology/endpoint.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { resolve } from 'node:path';
-import { topologyMetrics } from './metrics.js';
-import { encodeMigrationState, type SourceRecord } from './migration/state.js';
-import { backendIdentity, RouteTable } from './route-table.js';
-import { openRuleBackends, type BackendFactory, type RoutedBackend } from './routed-backend.js';
-import { DEFAULT_BACKEND } from './router.js';
+import { topologyMetrics } from '../router/metrics.js';
+import { encodeMigrationState, type SourceRecord } from '../router/migration/state.js';
+import { backendIdentity, RouteTable } from '../router/route-table.js';
+import { openRuleBackends, type BackendFactory, type RoutedBackend } from '../router/routed-backend.js';
+import { DEFAULT_BACKEND } from '../router/router.js';
 
 
 /** Keys that one change would move from one backend to another. */
