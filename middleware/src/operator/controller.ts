@@ -8,7 +8,7 @@ import { eventRecorder } from './events.js';
 import { Informer } from './informer.js';
 import type { KubeClient } from './kube-client.js';
 import { allConfigMapsPath, allSecretsPath, allTopologyConfigsPath, configMapsPath, secretsPath } from './kube-paths.js';
-import { LeaderElector } from './leader-election.js';
+import { KubeLeaseElector } from './lease-elector.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from './markers.js';
 import { parseReport, REPORT_FOR_LABEL, type ApplyReport } from '../topology/apply-report.js';
 import { isLeaderGauge, queueDepth, reconcileSeconds, reconcilesTotal, topologyConfigsByStatus } from './metrics.js';
@@ -66,7 +66,7 @@ export class TopologyOperator {
   /** Start times of reconciles in progress, by worker (for /healthz). */
   private readonly inFlight = new Map<number, number>();
   private nextWorker = 0;
-  private readonly elector?: LeaderElector;
+  private readonly elector?: KubeLeaseElector;
   private readonly abort = new AbortController();
   private term?: Term;
   private electing?: Promise<void>;
@@ -135,7 +135,7 @@ export class TopologyOperator {
     };
     for (const informer of this.reportInformers) informer.on({ add: onReport, update: (_, cm) => onReport(cm), delete: onReport });
     if (opts.leaderElection) {
-      this.elector = new LeaderElector({
+      this.elector = new KubeLeaseElector({
         client: opts.client,
         identity: opts.identity,
         log: opts.log.child({ component: 'leader-election' }),

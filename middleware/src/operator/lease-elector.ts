@@ -43,7 +43,7 @@ export function microTime(date: Date): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-export class LeaderElector {
+export class KubeLeaseElector {
   private leading = false;
   private lastRenewed = 0;
   private observed?: { record: string; at: number };
