@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { logger } from '../../middleware/src/log.js';
-import { TopologyOperator } from '../../middleware/src/operator/controller.js';
+import { TopologyConfigController } from '../../middleware/src/operator/controller.js';
 import { kubeClient } from '../../middleware/src/operator/kube-client.js';
 import { topologyConfigCrd } from '../../middleware/src/topology/crd.js';
 import { parseReport, REPORT_FOR_LABEL } from '../../middleware/src/topology/apply-report.js';
@@ -28,7 +28,7 @@ describe('Ready means routed, with a real kube-apiserver', { skip }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hk-ready-kube-'));
   const db = (name: string) => path.join(dir, `${name}.db`);
   let stack: KubeStack;
-  let operator: TopologyOperator;
+  let operator: TopologyConfigController;
 
   const tc = (namespace: string, name: string, position: number, rule: Record<string, unknown>) =>
     stringify({
@@ -52,7 +52,7 @@ describe('Ready means routed, with a real kube-apiserver', { skip }, () => {
     await stack.api.kubectl(['apply', '-f', '-'], { input: stringify(topologyConfigCrd()) });
     await stack.api.kubectl(['wait', '--for=condition=Established', 'crd/topologyconfigs.harikube.info', '--timeout=60s']);
     for (const ns of ['harikube', 'team-a', 'team-b', 'team-c']) await stack.api.kubectl(['create', 'namespace', ns]);
-    operator = new TopologyOperator({
+    operator = new TopologyConfigController({
       client: kubeClient(stack.api.kubeConfig(), { userAgent: 'harikube-operator/e2e', requestTimeoutMs: 10_000 }),
       log: logger.child({ test: 'ready-kube' }),
       identity: 'e2e',

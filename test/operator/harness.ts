@@ -4,7 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { configureLogging, logger } from '../../middleware/src/log.js';
-import { TopologyOperator, type OperatorOptions } from '../../middleware/src/operator/controller.js';
+import { TopologyConfigController, type OperatorOptions } from '../../middleware/src/operator/controller.js';
 import { kubeClient } from '../../middleware/src/operator/kube-client.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { topologyConfig } from '../../middleware/src/topology/topologyconfig.js';
@@ -25,9 +25,9 @@ configureLogging({ format: 'json', level: 'debug', write: (line) => logLines.pus
 export function startOperator(
   fake: FakeKube,
   opts: Partial<OperatorOptions> & { identity?: string } = {},
-): TopologyOperator {
+): TopologyConfigController {
   const identity = opts.identity ?? 'op-a';
-  const operator = new TopologyOperator({
+  const operator = new TopologyConfigController({
     client: kubeClient(fake.kubeConfig(), { userAgent: `harikube-operator/${identity}`, requestTimeoutMs: 5000 }),
     log: logger.child({ instance: identity }),
     identity,

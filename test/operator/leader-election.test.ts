@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeKube, type RequestRecord } from '../support/fake-kube.js';
-import type { TopologyOperator } from '../../middleware/src/operator/controller.js';
+import type { TopologyConfigController } from '../../middleware/src/operator/controller.js';
 import { mergedNames, rule, startOperator, statusOf, tcObject } from './harness.js';
 
 const LEASE = { namespace: 'harikube', name: 'topology-operator', leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 200 };
@@ -23,7 +23,7 @@ function holder(fake: FakeKube): string | undefined {
 
 test('only the leader writes; when its renewals fail the other replica takes over', async (t) => {
   const fake = await FakeKube.start();
-  const replicas: Record<string, TopologyOperator> = {
+  const replicas: Record<string, TopologyConfigController> = {
     a: startOperator(fake, { identity: 'a', leaderElection: LEASE }),
     b: startOperator(fake, { identity: 'b', leaderElection: LEASE }),
   };

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { configureLogging, logger, type LogFormat } from '../log.js';
 import { parseDuration } from '../topology/duration.js';
 import { topologyConfigCrd } from '../topology/crd.js';
-import { TopologyOperator } from './controller.js';
+import { TopologyConfigController } from './controller.js';
 import { flagHelp, FlagError, parseFlags, type FlagSpec } from './flags.js';
 import { parseBindAddress, startHttpServer, type RunningServer } from './http.js';
 import { kubeClient } from './kube-client.js';
@@ -175,7 +175,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const identity = String(flags.identity ?? `${process.env.POD_NAME || hostname()}_${randomBytes(4).toString('hex')}`);
   const client = kubeClient(kc, { userAgent: `harikube-operator/${identity}` });
-  const operator = new TopologyOperator({
+  const operator = new TopologyConfigController({
     client,
     log,
     identity,

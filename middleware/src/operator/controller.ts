@@ -57,7 +57,7 @@ interface Term {
   routedRules: Map<string, AppliedSource>;
 }
 
-export class TopologyOperator {
+export class TopologyConfigController {
   readonly topologyConfigs: Informer<TopologyConfigResource>;
   /** Secrets (targets and decrypt keys): one informer per namespace in --secret-namespaces, else one cluster-wide. */
   readonly secretInformers: Informer<SecretResource>[];
