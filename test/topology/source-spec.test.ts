@@ -8,7 +8,7 @@ import {
   FileTopologySource,
   HttpTopologySource,
   SecretTopologySource,
-  topologyHash,
+  documentContentHash,
   type StoredKeyReader,
 } from '../../middleware/src/topology/source/index.js';
 
@@ -60,10 +60,10 @@ test('anything else is refused with what to write instead, without echoing crede
 });
 
 test('the content hash ignores key order and formatting, not content', () => {
-  const a = topologyHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'a' } }] });
-  const b = topologyHash({ backends: [{ prefix: { prefix: 'a' }, endpoint: 'sqlite://./a.db', name: 'a' }] });
-  const c = topologyHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'b' } }] });
+  const a = documentContentHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'a' } }] });
+  const b = documentContentHash({ backends: [{ prefix: { prefix: 'a' }, endpoint: 'sqlite://./a.db', name: 'a' }] });
+  const c = documentContentHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'b' } }] });
   assert.equal(a, b);
   assert.notEqual(a, c);
-  assert.notEqual(a, topologyHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'a' } }] }, 'tls digest'));
+  assert.notEqual(a, documentContentHash({ backends: [{ name: 'a', endpoint: 'sqlite://./a.db', prefix: { prefix: 'a' } }] }, 'tls digest'));
 });

@@ -113,7 +113,7 @@ function canonicalJson(value: unknown): string {
 }
 
 /** The content hash change detection uses (exported for tests and for callers that record what they applied). */
-export function topologyHash(document: TopologyDocument, extraContent = ''): string {
+export function documentContentHash(document: TopologyDocument, extraContent = ''): string {
   return createHash('sha256').update(canonicalJson(document)).update('\0').update(extraContent).digest('hex');
 }
 
@@ -257,7 +257,7 @@ export class SourceCore {
       this.reportError(reading.error);
       return;
     }
-    const hash = topologyHash(reading.document, reading.extraContent);
+    const hash = documentContentHash(reading.document, reading.extraContent);
     const recovered = this.lastError !== undefined;
     this.lastError = undefined;
     if (!force && hash === this.lastHash) {
