@@ -49,6 +49,7 @@ import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
 import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
 import { TOPOLOGY_DOCUMENT_KEY, topologyHash } from '../middleware/src/topology/compile.js';
+import { SERVE_ENV, serveFlag } from '../middleware/src/server/flags.js';
 
 export const MIDDLEWARE_APP = 'harikube-middleware';
 export const ETCD_PORT = 2379;
@@ -223,19 +224,19 @@ export function middlewareRollout(plan: MiddlewarePlan): k8s.types.input.apps.v1
 export function middlewareArgs(plan: MiddlewarePlan, extra: string[] = []): string[] {
   return [
     'serve',
-    `--listen-address=0.0.0.0:${ETCD_PORT}`,
-    `--metrics-bind-address=:${METRICS_PORT}`,
-    '--log-format=json',
+    serveFlag('listen-address', `0.0.0.0:${ETCD_PORT}`),
+    serveFlag('metrics-bind-address', `:${METRICS_PORT}`),
+    serveFlag('log-format', 'json'),
     ...(plan.tls
       ? [
-          `--server-cert-file=${SERVER_TLS_DIR}/tls.crt`,
-          `--server-key-file=${SERVER_TLS_DIR}/tls.key`,
-          ...(plan.requireClientCertificates ? [`--server-ca-file=${SERVER_TLS_DIR}/ca.crt`] : []),
+          serveFlag('server-cert-file', `${SERVER_TLS_DIR}/tls.crt`),
+          serveFlag('server-key-file', `${SERVER_TLS_DIR}/tls.key`),
+          ...(plan.requireClientCertificates ? [serveFlag('server-ca-file', `${SERVER_TLS_DIR}/ca.crt`)] : []),
         ]
       : []),
-    ...(plan.leaderElection ? ['--leader-elect'] : []),
+    ...(plan.leaderElection ? [serveFlag('leader-elect')] : []),
     // README "Guarantees across databases and layers": compaction at the top compacts the layers below.
-    ...(plan.lowerLayer ? ['--compact-interval=0'] : []),
+    ...(plan.lowerLayer ? [serveFlag('compact-interval', 0)] : []),
     ...extra,
   ];
 }
@@ -396,15 +397,15 @@ export class Middleware extends pulumi.ComponentResource {
 
     // --- pod
     const env: k8s.types.input.core.v1.EnvVar[] = [
-      { name: 'HARIKUBE_ENDPOINT', valueFrom: { secretKeyRef: { name: defaultEndpointSecret, key: DEFAULT_ENDPOINT_KEY } } },
+      { name: SERVE_ENV.endpoint, valueFrom: { secretKeyRef: { name: defaultEndpointSecret, key: DEFAULT_ENDPOINT_KEY } } },
       args.topology
-        ? { name: 'TOPOLOGY_CONFIG', value: `file://${args.topology.mountPath}/${TOPOLOGY_DOCUMENT_KEY}` }
-        : { name: 'TOPOLOGY_CONFIG', value: `secret://${args.topologySecretRef}` },
-      { name: 'TOPOLOGY_CONFIG_TLS_DIR', value: TOPOLOGY_TLS_WORK_DIR },
-      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        ? { name: SERVE_ENV.topologyConfig, value: `file://${args.topology.mountPath}/${TOPOLOGY_DOCUMENT_KEY}` }
+        : { name: SERVE_ENV.topologyConfig, value: `secret://${args.topologySecretRef}` },
+      { name: SERVE_ENV.topologyTlsDir, value: TOPOLOGY_TLS_WORK_DIR },
+      { name: SERVE_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       // leader hand-over in a rolling update: the new pod is the one of another template
-      ...(plan.leaderElection ? [{ name: 'POD_TEMPLATE_HASH', valueFrom: { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } } }] : []),
+      ...(plan.leaderElection ? [{ name: SERVE_ENV.podTemplateHash, valueFrom: { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } } }] : []),
     ];
     const volumes: k8s.types.input.core.v1.Volume[] = [
       dataVolume,

@@ -16,6 +16,23 @@ interface FlagSpec {
 /** The embedded default: a SQLite file next to the working directory. */
 export const DEFAULT_ENDPOINT = 'sqlite://./db/state.db';
 
+/**
+ * Environment variables `serve` reads (the Pulumi components set them by these names): the default endpoint
+ * keeps credentials off the command line; the pod's name and template hash come from the downward API.
+ */
+export const SERVE_ENV = {
+  endpoint: 'HARIKUBE_ENDPOINT',
+  topologyConfig: 'TOPOLOGY_CONFIG',
+  topologyTlsDir: 'TOPOLOGY_CONFIG_TLS_DIR',
+  podName: 'POD_NAME',
+  podTemplateHash: 'POD_TEMPLATE_HASH',
+} as const;
+
+/** `--name` or `--name=value` of a serve flag: callers that build a command line name flags from the table. */
+export function serveFlag(name: keyof typeof SERVE_FLAGS, value?: string | number): string {
+  return value === undefined ? `--${name}` : `--${name}=${value}`;
+}
+
 export const SERVE_FLAGS = {
   'listen-address': { type: 'string', default: '127.0.0.1:2379', description: 'host:port the etcd gRPC API listens on.' },
   endpoint: {
@@ -185,15 +202,15 @@ function leaderElection(str: (name: keyof typeof SERVE_FLAGS) => string | undefi
   if (renewIntervalMs * 2 > leaseDurationMs) {
     throw new FlagError('--leader-elect-renew-interval must be at most half of --leader-elect-lease-duration (the leader renews at least twice per lease)');
   }
-  const identity = str('leader-elect-identity') || process.env.POD_NAME || process.env.HOSTNAME || `${hostname()}-${process.pid}`;
-  const template = str('leader-elect-template') ?? process.env.POD_TEMPLATE_HASH ?? '';
+  const identity = str('leader-elect-identity') || process.env[SERVE_ENV.podName] || process.env.HOSTNAME || `${hostname()}-${process.pid}`;
+  const template = str('leader-elect-template') ?? process.env[SERVE_ENV.podTemplateHash] ?? '';
   return { identity, leaseDurationMs, renewIntervalMs, template };
 }
 
 /** The database flags' values (see `DATABASE_FLAG_NAMES`), checked: the default backend must be a database. */
 export function databaseConfig(values: Record<string, string | boolean | undefined>): DatabaseConfig {
   const str = (name: (typeof DATABASE_FLAG_NAMES)[number]) => values[name] as string | undefined;
-  const endpoint = str('endpoint') ?? (process.env.HARIKUBE_ENDPOINT || DEFAULT_ENDPOINT);
+  const endpoint = str('endpoint') ?? (process.env[SERVE_ENV.endpoint] || DEFAULT_ENDPOINT);
   if (/^https?:\/\//i.test(endpoint.trim())) {
     throw new FlagError(
       `--endpoint "${redactEndpoint(endpoint)}": the default backend holds the meta store and leases, so it must be a database (sqlite://, postgres://, mysql://); route keys to an etcd or another middleware with a topology rule`,
@@ -244,9 +261,9 @@ export function parseServeFlags(args: string[]): ServeConfig {
     compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
     compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
     compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
-    topologyConfig: str('topology-config') ?? (process.env.TOPOLOGY_CONFIG || undefined),
+    topologyConfig: str('topology-config') ?? (process.env[SERVE_ENV.topologyConfig] || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
-    topologyTlsDir: str('topology-tls-dir') ?? (process.env.TOPOLOGY_CONFIG_TLS_DIR || undefined),
+    topologyTlsDir: str('topology-tls-dir') ?? (process.env[SERVE_ENV.topologyTlsDir] || undefined),
     migrationRate: count('migration-rate', str('migration-rate')!, 0),
     leaderElection: values['leader-elect'] === true ? leaderElection(str) : undefined,
     debug: values.debug === true,
