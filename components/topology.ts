@@ -30,6 +30,7 @@ import {
 } from '../middleware/src/topology/compile.js';
 import { standardLabels, dnsLabel } from './kube.js';
 import { BACKEND_TLS_DIR, DEFAULT_SQLITE_ENDPOINT, TOPOLOGY_MOUNT_PATH } from './paths.js';
+import { SECRET_DATA_KEY } from '../middleware/src/topology/secret-layout.js';
 
 /** One rule: a topology `BackendRule` whose endpoint (and TLS material) may be secret inputs. */
 export interface TopologyRuleArgs extends Omit<BackendRule, 'endpoint'> {
@@ -86,7 +87,7 @@ export function checkRuleShapes(rules: Array<Omit<TopologyRuleArgs, 'endpoint'>>
   const issues = result.ok ? [] : result.issues.filter((i) => i.field !== 'endpoint');
   if (issues.length) throw new TopologyValidationError('Topology declaration', issues);
   for (const r of rules) {
-    if (r.tlsSecretName !== undefined && !/^[-._a-zA-Z0-9]+$/.test(r.name)) {
+    if (r.tlsSecretName !== undefined && !SECRET_DATA_KEY.test(r.name)) {
       throw new TopologyValidationError('Topology declaration', [{ rule: r.name, field: 'name', message: 'a rule with tlsSecretName needs a name usable as a directory (letters, digits, ".", "_", "-")' }]);
     }
   }

@@ -15,6 +15,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { BackendRuleSchema, MATCH_FIELDS, MigrationSettingsSchema, type BackendRule, type BackendTLS, type MatchField, type MigrationSettings } from './schema.js';
 import { TopologyValidationError, validateTopology, type TopologyIssue } from './validate.js';
 import { parseEndpoint, redactEndpoint } from './endpoint.js';
+import { SECRET_DATA_KEY } from './secret-layout.js';
 
 /** PEM material for a rule's backend connection; written as files into the topology Secret. */
 export interface RuleTlsMaterial {
@@ -112,8 +113,6 @@ export function tlsMaterialFiles(rule: string, material: RuleTlsMaterial | undef
 /** Data key of the routing table inside the routing ConfigMap. */
 export const ROUTING_TABLE_KEY = 'routing.yaml';
 
-/** Secret data keys must match this; TLS files are named `<rule>.<file>`. */
-const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /**
  * Orders the keys of `value` as `schema` declares its properties, recursively (arrays keep their order), so
@@ -194,7 +193,7 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
     const { tlsMaterial, target: _target, ...rule } = declared;
     const out: BackendRule = { ...rule, endpoint: rule.endpoint.trim() };
     if (tlsMaterial && Object.values(tlsMaterial).some((v) => v !== undefined)) {
-      if (!SECRET_KEY.test(rule.name)) {
+      if (!SECRET_DATA_KEY.test(rule.name)) {
         issues.push({ index, rule: rule.name, field: 'name', message: 'a rule with TLS material needs a name of letters, digits, ".", "_" and "-" (it names the files)' });
       }
       const tls: BackendTLS = { ...(rule.backendTLS ?? {}) };

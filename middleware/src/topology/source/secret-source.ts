@@ -27,10 +27,8 @@ import {
   type TopologySourceHandlers,
   type TopologyUpdate,
 } from './source.js';
+import { DOCUMENT_KEY, SECRET_DATA_KEY } from '../secret-layout.js';
 
-const DOCUMENT_KEY = /\.(ya?ml|json)$/i;
-/** What Kubernetes allows in a Secret data key; anything else must not become a path. */
-const SAFE_FILE_KEY = /^[-._a-zA-Z0-9]+$/;
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const NAME = /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 /** Backoff for re-reading after the store failed: first retry at once, then 0.5 s doubling to 30 s. */
@@ -124,7 +122,7 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
     });
   }
   for (const [key] of tls) {
-    if (!SAFE_FILE_KEY.test(key) || key === '.' || key === '..') {
+    if (!SECRET_DATA_KEY.test(key) || key === '.' || key === '..') {
       issues.push({ dataKey: key, field: '(data key)', message: 'is not a valid file name for TLS material (letters, digits, "-", "_", "." only)' });
     }
   }
