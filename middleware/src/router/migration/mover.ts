@@ -7,7 +7,8 @@
  * from the durable state, and a backend no rule routes to any more is closed.
  *
  * Crash safety comes from the order: copy (commit) before drop; a copy that is already there is skipped; a
- * drop removes only rows at or below the newest copied revision. A restart rescans from the start.
+ * drop removes only rows at or below the newest revision it copied (see `moveBatch`). A restart rescans from
+ * the start.
  */
 import { inWriteTxn, type Backend, type KeyRow } from '../../backends/backend.js';
 import { META } from '../../backends/meta.js';
@@ -27,6 +28,8 @@ const SCAN_KEYS = 1000;
 /** History rows copied per transaction: bounds how long the owner's write lock is held. */
 const COPY_ROWS = 500;
 const MAX_BACKOFF_MS = 30_000;
+/** Emptied sources kept in the status. */
+const MAX_FINISHED = 20;
 
 /** The routing the mover works with (RoutedBackend implements it). */
 export interface MigrationHost {
@@ -345,6 +348,8 @@ export class Mover {
     migrationMetrics.keysRemaining.set({ source: st.source }, 0);
     this.progress.delete(source);
     this.finished.push(st);
+    // a long-running middleware keeps the recent ones only (GET /migrations stays small)
+    if (this.finished.length > MAX_FINISHED) this.finished.shift();
     this.log.info('migration: source emptied', { source: st.source, backend: st.description, keysMoved: st.keysMoved, seconds: Math.round((st.finishedAt - st.startedAt) / 1000) });
     this.changed();
   }
