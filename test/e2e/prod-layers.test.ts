@@ -181,6 +181,8 @@ describe('prod stack: each layer runs as its Deployment and routes as declared',
         pod.env[e.name] = value.toString('utf8');
       } else if (field === 'metadata.name') pod.env[e.name] = podName(pod);
       else if (field === 'metadata.namespace') pod.env[e.name] = pod.deployment.metadata.namespace;
+      // the ReplicaSet's label (set by Kubernetes, not in the rendered Deployment): one pod template here
+      else if (field === "metadata.labels['pod-template-hash']") pod.env[e.name] = 'local-template';
       else throw new Error(`${pod.layer}: env ${e.name} has a source this test does not resolve yet`);
     }
     pod.args = c.args.map((a: string) => localize(pod.layer, a));
