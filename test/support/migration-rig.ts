@@ -73,7 +73,18 @@ export class MigrationRig {
 
   /** Polls GET /migrations until `pick` returns something. */
   waitStatus<T>(what: string, pick: (s: MigrationStatus) => T | undefined, timeoutMs = 120_000, intervalMs = 50): Promise<T> {
-    return waitUntil(what, async () => pick(await this.status()), { timeoutMs, intervalMs });
+    let last: MigrationStatus | undefined;
+    return waitUntil(
+      what,
+      async () => {
+        last = await this.status();
+        return pick(last);
+      },
+      { timeoutMs, intervalMs },
+    ).catch((err: Error) => {
+      // the last status says where the migration was instead
+      throw new Error(`${err.message}; last GET /migrations: ${JSON.stringify(last)}`, { cause: err });
+    });
   }
 
   /** The source `name` ("" = default backend) in the status, if listed. */
