@@ -103,7 +103,7 @@ export function migrationTable(m: MigrationResult): string {
     `(HariKube, default backend SQLite; ${m.putRow} puts on keys that stay: idle before the change, while keys move, idle after the move)`;
   const rows = m.runs.map((r) => {
     const rate = r.rate ? `${r.rate.toLocaleString('en-US')} keys/s (default)` : 'unlimited (0)';
-    if (r.error) return [rate, 'failed', '', '', '', ''];
+    if (r.error) return [rate, 'failed', '', '', '', '', ''];
     return [
       rate,
       `${n(r.keysPerSec)} keys/s (${n(r.moveSeconds)} s)`,
@@ -111,9 +111,12 @@ export function migrationTable(m: MigrationResult): string {
       `${n(r.during.opsPerSec)} (p99 ${ms(r.during.p99Ms)} ms)`,
       `${r.ratio.toFixed(2)}x${r.overlapped ? '' : ' (not entirely during the move)'}`,
       r.serverCores.toFixed(2),
+      // the generator must not be the bottleneck: its own CPU beside the server's, over the same phase
+      `${r.during.serverCpuSeconds.toFixed(1)} / ${r.during.cpuSeconds.toFixed(1)}`,
     ];
   });
-  return [title, '', table(['--migration-rate', 'moved', 'puts/s idle before / after', 'puts/s while moving', 'while moving / idle (mean)', 'server cores during the move'], rows)].join('\n');
+  const headers = ['--migration-rate', 'moved', 'puts/s idle before / after', 'puts/s while moving', 'while moving / idle (mean)', 'server cores during the move', 'CPU s while moving: server / loadgen'];
+  return [title, '', table(headers, rows)].join('\n');
 }
 
 function memoryTable(memory: MemoryResult[]): string {
