@@ -113,3 +113,43 @@ test('Migrating is the resource whose rules move, with the progress; another res
   assert.equal(active.conditions.find((c: any) => c.type === 'Ready').status, 'True');
   assert.ok(eventsFor(fake, 'moves').some((e) => e.reason === 'Applied' && /rules applied by middleware 4242/.test(e.message)));
 });
+
+test('a deleted resource keeps its finalizer until every middleware applied the Secret without it and moved its keys out', async (t) => {
+  const fake = await setup(t);
+  fake.create(tcObject('team-a', 'shop', 1, [rule('orders')]));
+  fake.create(tcObject('team-b', 'stays', 2, [rule('leases')]));
+  await fake.until('both written', () => mergedNames(fake.get('secrets', 'harikube', 'topology-config')).length === 2);
+  reportAsMiddleware(fake, { middleware: '111' });
+  reportAsMiddleware(fake, { middleware: '222' });
+  await status(fake, 'team-a', 'shop', 'Active');
+
+  fake.delete('topologyconfigs', 'team-a', 'shop');
+  await fake.until('rules out of the Secret', () => (mergedNames(fake.get('secrets', 'harikube', 'topology-config')).join() === 'leases' ? true : undefined));
+  // nobody applied the Secret without "orders" yet: keys still go to its database
+  const waiting = await status(fake, 'team-a', 'shop', 'Pending');
+  assert.match(waiting.deployStatusReason, /being deleted: .*waiting for middleware 111, 222 to apply it/);
+  assert.ok(fake.get('topologyconfigs', 'team-a', 'shop')?.metadata.finalizers?.length, 'held while a middleware still routes to its database');
+
+  reportAsMiddleware(fake, { middleware: '111' });
+  reportAsMiddleware(fake, { middleware: '222', state: 'Migrating', rules: ['orders'], progress: '10 of 40 keys moved out of rule "orders"' });
+  const moving = await status(fake, 'team-a', 'shop', 'Migrating');
+  assert.match(moving.deployStatusReason, /middleware 222 is moving the keys of its rules out of their database: 10 of 40 keys/);
+  assert.ok(fake.get('topologyconfigs', 'team-a', 'shop')?.metadata.finalizers?.length, 'held while its keys move out');
+  // another team's migration does not hold it, but its own does until the report drops it
+  reportAsMiddleware(fake, { middleware: '222' });
+  await fake.until('released and gone', () => (!fake.get('topologyconfigs', 'team-a', 'shop') ? true : undefined));
+  assert.equal(statusOf(fake, 'team-b', 'stays')?.deployStatus, 'Active');
+});
+
+test('a deleted resource whose keys are not its own migration is released once the Secret without it is applied', async (t) => {
+  const fake = await setup(t);
+  fake.create(tcObject('team-a', 'shop', 1, [rule('orders')]));
+  fake.create(tcObject('team-b', 'moving', 2, [rule('leases')]));
+  await fake.until('both written', () => mergedNames(fake.get('secrets', 'harikube', 'topology-config')).length === 2);
+  reportAsMiddleware(fake);
+  await status(fake, 'team-a', 'shop', 'Active');
+  fake.delete('topologyconfigs', 'team-a', 'shop');
+  await fake.until('rules out of the Secret', () => (mergedNames(fake.get('secrets', 'harikube', 'topology-config')).join() === 'leases' ? true : undefined));
+  reportAsMiddleware(fake, { state: 'Migrating', rules: ['leases'], progress: '1 of 2 keys moved into rule "leases"' });
+  await fake.until('released and gone', () => (!fake.get('topologyconfigs', 'team-a', 'shop') ? true : undefined));
+});

@@ -1,10 +1,11 @@
 /**
  * One reconcile of one topology Secret (`namespace/name`): every TopologyConfig that targets it is resolved,
- * merged and written as one Secret; then finalizers of deleted resources are released and each resource's
- * status and Events are updated. Idempotent: running it again with nothing changed writes nothing.
+ * merged and written as one Secret; then finalizers of deleted resources are released (once every reporting
+ * middleware applied the Secret without their rules and moved their keys out: deletion-hold.ts) and each
+ * resource's status and Events are updated. Idempotent: running it again with nothing changed writes nothing.
  *
  * Order matters for safety: finalizers are added before rules are written (a resource deleted right after
- * can still be cleaned up), and removed only after the Secret no longer holds its rules.
+ * can still be cleaned up), and removed only after the Secret no longer holds its rules and no key lives by them.
  */
 import type { Logger } from '../log.js';
 import { TOPOLOGYCONFIG_API_VERSION, type TopologyConfigObject, type TopologyConfigStatus } from '../topology/topologyconfig.js';
@@ -23,6 +24,7 @@ import {
 import { memberKey, planMerge, type MergeMember, type MergeOutcome, type MergePlan } from './topology-merge.js';
 import { KeyLookupError, resolveRules, targetOf } from './resolve.js';
 import { eventFor, nextStatus, sameStatus, type StatusReport } from './status.js';
+import { deletionHold } from './deletion-hold.js';
 import { readAppliedSources, renderSourcesAnnotation, type AppliedSource } from './topology-secret.js';
 import { documentDigest, documentState, type ApplyReport } from '../topology/apply-report.js';
 import { redactEndpoint } from '../topology/endpoint.js';
@@ -232,8 +234,18 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
     throw e;
   }
 
-  // 5. Deleted resources: their rules are gone from the Secret now.
-  await releaseFinalizers(deleting, target, deps, guard);
+  // 5. Deleted resources: their rules are gone from the Secret now; each lets go once no key goes to or stays
+  // in its databases (deletion-hold.ts), so whatever waits for the delete may drop them.
+  const currentDigests = plan.documents.map((d) => documentDigest(d.text));
+  const holds = new Map<TopologyConfigResource, StatusReport>();
+  for (const tc of deleting) {
+    const key = memberKey(tc.metadata as { namespace: string; name: string });
+    const rules = [...(tc.spec?.backends ?? []).map((r) => r.name), ...(inSecret.get(key)?.rules ?? []).map((r) => r.name)];
+    const hold = deletionHold(rules, currentDigests, deps.reports?.(target));
+    if (hold) holds.set(tc, hold);
+  }
+  await releaseFinalizers(deleting.filter((tc) => !holds.has(tc)), target, deps, guard);
+  await writeStatuses([...holds.keys()], (tc) => holds.get(tc)!, deps, guard, now);
 
   // 6. Status and Events.
   const outcomeOf = (tc: TopologyConfigResource) => plan.outcomes.get(memberKey(tc.metadata as { namespace: string; name: string }))!;
