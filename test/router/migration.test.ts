@@ -212,9 +212,18 @@ describe('online migration', async () => {
     const c = new Cluster();
     await c.open('sqlite', 40);
     try {
+      // under the limit (40 keys/s) keys move in batches of a tenth of a second's worth, not a page at once
+      const steps: number[] = [];
+      let last = 0;
+      c.mover.onChange((s) => {
+        const moved = s.sources.reduce((n, x) => n + x.keysMoved, 0);
+        if (moved > last) steps.push(moved - last);
+        last = moved;
+      });
       const moving = Array.from({ length: 60 }, (_, i) => `/registry/pods/team-a/p${String(i).padStart(3, '0')}`);
       const staying = Array.from({ length: 20 }, (_, i) => `/registry/pods/team-b/p${String(i).padStart(3, '0')}`);
       await exercise(c, 'postgres', (endpoint) => ({ name: 'team-a', endpoint, namespace: { namespace: 'team-a' } }), moving, staying, '/registry/pods/');
+      assert.ok(steps.length > 0 && Math.max(...steps) <= 4, `keys moved per step at 40 keys/s: ${steps.join(', ')}`);
     } finally {
       await c.close();
     }

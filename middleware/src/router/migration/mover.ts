@@ -117,7 +117,7 @@ export class Mover {
 
   /**
    * `st` with its rate and time left as of now: keys moved over the pass so far per second, capped by the
-   * limit (the mover moves a page at once, then waits until the limit allows the next one).
+   * limit (the mover moves a batch at once, then waits until the limit allows the next one).
    */
   private rated(st: SourceStatus): SourceStatus {
     const pass = this.passes.get(st);
@@ -241,31 +241,38 @@ export class Mover {
       found += foreign.length;
       if (targets) for (const k of foreign) targets.add(t.nameOf(t.ownerOf(k.key)));
       if (move && foreign.length > 0) {
-        const moved = await this.moveKeys(source, foreign[0]!.key, keyAfter(foreign[foreign.length - 1]!.key));
-        pass.moved += moved;
-        st!.keysMoved += moved;
-        this.rated(st!);
-        const left = Math.max(0, st!.keysTotal - st!.keysMoved);
-        migrationMetrics.keysMoved.inc({ source: st!.source }, moved);
-        migrationMetrics.keysRemaining.set({ source: st!.source }, left);
-        this.changed();
-        await this.throttle(window, moved);
+        await this.moveKeys(source, foreign[0]!.key, keyAfter(foreign[foreign.length - 1]!.key), async (moved) => {
+          pass.moved += moved;
+          st!.keysMoved += moved;
+          this.rated(st!);
+          const left = Math.max(0, st!.keysTotal - st!.keysMoved);
+          migrationMetrics.keysMoved.inc({ source: st!.source }, moved);
+          migrationMetrics.keysRemaining.set({ source: st!.source }, left);
+          this.changed();
+          await this.throttle(window, moved);
+        });
       }
       if (keys.length < SCAN_KEYS) return found;
       start = keyAfter(keys[keys.length - 1]!.key);
     }
   }
 
-  /** Moves the foreign keys of the source in [from, to), COPY_ROWS of history at a time. */
-  private async moveKeys(source: MovableBackend, from: Buffer, to: Buffer): Promise<number> {
+  /**
+   * Moves the foreign keys of the source in [from, to), a batch of history rows at a time, reporting each
+   * batch's keys to `done` (which throttles). Under a rate limit a batch is at most a tenth of a second's
+   * worth of keys, so the limit holds over short spans too: a whole scan page moved at once would be a burst
+   * of up to SCAN_KEYS keys against the API server's writes, then a long sleep.
+   */
+  private async moveKeys(source: MovableBackend, from: Buffer, to: Buffer, done: (moved: number) => Promise<void>): Promise<void> {
     let start: Buffer = from;
-    let moved = 0;
     for (;;) {
-      if (this.signal.stopped) return moved;
+      if (this.signal.stopped) return;
       const readWith = this.opts.host.table;
-      const rows = await source.moves.history(start, to, COPY_ROWS);
-      if (rows.length === 0) return moved;
-      moved += await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows, readWith));
+      const rate = this.rate;
+      const batch = rate > 0 ? Math.max(1, Math.min(COPY_ROWS, Math.ceil(rate / 10))) : COPY_ROWS;
+      const rows = await source.moves.history(start, to, batch);
+      if (rows.length === 0) return;
+      await done(await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows, readWith)));
       start = keyAfter(rows[rows.length - 1]!.key);
     }
   }
