@@ -25,7 +25,9 @@ function keyLimit(target: TargetName, key: Buffer): number | undefined {
       return SQL_SERVER_KEY_LIMIT;
     case 'middleware-routed': {
       const text = key.toString('latin1');
-      return ROUTED_RULES.some((r) => new RegExp(r.regexp.key).test(text)) ? SQL_SERVER_KEY_LIMIT : undefined;
+      // the key rules send keys to PostgreSQL, MariaDB, an etcd or a child middleware over SQLite; only the
+      // SQL servers limit keys (these keys are not configmaps, so the namespace rule never takes them)
+      return ROUTED_RULES.some((r) => 'regexp' in r && ['even', 'odd'].includes(r.name) && new RegExp(r.regexp.key).test(text)) ? SQL_SERVER_KEY_LIMIT : undefined;
     }
   }
 }

@@ -8,6 +8,8 @@ import { b, prefixEnd, rev, text, underPrefix } from '../support/bytes.js';
 import { contractSuite } from '../support/contract.js';
 import type { EtcdClient } from '../support/grpc.js';
 import type { KeyValue } from '../support/etcd-types.js';
+import { SPLIT_PREFIX, assertSplitStored, splitKey } from '../support/namespace-split.js';
+import { SPLIT_NAMESPACE } from '../support/targets.js';
 
 const KEYS = 60;
 const PAGE = 7;
@@ -31,6 +33,8 @@ async function pagedList(client: EtcdClient, prefix: string, revision: bigint): 
 }
 
 const summary = (kvs: KeyValue[]) => kvs.map((kv) => [text(kv.key), text(kv.value), kv.mod_revision]);
+/** Everything the store keeps of a key, for comparing a list with the writes that made it. */
+const full = (kvs: KeyValue[]) => kvs.map((kv) => [text(kv.key), text(kv.value), kv.create_revision, kv.mod_revision, kv.version]);
 
 await contractSuite('paged list', (t) => {
   it('pages at a pinned revision join into exactly that snapshot while writers run', async () => {
@@ -91,5 +95,54 @@ await contractSuite('paged list', (t) => {
     const now = await t.client.range({ key: b(`${p}3`), range_end: prefixEnd(p), limit: 2 });
     assert.deepEqual(now.kvs.map((kv) => text(kv.key).slice(p.length)), ['5', '6']);
     assert.deepEqual([now.count, now.more], ['6', true]);
+  });
+
+  // The only case of this file under /registry/configmaps/: the whole resource prefix is its own.
+  it('a resource prefix a namespace rule splits over two backends lists as one store: order, revisions, count, limit + continue', async () => {
+    // ns-0 < ns-a < ns-b: on the routed target the keys of ns-a (PostgreSQL) sit between keys of the default SQLite
+    const namespaces = ['ns-0', SPLIT_NAMESPACE, 'ns-b'];
+    const key = (i: number) => splitKey(namespaces[i % 3]!, `cm-${String(i).padStart(2, '0')}-X`);
+    const model = new Map<string, [value: string, create: string, mod: string, version: string]>();
+    const expected = () => [...model.entries()].sort(([a], [c]) => Buffer.compare(b(a), b(c))).map(([k, v]) => [k, ...v]);
+    const r0 = rev(await t.client.range({ key: b(SPLIT_PREFIX) }));
+    // creates alternate between the backends: one revision space, one revision per write
+    for (let i = 0; i < 24; i++) {
+      const r = rev(await t.client.put({ key: b(key(i)), value: b(`v0-${i}`) }));
+      assert.equal(r, r0 + 1n + BigInt(i), `create ${i} (${key(i)})`);
+      model.set(key(i), [`v0-${i}`, String(r), String(r), '1']);
+    }
+    const created = await t.client.range({ ...underPrefix(SPLIT_PREFIX), revision: String(r0 + 24n) });
+    for (let i = 0; i < 24; i += 4) {
+      const r = String(rev(await t.client.put({ key: b(key(i)), value: b(`v1-${i}`) })));
+      model.set(key(i), [`v1-${i}`, model.get(key(i))![1], r, '2']);
+    }
+    for (let i = 1; i < 24; i += 4) {
+      assert.equal((await t.client.deleteRange({ key: b(key(i)) })).deleted, '1');
+      model.delete(key(i));
+    }
+
+    const snapshot = await t.client.range(underPrefix(SPLIT_PREFIX));
+    assert.deepEqual(full(snapshot.kvs), expected(), 'keys in byte order across the namespaces, revisions and versions as written');
+    assert.deepEqual([snapshot.count, snapshot.more], [String(model.size), false]);
+    const limited = await t.client.range({ ...underPrefix(SPLIT_PREFIX), limit: 5 });
+    assert.deepEqual(full(limited.kvs), expected().slice(0, 5));
+    assert.deepEqual([limited.count, limited.more], [String(model.size), true], 'count is the whole range, not the page');
+    // an older revision: the 24 creates, before any update or delete
+    assert.deepEqual(full(created.kvs), Array.from({ length: 24 }, (_, i) => [key(i), `v0-${i}`, String(r0 + 1n + BigInt(i)), String(r0 + 1n + BigInt(i)), '1']).sort((x, y) => Buffer.compare(b(x[0]!), b(y[0]!))));
+
+    // writes on both sides of the split after the snapshot: the pinned pages still join into the snapshot
+    const pinned = rev(snapshot);
+    for (let i = 24; i < 30; i++) await t.client.put({ key: b(key(i)), value: b(`v0-${i}`) });
+    for (const i of [0, 2, 4]) await t.client.deleteRange({ key: b(key(i)) });
+    assert.deepEqual(full(await pagedList(t.client, SPLIT_PREFIX, pinned)), full(snapshot.kvs), 'pages pinned to the snapshot');
+    const now = await t.client.range(underPrefix(SPLIT_PREFIX));
+    assert.deepEqual(full(await pagedList(t.client, SPLIT_PREFIX, rev(now))), full(now.kvs), 'pages at the current revision');
+    // a continued page counts from its continue key, at the pinned revision
+    const from = text(snapshot.kvs[4]!.key);
+    const page = await t.client.range({ key: b(from), range_end: prefixEnd(SPLIT_PREFIX), limit: 3, revision: String(pinned) });
+    assert.deepEqual(full(page.kvs), full(snapshot.kvs.slice(4, 7)));
+    assert.deepEqual([page.count, page.more], [String(snapshot.kvs.length - 4), true]);
+
+    await assertSplitStored(t.server, Array.from({ length: 30 }, (_, i) => key(i)));
   });
 });

@@ -9,6 +9,8 @@ import { ZERO_BYTE, b, rev, text, underPrefix } from '../support/bytes.js';
 import { contractSuite } from '../support/contract.js';
 import type { Event, WatchResponse } from '../support/etcd-types.js';
 import type { WatchStream } from '../support/watch-stream.js';
+import { SPLIT_PREFIX, assertSplitStored, splitKey } from '../support/namespace-split.js';
+import { SPLIT_NAMESPACE } from '../support/targets.js';
 
 /** [type, key suffix, value, mod_revision] of events, for readable deep comparisons. */
 const brief = (events: Event[], prefix: string) =>
@@ -223,5 +225,51 @@ await contractSuite('watch', (t) => {
     assert.deepEqual(brief(await untilRevision(w, single, rk), p), [['Put', 'k', 'x', String(rk)]]);
     assert.deepEqual(brief(await untilRevision(w, fromM, rz), p), [['Put', 'z', 'x', String(rz)]]);
     w.close();
+  });
+
+  // The only case of this file under /registry/configmaps/.
+  it('a watch over a resource prefix a namespace rule splits: every event once, in revision order, prev_kv from both backends, live and replayed', async () => {
+    const [k0, k1, k2, k3] = [splitKey('ns-0', 'w-A'), splitKey(SPLIT_NAMESPACE, 'w-B'), splitKey('ns-b', 'w-C'), splitKey(SPLIT_NAMESPACE, 'w-D')];
+    const live = t.client.watch();
+    const liveId = (await live.create({ ...underPrefix(SPLIT_PREFIX), prev_kv: true })).watch_id;
+    /** [type, key, value, mod_revision, prev value or null], as the writes below make them. */
+    const want: [string, string, string, string, string | null][] = [];
+    const put = async (k: string, v: string, prev: string | null) => {
+      const res = await t.client.put({ key: b(k), value: b(v), prev_kv: true });
+      assert.equal(res.prev_kv === null ? null : text(res.prev_kv.value), prev, `prev_kv of the put of ${k}`);
+      want.push(['Put', k, v, res.header.revision, prev]);
+      return rev(res);
+    };
+    const first = await put(k0, 'a1', null);
+    await put(k1, 'b1', null);
+    await put(k2, 'c1', null);
+    await put(k1, 'b2', 'b1');
+    await put(k0, 'a2', 'a1');
+    await put(k3, 'd1', null);
+    const single = await t.client.deleteRange({ key: b(k2), prev_kv: true });
+    assert.deepEqual(single.prev_kvs.map((kv) => [text(kv.key), text(kv.value)]), [[k2, 'c1']]);
+    want.push(['Delete', k2, '', single.header.revision, 'c1']);
+    // one DeleteRange over the whole resource: three keys in two databases, one revision, prev_kvs in key order
+    const all = await t.client.deleteRange({ ...underPrefix(SPLIT_PREFIX), prev_kv: true });
+    assert.equal(all.deleted, '3');
+    assert.deepEqual(all.prev_kvs.map((kv) => [text(kv.key), text(kv.value)]), [[k0, 'a2'], [k1, 'b2'], [k3, 'd1']]);
+    for (const [k, v] of [[k0, 'a2'], [k1, 'b2'], [k3, 'd1']] as const) want.push(['Delete', k, '', all.header.revision, v]);
+    assert.equal(rev(all), first + 7n, 'one revision per write across both backends, one for the whole DeleteRange');
+
+    const shape = (events: Event[]) => events.map((e) => [e.type, text(e.kv.key), text(e.kv.value), e.kv.mod_revision, e.prev_kv ? text(e.prev_kv.value) : null]);
+    const liveEvents = await live.waitForEvents(liveId, want.length);
+    const replay = t.client.watch();
+    const replayId = (await replay.create({ ...underPrefix(SPLIT_PREFIX), prev_kv: true, start_revision: String(first) })).watch_id;
+    const replayed = await replay.waitForEvents(replayId, want.length);
+    // one more write, so that an extra event (a duplicate) would have arrived before it
+    const fence = rev(await t.client.put({ key: b(splitKey('ns-b', 'fence-Z')), value: b('f') }));
+    await untilRevision(live, liveId, fence);
+    await untilRevision(replay, replayId, fence);
+    for (const [name, w, id] of [['live', live, liveId], ['replayed', replay, replayId]] as const) {
+      assert.deepEqual(shape(w.eventsOf(id)).slice(0, -1), want, `${name} events`);
+    }
+    live.close();
+    replay.close();
+    await assertSplitStored(t.server, [k0, k1, k2, k3]);
   });
 });

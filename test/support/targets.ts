@@ -67,6 +67,11 @@ export interface RunningServer {
   restart(): Promise<void>;
   /** Stop for good and remove its storage. */
   stop(): Promise<void>;
+  /**
+   * The routed target only: the endpoint of each backend by rule name (and `default`), so a test can look
+   * into the databases themselves.
+   */
+  readonly backends?: Readonly<Record<RoutedBackend, string>>;
 }
 
 /** Starts a fresh server of `target` with its own empty storage; stop() also removes that storage. */
@@ -105,21 +110,41 @@ export async function startTarget(target: TargetName, options: ServerOptions = {
 }
 
 /**
- * The routed target: keys whose last character is g-m go to a real etcd, u-z to a child middleware (over
- * its own SQLite), an even digit or a-f to PostgreSQL, an odd digit or n-t to MariaDB, everything else
- * stays on the default SQLite backend. Contract keys differ in their last characters, so almost every
+ * The resource prefix the routed target's namespace rule splits: `/registry/configmaps/ns-a/` goes to a
+ * PostgreSQL database of its own; the rest of `/registry/configmaps/` is routed by the key rules below, and
+ * keys ending in a character none of them matches (an upper-case letter) stay on the default SQLite. The
+ * cases that exercise the split (paged-list, watch) use these names on every target.
+ */
+export const SPLIT_RESOURCE = 'configmaps';
+export const SPLIT_NAMESPACE = 'ns-a';
+
+/**
+ * The routed target, first match wins: configmaps of namespace ns-a go to a PostgreSQL database of their own
+ * (the namespace rule), then keys whose last character is g-m go to a real etcd, u-z to a child middleware
+ * (over its own SQLite), an even digit or a-f to PostgreSQL, an odd digit or n-t to MariaDB, everything
+ * else stays on the default SQLite backend. Contract keys differ in their last characters, so almost every
  * range, transaction and watch in the suite spans five databases and must still answer exactly as one
- * etcd does.
+ * etcd does; ranges and watches over /registry/configmaps/ span the namespace split as well.
  */
 export const ROUTED_RULES = [
+  { name: 'ns-a', namespace: { namespace: SPLIT_NAMESPACE, kinds: [SPLIT_RESOURCE] } },
   { name: 'etcd', regexp: { key: '[g-m]$' } },
   { name: 'child', regexp: { key: '[u-z]$' } },
   { name: 'even', regexp: { key: '[02468a-f]$' } },
   { name: 'odd', regexp: { key: '[13579n-t]$' } },
 ] as const;
 
+/** Names of the routed target's backends: its rules' and the middleware's own `default`. */
+export type RoutedBackend = (typeof ROUTED_RULES)[number]['name'] | 'default';
+
 async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
-  const stores = [await createScratchStore('sqlite'), await createScratchStore('postgres'), await createScratchStore('mysql'), await createScratchStore('sqlite')];
+  const stores = [
+    await createScratchStore('sqlite'),
+    await createScratchStore('postgres'),
+    await createScratchStore('mysql'),
+    await createScratchStore('sqlite'),
+    await createScratchStore('postgres'),
+  ];
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
   let etcd: Etcd | undefined;
   let child: Middleware | undefined;
@@ -137,8 +162,15 @@ async function startRouted(progressNotifyInterval: string): Promise<RunningServe
     throw err;
   }
   const topology = path.join(dir, 'topology.yaml');
-  const endpoints = [etcd.clientUrl, `http://${child.address}`, stores[1]!.endpoint, stores[2]!.endpoint];
-  const backends = ROUTED_RULES.map((r, i) => ({ ...r, endpoint: endpoints[i]! }));
+  const endpoints: Record<RoutedBackend, string> = {
+    'ns-a': stores[4]!.endpoint,
+    etcd: etcd.clientUrl,
+    child: `http://${child.address}`,
+    even: stores[1]!.endpoint,
+    odd: stores[2]!.endpoint,
+    default: stores[0]!.endpoint,
+  };
+  const backends = ROUTED_RULES.map((r) => ({ ...r, endpoint: endpoints[r.name] }));
   await writeFile(topology, stringify({ backends }));
   let middleware: Middleware;
   try {
@@ -155,6 +187,7 @@ async function startRouted(progressNotifyInterval: string): Promise<RunningServe
   return {
     target: 'middleware-routed',
     address: middleware.address,
+    backends: endpoints,
     kill9: () => middleware.kill9(),
     restart: () => middleware.restart(),
     stop: async () => {
