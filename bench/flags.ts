@@ -1,7 +1,7 @@
 /** Command line of `npm run bench -- [flags]`. */
 import { parseArgs } from 'node:util';
 import { KUBE_ROW_NAMES } from './kube.js';
-import { ALL_TARGETS, type TargetName } from './servers.js';
+import { ALL_TARGETS, LAYERED_TARGETS, type TargetName } from './servers.js';
 
 export interface BenchFlags {
   /** Exit 1 when a floor fails (default: informational, exit 0). */
@@ -46,10 +46,12 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,ku
   --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named; and the
                     rows through kube-apiserver: ${KUBE_ROW_NAMES.join(', ')})
   --targets         servers to drive, of ${ALL_TARGETS.join(', ')}
-                    (default all that can run here; etcd, Debian's 3.4, is always included: ratios need it)
+                    (default all that can run here; etcd, Debian's 3.4, is always included: ratios need it;
+                    mw-routed: one middleware over SQLite, PostgreSQL, etcd and a child middleware, each row's
+                    keys split by namespace; mw-two-layer: middleware -> child middleware -> SQLite)
   --skip-memory     skip the RSS measurement (10k and 200k keys x 1 KiB)
   --memory-only     run only that measurement
-  --memory-targets  servers of the RSS measurement (default etcd,mw-sqlite)
+  --memory-targets  servers of the RSS measurement (default etcd,mw-sqlite; not the layered targets)
   --memory-1m       add the 1M-key step to it (minutes per server)
   --skip-migration  skip the migration row (N keys of 1 KiB moved online from SQLite to PostgreSQL, at the
                     default --migration-rate and unlimited, with put throughput while keys move)
@@ -106,6 +108,8 @@ export function parseFlags(argv: string[]): BenchFlags {
   const only = (['memory-only', 'migration-only', 'kube-only'] as const).filter((f) => values[f]);
   if (only.length > 1) throw new Error(`${only.map((f) => `--${f}`).join(' and ')} exclude each other: give one`);
   const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
+  const layered = memoryTargets.filter((t) => LAYERED_TARGETS.includes(t));
+  if (layered.length) throw new Error(`--memory-targets: ${layered.join(', ')} run as several processes; the memory phase measures one server's RSS (give single-server targets)`);
   return {
     strict: values.strict!,
     profile: list(values.profile) ?? [],

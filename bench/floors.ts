@@ -2,7 +2,8 @@
  * The targets issue 18 sets, judged in the same run: the middleware against etcd (Debian's 3.4, the
  * reference of every ratio) and against kine on the same database. Throughput targets are ratios of ops/s;
  * the watch target is an absolute p99 (and, against kine, a lower p99); memory an absolute RSS. Issue 15
- * adds one: API puts while a migration runs at the default rate keep 0.7x of their idle throughput.
+ * adds one: API puts while a migration runs at the default rate keep 0.7x of their idle throughput. Issue 12
+ * adds the layered targets: routed (four backends) against the middleware on one SQLite, two layers against etcd.
  */
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
@@ -22,6 +23,9 @@ export interface FloorResult {
 const RSS_LIMIT_BYTES = 250e6;
 const WATCH_P99_MS = 5;
 const MIGRATION_PUT_RATIO = 0.7;
+/** Issue 12: the routed topology keeps 0.7x of one SQLite's put and get throughput; two layers half of etcd's puts. */
+const ROUTED_RATIO = 0.7;
+const TWO_LAYER_PUT_RATIO = 0.5;
 
 function find(ms: Measurement[], row: string, target: string): Measurement | undefined {
   return ms.find((m) => m.row === row && m.target === target);
@@ -90,6 +94,8 @@ export function judgeFloors(ms: Measurement[], memory: MemoryResult[], migration
       });
     }
   }
+  for (const row of ['put-64', 'get-16']) floors.push(ratioFloor(ms, row, 'mw-routed', 'mw-sqlite', ROUTED_RATIO));
+  floors.push(ratioFloor(ms, 'put-64', 'mw-two-layer', 'etcd', TWO_LAYER_PUT_RATIO));
   if (migration) floors.push(migrationFloor(migration));
   return floors;
 }

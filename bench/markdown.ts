@@ -20,6 +20,8 @@ const TITLES: Record<TargetName, string> = {
   'mw-sqlite': 'HariKube SQLite',
   'mw-postgres': 'HariKube PostgreSQL',
   'mw-mysql': 'HariKube MariaDB',
+  'mw-routed': 'HariKube routed (SQLite, PostgreSQL, etcd, child)',
+  'mw-two-layer': 'HariKube two layers (SQLite)',
 };
 const KINE_PEER: Partial<Record<TargetName, TargetName>> = { 'mw-sqlite': 'kine-sqlite', 'mw-postgres': 'kine-postgres' };
 

@@ -38,27 +38,31 @@ export async function measureRow(row: Row, server: BenchServer): Promise<Measure
   let t1 = 0;
   let counters0: Promise<WriteCounters | undefined> | undefined;
   let counters1: Promise<WriteCounters | undefined> | undefined;
-  const result = await runLoadgen([...row.args, '--endpoint', server.address, '--prefix', rowPrefix(row.name)], row.timeoutMs, {
+  const keys = server.keyArgs?.(row.name) ?? ['--prefix', rowPrefix(row.name)];
+  // a layered target is several processes: the CPU of all of them is the server's
+  const pids = [server.pid, ...(server.helperPids ?? [])];
+  const serverCpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const result = await runLoadgen([...row.args, '--endpoint', server.address, ...keys], row.timeoutMs, {
     onStart: () => {
       t0 = monotonicUs();
-      cpu0 = cpuSeconds(server.pid);
+      cpu0 = serverCpu();
       if (server.metricsUrl) counters0 = writeCounters(server.metricsUrl);
     },
     onEnd: () => {
       t1 = monotonicUs();
-      cpu1 = cpuSeconds(server.pid);
+      cpu1 = serverCpu();
       if (server.metricsUrl) counters1 = writeCounters(server.metricsUrl);
     },
   });
-  const serverCpu = cpu1 - cpu0;
+  const serverCpuSeconds = cpu1 - cpu0;
   const batches = counters0 && counters1 ? batchStats(await counters0, await counters1) : undefined;
   return {
     ...result,
     row: row.name,
     target: server.target,
-    serverCpuSeconds: serverCpu,
-    serverCpuUsPerOp: result.ops ? (serverCpu * 1e6) / result.ops : NaN,
-    serverCores: serverCpu / result.seconds,
+    serverCpuSeconds,
+    serverCpuUsPerOp: result.ops ? (serverCpuSeconds * 1e6) / result.ops : NaN,
+    serverCores: serverCpuSeconds / result.seconds,
     windowUs: [t0, t1],
     ...(batches ? { avgWriteBatch: batches.avgBatch, avgCommitMs: batches.avgCommitMs } : {}),
   };

@@ -9,7 +9,8 @@ import { runLoadgen } from './loadgen.js';
 import { memoryBreakdown, type MemoryBreakdown } from './metrics.js';
 import { rowPrefix } from './measure.js';
 import { statusBytes } from './procfs.js';
-import { startTarget, type MiddlewareLaunch, type TargetName } from './servers.js';
+import type { MiddlewareLaunch, TargetName } from './servers.js';
+import { startTarget } from './targets.js';
 
 export interface MemoryStep {
   /** Keys stored in all after this step. */

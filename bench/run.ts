@@ -44,11 +44,12 @@ async function bench(flags: BenchFlags): Promise<number> {
   }
   out.push(
     `machine: ${String(result.environment.machine)}; load average at start ${String(result.environment.loadAverageAtStart)}, at end ${String(result.environment.loadAverageAtEnd)}`,
+    ...Object.entries(result.storedKeys ?? {}).map(([t, counts]) => `${t}: bench keys per backend after the rows: ${Object.entries(counts).map(([b, n]) => `${b} ${n}`).join(', ')}`),
     ...result.skipped.map((s) => `skipped: ${s}`),
   );
   if (result.memory.length) out.push('', formatMemory(result.memory));
   if (result.migration) out.push('', formatMigration(result.migration));
-  if (result.floors.length) out.push('', 'targets of issues 18 and 15 (the kube rows: issue 13), same run:', formatFloors(result.floors));
+  if (result.floors.length) out.push('', 'targets of issues 18 and 15 (the kube rows: issue 13; the layered targets: issue 12), same run:', formatFloors(result.floors));
   const file = await writeResults(timestamp(), result);
   out.push('', `results: ${file}`);
   process.stdout.write(out.join('\n') + '\n');

@@ -19,7 +19,9 @@ import { waitUntil } from '../test/support/wait.js';
 import { onCleanup } from './cleanup.js';
 
 /** In the order the bench drives them, row by row. 'etcd' (Debian's 3.4) is the reference of the ratios. */
-export const ALL_TARGETS = ['etcd', 'etcd-3.6', 'kine-sqlite', 'kine-postgres', 'mw-sqlite', 'mw-postgres', 'mw-mysql'] as const;
+export const ALL_TARGETS = ['etcd', 'etcd-3.6', 'kine-sqlite', 'kine-postgres', 'mw-sqlite', 'mw-postgres', 'mw-mysql', 'mw-routed', 'mw-two-layer'] as const;
+/** Targets that are several processes (bench/layered.ts): RSS of one of them means nothing, so no memory phase. */
+export const LAYERED_TARGETS: readonly TargetName[] = ['mw-routed', 'mw-two-layer'];
 export type TargetName = (typeof ALL_TARGETS)[number];
 
 /** kine is built, and etcdctl is there to tell when it is ready. */
@@ -38,6 +40,9 @@ export async function unavailable(target: TargetName): Promise<string | undefine
     'mw-sqlite': async () => undefined,
     'mw-postgres': async () => ((await isAvailable('postgres')) ? undefined : 'PostgreSQL is not reachable'),
     'mw-mysql': async () => ((await isAvailable('mysql')) ? undefined : 'MariaDB/MySQL is not reachable'),
+    'mw-routed': async () =>
+      !(await isAvailable('postgres')) ? 'PostgreSQL is not reachable' : !(await isAvailable('etcd')) ? 'etcd is not on PATH (apt-get install etcd-server)' : !(await isAvailable('etcdctl')) ? 'etcdctl is not on PATH (apt-get install etcd-client): it counts the keys in the etcd backend' : undefined,
+    'mw-two-layer': async () => undefined,
   };
   return needs[target]();
 }
@@ -51,6 +56,12 @@ export interface BenchServer {
   readonly metricsUrl?: string;
   /** The last few KiB of its output, for error messages (middleware only). */
   logTail?(): string;
+  /** Other processes of a layered target (child middleware, etcd backend): their CPU counts as the server's. */
+  readonly helperPids?: readonly number[];
+  /** loadgen flags placing a row's keys (--prefix ...); default a prefix of the row's own (measure.ts). */
+  keyArgs?(row: string): string[];
+  /** Layered targets: bench keys stored in each backend, read from the backends themselves. */
+  storedKeys?(): Promise<Record<string, number>>;
   /** Graceful stop and removal of its storage (idempotent). */
   stop(): Promise<void>;
 }
@@ -162,21 +173,19 @@ export async function startKine(kind: Extract<StoreKind, 'sqlite' | 'postgres'>)
   };
 }
 
-/** The middleware (`cli.ts serve`) over a fresh scratch store; stop() also drops the store. */
-export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch = {}): Promise<BenchServer> {
-  const store = await createScratchStore(kind);
-  const dispose = onCleanup(`dispose ${kind} store`, () => store.dispose());
+/** A middleware process (`cli.ts serve`) on `endpoint`, ready; stop() stops it (its storage is the caller's). */
+export async function launchMiddleware(label: string, endpoint: string, launch: MiddlewareLaunch = {}): Promise<{ address: string; pid: number; metricsUrl: string; logTail: () => string; stop: () => Promise<void> }> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const address = `127.0.0.1:${port}`;
   const proc = new ServerProcess(
-    `middleware ${address} (${kind}${launch.compiledCli ? ', compiled' : ''})`,
+    `middleware ${address} (${label}${launch.compiledCli ? ', compiled' : ''})`,
     process.execPath,
     [
       ...(launch.nodeArgs ?? []),
       ...(launch.compiledCli ? [launch.compiledCli] : ['--import', 'tsx', CLI]),
       'serve',
       '--listen-address', address,
-      '--endpoint', store.endpoint,
+      '--endpoint', endpoint,
       '--metrics-bind-address', `127.0.0.1:${metricsPort}`,
       '--log-format', 'json',
       // no automatic compaction: etcd does not compact on its own either
@@ -185,35 +194,25 @@ export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch 
     ],
     { cwd: REPO_ROOT },
   );
-  const stopProc = onCleanup(`stop middleware (${kind})`, () => proc.stop(launch.stopGraceMs));
+  const stop = onCleanup(`stop middleware (${label})`, () => proc.stop(launch.stopGraceMs));
   await waitReady(proc, `middleware /readyz on ${metricsPort}`, () => httpOk(`http://127.0.0.1:${metricsPort}/readyz`));
+  return { address, pid: proc.child.pid!, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, logTail: () => proc.tail(), stop };
+}
+
+/** The middleware (`cli.ts serve`) over a fresh scratch store; stop() also drops the store. */
+export async function startMiddleware(kind: StoreKind, launch: MiddlewareLaunch = {}): Promise<BenchServer> {
+  const store = await createScratchStore(kind);
+  const dispose = onCleanup(`dispose ${kind} store`, () => store.dispose());
+  const mw = await launchMiddleware(kind, store.endpoint, launch);
   return {
     target: `mw-${kind}`,
-    address,
-    pid: proc.child.pid!,
-    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-    logTail: () => proc.tail(),
+    address: mw.address,
+    pid: mw.pid,
+    metricsUrl: mw.metricsUrl,
+    logTail: mw.logTail,
     stop: async () => {
-      await stopProc();
+      await mw.stop();
       await dispose();
     },
   };
-}
-
-export function startTarget(target: TargetName, launch?: MiddlewareLaunch): Promise<BenchServer> {
-  switch (target) {
-    case 'etcd':
-    case 'etcd-3.6':
-      return startEtcd(target);
-    case 'kine-sqlite':
-      return startKine('sqlite');
-    case 'kine-postgres':
-      return startKine('postgres');
-    case 'mw-sqlite':
-      return startMiddleware('sqlite', launch);
-    case 'mw-postgres':
-      return startMiddleware('postgres', launch);
-    case 'mw-mysql':
-      return startMiddleware('mysql', launch);
-  }
 }

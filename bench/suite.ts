@@ -16,7 +16,8 @@ import { measureRow, type Measurement } from './measure.js';
 import { measureMemory, type MemoryResult } from './memory.js';
 import { DEFAULT_MIGRATION_RATE, measureMigration, type MigrationResult } from './migration.js';
 import { ROWS, rowNamed, type Row } from './rows.js';
-import { startTarget, unavailable, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
+import { unavailable, type BenchServer, type MiddlewareLaunch, type TargetName } from './servers.js';
+import { startTarget } from './targets.js';
 import { compileMiddleware } from './compile.js';
 import { KUBE_ROW_NAMES, kubeRowsUnavailable, runKubeRows, type KubeMeasurement, type KubeResult } from './kube.js';
 
@@ -41,6 +42,8 @@ export interface SuiteResult {
   migration?: MigrationResult;
   floors: FloorResult[];
   skipped: string[];
+  /** Layered targets: bench keys in each of their backends after the rows, read from the backends. */
+  storedKeys?: Partial<Record<TargetName, Record<string, number>>>;
 }
 
 function firstLine(bin: string, args: string[]): string {
@@ -99,6 +102,7 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
 
   const servers: BenchServer[] = [];
   const measurements: Measurement[] = [];
+  let storedKeys: SuiteResult['storedKeys'];
   try {
     for (const t of rows.length ? targets : []) {
       log(`starting ${t}...`);
@@ -120,6 +124,17 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
             `p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu: server ${m.serverCpuSeconds.toFixed(2)} s, loadgen ${m.cpuSeconds.toFixed(2)} s` +
             (m.errors ? `  ${m.errors} errors (${m.firstError})` : ''),
         );
+      }
+    }
+    // the layered targets' split, as it is on disk: a row whose keys all landed in one backend measured nothing routed
+    for (const s of servers) {
+      if (!s.storedKeys) continue;
+      try {
+        const counts = await s.storedKeys();
+        (storedKeys ??= {})[s.target] = counts;
+        log(`  ${s.target}: bench keys per backend: ${Object.entries(counts).map(([b, n]) => `${b} ${n}`).join(', ')}`);
+      } catch (err) {
+        skipped.push(`${s.target} keys per backend: ${(err as Error).message}`);
       }
     }
   } finally {
@@ -169,6 +184,7 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     ...(kube && !kube.skipped ? { kube: kube.measurements } : {}),
     memory,
     ...(migration ? { migration } : {}),
+    ...(storedKeys ? { storedKeys } : {}),
     floors: [...(rows.length || memory.length || migration ? judgeFloors(measurements, memory, migration) : []), ...(kube?.floors ?? [])],
     skipped,
   };

@@ -36,3 +36,15 @@ test('--skip-kube, --kube-only, --memory-only and --migration-only', () => {
   assert.throws(() => parseFlags(['--kube-only', '--memory-only']), /exclude each other/);
   assert.throws(() => parseFlags(['--kube-only', '--migration-only']), /exclude each other/);
 });
+
+test('--targets takes the layered targets, in the bench order, etcd always first', () => {
+  assert.deepEqual(parseFlags(['--targets', 'mw-two-layer,mw-sqlite,mw-routed']).targets, ['etcd', 'mw-sqlite', 'mw-routed', 'mw-two-layer']);
+  assert.ok(parseFlags([]).targets.includes('mw-routed') && parseFlags([]).targets.includes('mw-two-layer'), 'a default run drives them beside the others');
+  assert.throws(() => parseFlags(['--targets', 'mw-routd']), /--targets: unknown target "mw-routd"/);
+});
+
+test('--memory-targets refuses the layered targets (several processes, one RSS)', () => {
+  assert.throws(() => parseFlags(['--memory-targets', 'etcd,mw-routed']), /--memory-targets: mw-routed run as several processes/);
+  assert.throws(() => parseFlags(['--memory-targets', 'mw-two-layer']), /mw-two-layer run as several processes/);
+  assert.deepEqual(parseFlags(['--targets', 'mw-routed']).memoryTargets, ['etcd', 'mw-sqlite'], 'the default memory targets stay single servers');
+});

@@ -93,6 +93,24 @@ describe('loadgen', { skip: skipUnlessTool('loadgen') }, () => {
       assert.ok(updates >= 100 && updates <= 110, `updates ${updates}`);
     });
 
+    test("--namespaces spreads every row's keys over that many namespaces, and the rows still verify what they read", async () => {
+      const ns = ['--namespaces', '4'];
+      for (const [row, extra] of [['get', ['--keys', '200']], ['list', ['--keys', '200', '--page-size', '30']], ['txn', ['--clients', '8']], ['put', ['--clients', '4']]] as const) {
+        const r = await runLoadgen(['--endpoint', etcd.address, '--row', row, '--max-ops', '40', '--prefix', `/lg/ns-${row}/`, ...ns, ...extra, ...noWarmup], 60_000);
+        assert.equal(r.errors, 0, `${row}: ${r.firstError}`);
+      }
+      for (let n = 0; n < 4; n++) {
+        assert.equal(await countUnder(client, `/lg/ns-get/ns-${n}/`), 50, `get: a quarter of 200 keys in ns-${n}`);
+        assert.equal(await countUnder(client, `/lg/ns-txn/ns-${n}/`), 2, `txn: 2 of 8 clients' keys in ns-${n}`);
+        assert.equal(await countUnder(client, `/lg/ns-put/ns-${n}/measure/`), 10, `put: 10 of 40 keys in ns-${n}`);
+      }
+      assert.equal(await countUnder(client, '/lg/ns-get/'), 200, 'nothing outside the namespaces');
+      const w = await runLoadgen(['--endpoint', etcd.address, '--row', 'watch', '--watchers', '2', '--max-ops', '20', '--interval', '5ms', '--prefix', '/lg/ns-watch/', ...ns], 60_000);
+      assert.equal(w.errors, 0, w.firstError);
+      assert.equal(w.ops, 40, 'every watcher saw every put across the namespaces');
+      assert.equal(await countUnder(client, '/lg/ns-watch/ns-3/measure/'), 5);
+    });
+
     test('watch: every watcher receives every put, latency per (watcher, event)', async () => {
       const r = await runLoadgen(
         ['--endpoint', etcd.address, '--row', 'watch', '--watchers', '5', '--max-ops', '40', '--interval', '5ms', '--prefix', '/lg/watch/'],

@@ -35,6 +35,7 @@ type config struct {
 	maxOps       int
 	warmup       time.Duration
 	prefix       string
+	namespaces   int
 	keys         int
 	valueSize    int
 	serializable bool
@@ -66,6 +67,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.maxOps, "max-ops", 100_000, "bound on operations in the measured phase")
 	fs.DurationVar(&c.warmup, "warmup", 700*time.Millisecond, "warm-up before the measured phase (not measured)")
 	fs.StringVar(&c.prefix, "prefix", "/registry/bench/", "key prefix of this run (distinct per run)")
+	fs.IntVar(&c.namespaces, "namespaces", 0, "spread the keys of every row over N namespaces: PREFIX/ns-<i mod N>/... (0: PREFIX/...)")
 	fs.IntVar(&c.keys, "keys", 1000, "keys preloaded (get, list) or stored (load)")
 	fs.IntVar(&c.valueSize, "value-size", 256, "value bytes (random)")
 	fs.BoolVar(&c.serializable, "serializable", false, "get: serializable instead of linearizable reads")
@@ -84,6 +86,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.clients < 1 || c.maxOps < 1 || c.duration <= 0 || c.keys < 1 || c.pageSize < 1 || c.watchers < 1 {
 		return c, errors.New("--clients, --max-ops, --duration, --keys, --page-size and --watchers must be positive")
+	}
+	if c.namespaces < 0 {
+		return c, errors.New("--namespaces must not be negative")
 	}
 	if c.conns <= 0 {
 		c.conns = min(c.clients, 4)

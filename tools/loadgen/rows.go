@@ -18,6 +18,16 @@ const opTimeout = 15 * time.Second
 // keyOf is zero-padded so keys sort in numeric order (lists check pages by key), as bench/data.ts does.
 func keyOf(prefix string, i int64) string { return fmt.Sprintf("%s%08d", prefix, i) }
 
+// keyAt is the i-th key of the run under sub ("" or "<phase>/"): keyOf(prefix+sub, i), or with --namespaces N
+// prefix + "ns-<i mod N>/" + sub + %08d, so that with a prefix /registry/<resource>/ the keys of one row are
+// spread evenly over N namespaces, which a topology's namespace rules can route to different backends.
+func keyAt(cfg config, sub string, i int64) string {
+	if cfg.namespaces > 0 {
+		return fmt.Sprintf("%sns-%d/%s%08d", cfg.prefix, i%int64(cfg.namespaces), sub, i)
+	}
+	return keyOf(cfg.prefix+sub, i)
+}
+
 // prefixEnd is the range end covering every key that starts with p.
 func prefixEnd(p string) string { return clientv3.GetPrefixRangeEnd(p) }
 
@@ -33,18 +43,18 @@ func conn(clients []*clientv3.Client, c int) *clientv3.Client { return clients[c
 func putRunner(cfg config, clients []*clientv3.Client) runner {
 	value := randomValue(cfg.valueSize)
 	return func(phase string) op {
-		prefix := cfg.prefix + phase + "/"
+		sub := phase + "/"
 		return func(c int, seq int64) error {
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
-			_, err := conn(clients, c).Put(ctx, keyOf(prefix, seq), value)
+			_, err := conn(clients, c).Put(ctx, keyAt(cfg, sub, seq), value)
 			return err
 		}
 	}
 }
 
 func getRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (runner, error) {
-	if err := load(ctx, clients, cfg.prefix, int64(cfg.keys), randomValue(cfg.valueSize), 4, nil); err != nil {
+	if err := load(ctx, clients, cfg, int64(cfg.keys), randomValue(cfg.valueSize), 4, nil); err != nil {
 		return nil, err
 	}
 	var opts []clientv3.OpOption
@@ -56,7 +66,7 @@ func getRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (run
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
 			// a cheap spread over the keys without a shared random source
-			k := keyOf(cfg.prefix, (seq*7919)%int64(cfg.keys))
+			k := keyAt(cfg, "", (seq*7919)%int64(cfg.keys))
 			res, err := conn(clients, c).Get(ctx, k, opts...)
 			if err != nil {
 				return err
@@ -73,12 +83,12 @@ func getRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (run
 // its own key and carrying the revision the previous update returned, so every compare passes.
 func txnRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (runner, error) {
 	value := randomValue(cfg.valueSize)
-	if err := load(ctx, clients, cfg.prefix, int64(cfg.clients), value, 4, nil); err != nil {
+	if err := load(ctx, clients, cfg, int64(cfg.clients), value, 4, nil); err != nil {
 		return nil, err
 	}
 	revs := make([]int64, cfg.clients)
 	for c := range revs {
-		res, err := conn(clients, c).Get(ctx, keyOf(cfg.prefix, int64(c)))
+		res, err := conn(clients, c).Get(ctx, keyAt(cfg, "", int64(c)))
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +101,7 @@ func txnRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (run
 		return func(c int, _ int64) error {
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
-			k := keyOf(cfg.prefix, int64(c))
+			k := keyAt(cfg, "", int64(c))
 			res, err := conn(clients, c).Txn(ctx).
 				If(clientv3.Compare(clientv3.ModRevision(k), "=", revs[c])).
 				Then(clientv3.OpPut(k, value)).
@@ -112,7 +122,7 @@ func txnRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (run
 // listRunner is kube-apiserver's paged LIST: the first page at the current revision, then pages continuing
 // strictly after the last key returned, pinned to the first page's revision. One op = the whole list.
 func listRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (runner, error) {
-	if err := load(ctx, clients, cfg.prefix, int64(cfg.keys), randomValue(cfg.valueSize), 4, nil); err != nil {
+	if err := load(ctx, clients, cfg, int64(cfg.keys), randomValue(cfg.valueSize), 4, nil); err != nil {
 		return nil, err
 	}
 	end := prefixEnd(cfg.prefix)
@@ -154,17 +164,17 @@ func listRunner(ctx context.Context, cfg config, clients []*clientv3.Client) (ru
 // perTxn is etcd's default --max-txn-ops: puts per multi-put Txn when loading.
 const perTxn = 128
 
-// load stores keys keyOf(prefix, 0..count-1) with value: multi-put Txns of perTxn keys, `workers` in
+// load stores keys keyAt(cfg, "", 0..count-1) with value: multi-put Txns of perTxn keys, `workers` in
 // flight. A server that refuses multi-put Txns (kine accepts only kube's Txn shapes) gets kube's create
 // Txn per key, 16 workers per Txn worker, instead (not Put: kine v0.17.5 on PostgreSQL acknowledged
 // concurrent Puts of new keys it never stored, about 30 in 5000, where its create Txn did not). progress, if set, is called with the keys stored so far.
-func load(ctx context.Context, clients []*clientv3.Client, prefix string, count int64, value string, workers int, progress func(int64)) error {
+func load(ctx context.Context, clients []*clientv3.Client, cfg config, count int64, value string, workers int, progress func(int64)) error {
 	var next, stored atomic.Int64
 	single := false
 	// probe with the first Txn: either mode is decided before the workers start
 	if count > 0 {
 		n := min(count, perTxn)
-		if err := multiPut(ctx, clients[0], prefix, 0, n, value); err != nil {
+		if err := multiPut(ctx, clients[0], cfg, 0, n, value); err != nil {
 			single = true
 		} else {
 			next.Store(n)
@@ -193,9 +203,9 @@ func load(ctx context.Context, clients []*clientv3.Client, prefix string, count 
 				to := min(count, from+step)
 				var err error
 				if single {
-					err = create(ctx, cl, keyOf(prefix, from), value)
+					err = create(ctx, cl, keyAt(cfg, "", from), value)
 				} else {
-					err = multiPut(ctx, cl, prefix, from, to, value)
+					err = multiPut(ctx, cl, cfg, from, to, value)
 				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
@@ -210,10 +220,10 @@ func load(ctx context.Context, clients []*clientv3.Client, prefix string, count 
 	}
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return fmt.Errorf("loading %d keys under %s: %w", count, prefix, err)
+		return fmt.Errorf("loading %d keys under %s: %w", count, cfg.prefix, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("loading %d keys under %s: %d stored before the setup bound: %w", count, prefix, stored.Load(), err)
+		return fmt.Errorf("loading %d keys under %s: %d stored before the setup bound: %w", count, cfg.prefix, stored.Load(), err)
 	}
 	return nil
 }
@@ -236,10 +246,10 @@ func create(ctx context.Context, cl *clientv3.Client, key, value string) error {
 	return nil
 }
 
-func multiPut(ctx context.Context, cl *clientv3.Client, prefix string, from, to int64, value string) error {
+func multiPut(ctx context.Context, cl *clientv3.Client, cfg config, from, to int64, value string) error {
 	ops := make([]clientv3.Op, 0, to-from)
 	for i := from; i < to; i++ {
-		ops = append(ops, clientv3.OpPut(keyOf(prefix, i), value))
+		ops = append(ops, clientv3.OpPut(keyAt(cfg, "", i), value))
 	}
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -260,7 +270,7 @@ func runLoad(ctx context.Context, cfg config, clients []*clientv3.Client) (*Resu
 	var failed error
 	res, err := measure(func() *Result {
 		start := time.Now()
-		failed = load(ctx, clients, cfg.prefix, int64(cfg.keys), value, cfg.clients, func(s int64) {
+		failed = load(ctx, clients, cfg, int64(cfg.keys), value, cfg.clients, func(s int64) {
 			// a progress line per 10% on stderr, for long memory phases
 			if step := int64(cfg.keys / 10); step > 0 && s/step > last.Load() {
 				last.Store(s / step)

@@ -63,10 +63,14 @@ func runWatch(ctx context.Context, cfg config, clients []*clientv3.Client) (*Res
 					return
 				}
 				now := time.Now()
-				p := cfg.prefix + phaseName.Load().(string) + "/"
+				p := phaseName.Load().(string) + "/"
 				for _, ev := range res.Events {
-					k := string(ev.Kv.Key)
-					if !strings.HasPrefix(k, p) {
+					k, ok := strings.CutPrefix(string(ev.Kv.Key), cfg.prefix)
+					if ok && cfg.namespaces > 0 {
+						// keyAt put "ns-<i mod N>/" before the phase
+						_, k, ok = strings.Cut(k, "/")
+					}
+					if !ok || !strings.HasPrefix(k, p) {
 						continue
 					}
 					sent := *sentAt.Load()
@@ -130,7 +134,7 @@ func runWatch(ctx context.Context, cfg config, clients []*clientv3.Client) (*Res
 				defer func() { <-inFlight }()
 				octx, ocancel := context.WithTimeout(context.Background(), opTimeout)
 				defer ocancel()
-				if _, err := writer.Put(octx, keyOf(cfg.prefix+name+"/", int64(i)), value); err != nil {
+				if _, err := writer.Put(octx, keyAt(cfg, name+"/", int64(i)), value); err != nil {
 					putErrs.Add(1)
 					firstErr.CompareAndSwap(nil, "put: "+err.Error())
 					return
