@@ -41,7 +41,7 @@ export async function unavailable(target: TargetName): Promise<string | undefine
     'mw-postgres': async () => ((await isAvailable('postgres')) ? undefined : 'PostgreSQL is not reachable'),
     'mw-mysql': async () => ((await isAvailable('mysql')) ? undefined : 'MariaDB/MySQL is not reachable'),
     'mw-routed': async () =>
-      !(await isAvailable('postgres')) ? 'PostgreSQL is not reachable' : !(await isAvailable('etcd')) ? 'etcd is not on PATH (apt-get install etcd-server)' : !(await isAvailable('etcdctl')) ? 'etcdctl is not on PATH (apt-get install etcd-client): it counts the keys in the etcd backend' : undefined,
+      !(await isAvailable('postgres')) ? 'PostgreSQL is not reachable' : !(await isAvailable('etcd')) ? 'etcd is not on PATH (apt-get install etcd-server)' : undefined,
     'mw-two-layer': async () => undefined,
   };
   return needs[target]();
