@@ -1,8 +1,9 @@
 /**
  * The rows of the bench and their budgets: the one place to tune how long `npm run bench` takes. Each row
  * is one tools/loadgen invocation (on etcd's Go client); every row stops at its op count or its time bound,
- * whichever comes first. With all seven targets the rows take about 7 x 11 x ~8 s (setup, 0.7 s warm-up,
- * 5 s measured) plus startup: ~12 minutes on busy shared cores; `--rows` and `--targets` make it short.
+ * whichever comes first. With all nine targets the rows take about 9 x 11 x ~8 s (setup, 0.7 s warm-up,
+ * 5 s measured) plus startup: ~15 minutes on busy shared cores (the layered targets' setup loads more
+ * slowly); `--rows` and `--targets` make it short.
  */
 export interface Row {
   /** Row name, e.g. "put-64"; also what --rows and --profile take. */
