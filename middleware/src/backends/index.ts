@@ -4,7 +4,7 @@
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';
 import type { BackendTLS, ConnectionPool } from '../topology/schema.js';
 import type { Backend } from './backend.js';
-import { EtcdBackend } from './etcd/etcd-backend.js';
+import { HttpBackend } from './http-backend.js';
 import { MysqlDriver } from './sql/mysql.js';
 import { PostgresDriver } from './sql/postgres.js';
 import { ServerLogStore } from './sql/server-store.js';
@@ -25,6 +25,8 @@ export interface BackendOptions {
   queryTimeoutMs?: number;
   /** PostgreSQL, MySQL: fail instead of creating a missing database (a check such as `migrate verify` never creates what it checks). */
   mustExist?: boolean;
+  /** This middleware's cluster ID, which a child middleware backend is claimed with and answers to. */
+  parentClusterId?: () => Promise<string>;
 }
 
 export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
@@ -40,6 +42,7 @@ export function openBackend(endpoint: string, options: BackendOptions = {}): Bac
     case 'mysql':
       return new ServerLogStore(new MysqlDriver(parsed, description, { ...options, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS }));
     case 'etcd':
-      return new EtcdBackend(parsed, description, { tls: options.tls, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS });
+      // an etcd or a child middleware: told apart at open (http-backend.ts)
+      return new HttpBackend(parsed, description, { tls: options.tls, queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS, parentClusterId: options.parentClusterId });
   }
 }

@@ -7,6 +7,11 @@ export const META = {
   schemaVersion: 'schema_version',
   /** Every rule backend: the cluster ID of the middleware that owns its revisions (one revision space). */
   owner: 'owner_cluster_id',
+  /**
+   * A child layer: the cluster ID of the parent middleware that claimed it, whose revisions it stores
+   * (mvcc/child-layer.ts). Set once; a child serves one parent.
+   */
+  parent: 'parent_cluster_id',
   /** The topology in effect (JSON), so a restart routes as before it (router/routed-backend.ts). */
   topology: 'topology',
   /** Leader election on a shared default backend: `<term>/<identity>` of the holder, and when it last renewed. */

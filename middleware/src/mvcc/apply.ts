@@ -35,6 +35,8 @@ const LATEST = Number.MAX_SAFE_INTEGER;
 /** The state of one request being applied: its revision (once allocated), rows and events. */
 export class ApplyContext {
   rev = 0;
+  /** Revisions of rows a parent layer handed down (see `insertHandedDown`), in order. */
+  readonly handed: number[] = [];
   private sub = 0;
   readonly rows: KeyRow[] = [];
   readonly events: WatchEvent[] = [];
@@ -44,7 +46,8 @@ export class ApplyContext {
   constructor(
     readonly tx: WriteTxn,
     readonly leases: LeaseTable,
-    private readonly allocate: () => number,
+    /** The next revision, or exactly `at` (handed down by a parent layer). */
+    private readonly allocate: (at?: number) => number,
     /** Header revision of a request that does not write (the newest revision it could observe). */
     private readonly observed: () => number,
     readonly header: (revision: number) => ResponseHeader,
@@ -54,6 +57,34 @@ export class ApplyContext {
   revision(): number {
     if (this.rev === 0) this.rev = this.allocate();
     return this.rev;
+  }
+
+  /** Every revision this request allocated. */
+  get revisions(): number[] {
+    return this.rev ? [this.rev, ...this.handed] : this.handed;
+  }
+
+  /**
+   * Stores rows a parent layer wrote, at the parent's revisions (sorted by revision and sub, each above the
+   * last one handed out here), with the events its own watchers see.
+   */
+  async insertHandedDown(rows: KeyRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; ) {
+      const rev = rows[i]!.modRevision;
+      this.handed.push(this.allocate(rev));
+      let j = i;
+      while (j < rows.length && rows[j]!.modRevision === rev) j++;
+      const group = rows.slice(i, j);
+      const prevs: (KeyRow | undefined)[] = [];
+      for (const r of group) prevs.push(await this.tx.latest(r.key));
+      await this.tx.insert(group);
+      group.forEach((r, k) => {
+        this.rows.push(r);
+        const prev = prevs[k];
+        this.events.push(WatchEvent.fromRow(r, prev && !prev.deleted ? prev : undefined));
+      });
+      i = j;
+    }
   }
 
   /** Header for this request's responses: its own revision if it wrote, else the newest it observed. */

@@ -19,7 +19,7 @@ export class AutoCompactor {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly store: Pick<Store, 'revision' | 'compactRevision' | 'compact'>,
+    private readonly store: Pick<Store, 'revision' | 'compactRevision' | 'compact'> & { child?: { parent: string | undefined } },
     private readonly o: AutoCompactorOptions,
   ) {}
 
@@ -39,6 +39,8 @@ export class AutoCompactor {
    * the compaction is in effect (old rows are removed afterwards); a failure is logged, the next run retries.
    */
   async runOnce(): Promise<void> {
+    // a child layer is compacted by its parent, at the parent's revisions
+    if (this.store.child?.parent !== undefined) return;
     const target = this.store.revision - this.o.minRetain;
     if (target <= this.store.compactRevision) return;
     try {

@@ -3,7 +3,7 @@
  * removal of compacted rows in bounded steps through the write queue, so writers keep flowing while a large
  * compaction runs. When to compact is policy and lives apart (auto-compactor.ts).
  */
-import type { Backend } from '../backends/backend.js';
+import type { Backend, CompactResult } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import type { Logger } from '../log.js';
 import { errCompacted, errFutureRev } from './errors.js';
@@ -68,6 +68,24 @@ export class Compaction {
     const removal = this.removeCompacted(revision, opts.batchSize ?? this.o.batchSize ?? 1000, opts.timeoutMs ?? this.o.timeoutMs ?? 5000);
     if (opts.physical) await removal;
     else removal.catch((err) => this.o.log.warn('compaction did not finish', { revision, error: err }));
+  }
+
+  /**
+   * A compaction a parent layer hands down (docs/architecture.md, "Layers"): its revision is the parent's
+   * and may be above this child's newest one (the child holds only the revisions of its keys). The compact
+   * revision is persisted once, then one bounded removal step runs; the parent calls again until done.
+   */
+  async handedDown(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
+    const { backend, queue } = this.o;
+    if (!this.everCompacted || revision > this.rev) {
+      await queue.submit(true, async (ctx) => {
+        await ctx.tx.setMeta(META.compactRevision, Buffer.from(String(revision)));
+        ctx.afterCommit.push(() => this.advance(revision));
+      });
+    }
+    const step = await queue.submit(true, async () => undefined, () => backend.compact(revision, batchSize, deadline));
+    storeMetrics.compactedRows.inc(step!.deleted);
+    return step!;
   }
 
   /** Deletes compacted rows, one bounded step per turn of the write queue so writers keep flowing. */

@@ -19,7 +19,8 @@ export type EtcdErrorKind =
   | 'too_many_ops'
   | 'not_capable'
   | 'key_too_long'
-  | 'unavailable';
+  | 'unavailable'
+  | 'child_layer';
 
 export class EtcdError extends Error {
   constructor(
@@ -58,4 +59,12 @@ export function errKeyTooLong(err: { keyBytes: number; limitBytes: number; stora
 /** The storage is unreachable: clients retry. The message says which store and why. */
 export function errUnavailable(reason: string): EtcdError {
   return new EtcdError('unavailable', `etcdserver: storage unavailable: ${reason}`);
+}
+
+/**
+ * This middleware is a child layer: it stores what its parent hands down, at the parent's revisions, and
+ * takes no other write (not etcd's text: etcd has no layers). The message says whose child it is and what to do.
+ */
+export function errChildLayer(message: string): EtcdError {
+  return new EtcdError('child_layer', `etcdserver: ${message}`);
 }

@@ -31,7 +31,16 @@ export class Sequencer {
   }
 
   allocate(): number {
-    const rev = this.next++;
+    return this.allocateAt(this.next);
+  }
+
+  /**
+   * Allocates exactly `rev` (a child layer takes its parent's revisions: docs/architecture.md, "Layers").
+   * The numbers skipped below it were never handed out here and never will be.
+   */
+  allocateAt(rev: number): number {
+    if (!Number.isSafeInteger(rev) || rev < this.next) throw new Error(`revision ${rev} is not above the last one handed out (${this.next - 1}): revisions are never reused`);
+    this.next = rev + 1;
     this.pending.push({ rev, done: false });
     return rev;
   }

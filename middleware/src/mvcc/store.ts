@@ -21,6 +21,7 @@ import {
   type TxnResponse,
 } from './api.js';
 import { applyDeleteRange, applyPut, applyTxn } from './apply.js';
+import { ChildLayer } from './child-layer.js';
 import { Compaction } from './compaction.js';
 import { errCompacted, errFutureRev } from './errors.js';
 import { rangeEnd } from './key-range.js';
@@ -66,6 +67,8 @@ export class Store {
   private queue!: WriteQueue;
   private compaction!: Compaction;
   private lessor!: Lessor;
+  /** Child mode: what a parent layer hands down (child-layer.ts). */
+  child!: ChildLayer;
   private readonly log: Logger;
 
   private constructor(
@@ -122,6 +125,7 @@ export class Store {
       maxBatch: this.opts.maxBatch ?? 512,
       fence: this.opts.fence,
       reloadAfterDoubt: () => this.reloadAfterDoubt(),
+      ownRevisionGuard: () => this.child.refuseOwnWrite(),
       log: this.log,
     });
     this.compaction = new Compaction({
@@ -134,6 +138,8 @@ export class Store {
       timeoutMs: this.opts.compactTimeoutMs,
       log: this.log,
     });
+    this.child = new ChildLayer({ backend: b, seq: this.seq, queue: this.queue, compaction: this.compaction, clusterId: () => this.clusterId, log: this.log });
+    await this.child.load();
     this.lessor = new Lessor({ leases: this.leases, queue: this.queue, header: () => this.header(), minLeaseTtl: this.opts.minLeaseTtl, log: this.log });
     this.leases.load(await b.leases(), await b.leasedKeys());
     storeMetrics.revision.set(this.seq.watermark);
@@ -145,6 +151,7 @@ export class Store {
       revision: this.seq.watermark,
       compactRevision: this.compaction.revision,
       leases: this.leases.size,
+      ...(this.child.parent ? { childOf: this.child.parent } : {}),
     });
   }
 
@@ -178,7 +185,11 @@ export class Store {
   private readRevision(requested: number): number {
     const head = this.seq.watermark;
     if (requested <= 0) return head;
-    if (requested > head) throw errFutureRev();
+    // a child holds only the revisions of its keys: above its newest, the state is that of its newest
+    if (requested > head) {
+      if (this.child.parent === undefined) throw errFutureRev();
+      return head;
+    }
     if (requested < this.compaction.revision) throw errCompacted();
     return requested;
   }
@@ -254,17 +265,22 @@ export class Store {
 
   /** etcd Compact (see Compaction.compact); answers with the header at the watermark. */
   async compact(revision: number, opts: { physical?: boolean; batchSize?: number; timeoutMs?: number } = {}): Promise<ResponseHeader> {
+    // a child is compacted by its parent, at the parent's revisions
+    this.child.refuseOwnWrite();
     await this.compaction.compact(revision, opts);
     return this.header();
   }
 
   // ---- leases (lessor.ts) -----------------------------------------------------------------------------
 
-  leaseGrant(requestedId: string, ttl: number): Promise<{ id: string; ttl: number; header: ResponseHeader }> {
+  async leaseGrant(requestedId: string, ttl: number): Promise<{ id: string; ttl: number; header: ResponseHeader }> {
+    // the parent's lessor owns the leases of a child's keys
+    this.child.refuseOwnWrite();
     return this.lessor.grant(requestedId, ttl);
   }
 
-  leaseRevoke(leaseId: string): Promise<ResponseHeader> {
+  async leaseRevoke(leaseId: string): Promise<ResponseHeader> {
+    this.child.refuseOwnWrite();
     return this.lessor.revoke(leaseId);
   }
 

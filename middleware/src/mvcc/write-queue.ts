@@ -30,6 +30,11 @@ export interface WriteQueueOptions {
   fence?: (tx: WriteTxn) => Promise<void>;
   /** Re-reads what a failed barrier job may have changed (lease and compaction state) after a failed batch. */
   reloadAfterDoubt: () => Promise<void>;
+  /**
+   * Throws when this store may not number a write itself: a child layer takes every revision from its
+   * parent (docs/architecture.md, "Layers"), so a client writing to it directly is refused.
+   */
+  ownRevisionGuard?: () => void;
   log: Logger;
 }
 
@@ -199,7 +204,11 @@ export class WriteQueue {
         const ctx = new ApplyContext(
           tx,
           this.o.leases,
-          () => seq.allocate(),
+          (at) => {
+            if (at !== undefined) return seq.allocateAt(at);
+            this.o.ownRevisionGuard?.();
+            return seq.allocate();
+          },
           () => seq.lastAllocated,
           this.o.header,
         );
@@ -227,7 +236,7 @@ export class WriteQueue {
         seq.rewind(base);
         return { failedJob, error: failure };
       }
-      const revs = contexts.map((c) => c.rev).filter((r) => r > 0);
+      const revs = contexts.flatMap((c) => c.revisions);
       if (err instanceof WriteRolledBackError) {
         // nothing of it remains (or is reverted before its database is used again, which is why these
         // revisions are skipped, never handed out again)
@@ -252,7 +261,7 @@ export class WriteQueue {
       for (const fn of ctx.afterCommit) fn();
       for (const e of ctx.events) this.pendingEvents.push(e);
     }
-    for (const ctx of contexts) if (ctx.rev) seq.finish(ctx.rev);
+    for (const ctx of contexts) for (const r of ctx.revisions) seq.finish(r);
     for (const job of jobs) {
       if (job.error) job.reject(job.error);
       else job.resolve(job.result);

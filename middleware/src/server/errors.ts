@@ -22,6 +22,7 @@ const GRPC_CODE: Record<EtcdErrorKind, grpc.status> = {
   not_capable: Code.UNIMPLEMENTED,
   key_too_long: Code.INVALID_ARGUMENT,
   unavailable: Code.UNAVAILABLE,
+  child_layer: Code.FAILED_PRECONDITION,
 };
 
 /** The gRPC status of an error a handler threw; anything unexpected is logged and sent as INTERNAL. */

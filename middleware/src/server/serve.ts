@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { openBackend, type Backend } from '../backends/index.js';
+import { META as META_NAMES } from '../backends/meta.js';
 import { RoutedBackend } from '../router/routed-backend.js';
 import { Mover } from '../router/migration/mover.js';
 import type { BackendRule } from '../topology/schema.js';
@@ -21,6 +22,7 @@ import { installFrameChecks } from './grpc-frames.js';
 import { healthDefinition, healthService } from './health.js';
 import { startHttpServer } from './http.js';
 import { kvDefinition, kvService } from './kv.js';
+import { layerService, layerServiceDefinition } from './layer.js';
 import { leaseService } from './lease.js';
 import { clusterService, maintenanceService } from './maintenance.js';
 import { etcdService } from './proto.js';
@@ -54,8 +56,10 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
 }
 
 /** The backends of a topology's rules, with their own TLS and pool settings. */
-function ruleBackends(cfg: ServeConfig): (rule: BackendRule) => Backend {
-  return (rule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool, queryTimeoutMs: cfg.queryTimeoutMs });
+function ruleBackends(cfg: ServeConfig, meta: Backend): (rule: BackendRule) => Backend {
+  // a child middleware answers only to the parent that claimed it: this middleware's cluster ID
+  const parentClusterId = async () => (await meta.getMeta(META_NAMES.clusterId))?.toString() ?? '';
+  return (rule) => openBackend(rule.endpoint, { tls: rule.backendTLS, pool: rule.connectionPool, queryTimeoutMs: cfg.queryTimeoutMs, parentClusterId });
 }
 
 /**
@@ -95,7 +99,7 @@ async function startTopology(cfg: ServeConfig, store: Store, routed: RoutedBacke
     import('./topology-retry.js'),
     import('../topology/validate.js'),
   ]);
-  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg), logger: tlog, onMigration: () => mover.kick() });
+  const applier = new TopologyApplier({ store, routed, defaultEndpoint: cfg.endpoint, factory: ruleBackends(cfg, routed), logger: tlog, onMigration: () => mover.kick() });
   const source = createTopologySource(cfg.topologyConfig, {
     keys: new StoreKeyReader(store),
     logger: tlog,
@@ -174,7 +178,7 @@ export interface RunningServer {
 /** Starts everything `serve` runs; resolves once clients can connect. */
 export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions['fence'] } = {}): Promise<RunningServer> {
   const defaultBackend = openBackend(cfg.endpoint, { tls: cfg.backendTls, queryTimeoutMs: cfg.queryTimeoutMs });
-  const routed = new RoutedBackend(defaultBackend, ruleBackends(cfg));
+  const routed = new RoutedBackend(defaultBackend, ruleBackends(cfg, defaultBackend));
   const store = await Store.open({
     backend: routed,
     compactBatchSize: cfg.compactBatchSize,
@@ -211,6 +215,7 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
   server.addService(etcdService('Maintenance'), maintenanceService(store, identity));
   server.addService(etcdService('Cluster'), clusterService(store, identity));
   server.addService(healthDefinition, healthService(store));
+  server.addService(layerServiceDefinition, layerService(store));
   registerWatchMetrics(() => store.hub);
 
   const hostForBind = cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost;

@@ -43,9 +43,9 @@ export interface EtcdTxnResponse {
 }
 
 /** gRPC codes that mean "the etcd cannot be reached or cannot answer now". */
-const UNAVAILABLE_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]);
+export const UNAVAILABLE_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]);
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1000,
   'grpc.keepalive_time_ms': 10_000,
@@ -72,7 +72,8 @@ export interface EtcdClientOptions {
   description: string;
 }
 
-function credentials(o: EtcdClientOptions): grpc.ChannelCredentials {
+/** Channel credentials of an `http(s)://` endpoint with the rule's backendTLS (also used by the layer client). */
+export function credentials(o: EtcdClientOptions): grpc.ChannelCredentials {
   if (!o.tls) return grpc.credentials.createInsecure();
   const read = (what: string, file: string | undefined) => {
     if (!file) return null;

@@ -1,0 +1,101 @@
+/**
+ * A write transaction kept in memory until commit, for a backend whose database is reached by RPC and
+ * takes a whole transaction in one call (a child middleware): rows and meta values are collected, reads
+ * see them on top of the committed state, and `commit()` hands everything over at once.
+ */
+import type { KeyRow, RangeQuery, WriteTxn } from '../backend.js';
+
+/** What the transaction reads from and commits to. */
+export interface BufferedTxnTarget {
+  readonly description: string;
+  /** The live (not deleted) latest version of `key`, undefined when it does not exist. */
+  latest(key: Buffer): Promise<KeyRow | undefined>;
+  range(q: RangeQuery): Promise<KeyRow[]>;
+  getMeta(name: string): Promise<Buffer | undefined>;
+  commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void>;
+}
+
+export class BufferedWriteTxn implements WriteTxn {
+  private readonly rows: KeyRow[] = [];
+  /** Newest pending row of each key (latin1). */
+  private readonly pending = new Map<string, KeyRow>();
+  private readonly meta = new Map<string, Buffer>();
+  private active = true;
+
+  constructor(
+    private readonly target: BufferedTxnTarget,
+    private readonly release: () => void,
+  ) {}
+
+  async latest(key: Buffer): Promise<KeyRow | undefined> {
+    this.check();
+    return this.pending.get(key.toString('latin1')) ?? (await this.target.latest(key));
+  }
+
+  async range(q: RangeQuery): Promise<KeyRow[]> {
+    this.check();
+    const mine = [...this.pending.values()].filter((r) => r.modRevision <= q.revision && inRange(r.key, q.start, q.end));
+    if (mine.length === 0) return this.target.range(q);
+    const byKey = new Map<string, KeyRow>();
+    for (const r of await this.target.range({ ...q, limit: 0 })) byKey.set(r.key.toString('latin1'), r);
+    for (const r of mine) {
+      if (r.deleted) byKey.delete(r.key.toString('latin1'));
+      else byKey.set(r.key.toString('latin1'), q.keysOnly ? { ...r, value: Buffer.alloc(0) } : r);
+    }
+    const out = [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+    return q.limit > 0 ? out.slice(0, q.limit) : out;
+  }
+
+  insert(rows: KeyRow[]): void {
+    this.check();
+    for (const r of rows) {
+      this.rows.push(r);
+      this.pending.set(r.key.toString('latin1'), r);
+    }
+  }
+
+  setMeta(name: string, value: Buffer): void {
+    this.check();
+    this.meta.set(name, value);
+  }
+
+  async lockMeta(name: string): Promise<Buffer | undefined> {
+    this.check();
+    return this.meta.get(name) ?? (await this.target.getMeta(name));
+  }
+
+  putLease(): void {
+    throw new Error(`${this.target.description}: a child middleware keeps no leases (the parent's lessor owns them, in its default backend)`);
+  }
+
+  deleteLease(): void {
+    this.putLease();
+  }
+
+  async commit(): Promise<void> {
+    this.check();
+    try {
+      if (this.rows.length > 0 || this.meta.size > 0) await this.target.commitRows(this.rows, this.meta);
+    } finally {
+      this.end();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    if (this.active) this.end();
+  }
+
+  private end(): void {
+    this.active = false;
+    this.release();
+  }
+
+  private check(): void {
+    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
+  }
+}
+
+function inRange(key: Buffer, start: Buffer, end: Buffer | undefined): boolean {
+  if (end === undefined) return key.equals(start);
+  return Buffer.compare(key, start) >= 0 && (end.length === 0 || Buffer.compare(key, end) < 0);
+}

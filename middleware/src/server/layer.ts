@@ -1,0 +1,77 @@
+/**
+ * The layer service a middleware offers its parent (backends/middleware/layer-protocol.ts has the protocol,
+ * docs/architecture.md "Layers" the design): reads pass straight to this middleware's storage at the
+ * parent's revisions; writes, compaction, reverts and recovery go through child mode (mvcc/child-layer.ts),
+ * which checks that the caller is the parent that claimed this middleware.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { META } from '../backends/meta.js';
+import { PARENT_METADATA, layerServiceDefinition, type LayerMethod, type LayerMethods } from '../backends/middleware/layer-protocol.js';
+import { errChildLayer } from '../mvcc/errors.js';
+import type { Store } from '../mvcc/store.js';
+import { storageError } from '../mvcc/storage-error.js';
+import { logger } from '../log.js';
+import { countStreamRequest } from './rpc.js';
+import { toServiceError } from './errors.js';
+
+export { layerServiceDefinition };
+
+type Handlers = { [M in LayerMethod]: (req: LayerMethods[M][0], caller: string) => Promise<LayerMethods[M][1]> };
+
+const log = logger.child({ component: 'layer' });
+
+export function layerService(store: Store): grpc.UntypedServiceImplementation {
+  const b = store.backend;
+  const handlers: Handlers = {
+    Hello: async () => ({ clusterId: store.clusterId, parent: store.child.parent ?? '', maxRevision: await b.maxRevision(), enveloped: await store.child.enveloped() }),
+    Range: async (q) => ({ rows: await b.range(q) }),
+    Count: async (q) => ({ count: await b.count(q.start, q.end, q.revision) }),
+    Changes: async (q) => ({ rows: await b.changes(q.from, q.to, q.limit) }),
+    MaxRevision: async () => ({ revision: await b.maxRevision() }),
+    // the parent's owner meta of this backend is the child's claim
+    GetMeta: async (q) => {
+      if (q.name !== META.owner) throw errChildLayer(`the parent asked for meta value "${q.name}": a child layer keeps only its owner`);
+      return store.child.parent === undefined ? {} : { value: Buffer.from(store.child.parent) };
+    },
+    LeasedKeys: async () => ({ keys: await b.leasedKeys() }),
+    SizeBytes: async () => ({ bytes: await b.sizeBytes() }),
+    Write: async (req, caller) => {
+      let claim: string | undefined;
+      for (const m of req.meta) {
+        if (m.name !== META.owner) throw errChildLayer(`the parent set meta value "${m.name}": a child layer keeps only its owner`);
+        claim = m.value.toString();
+      }
+      await store.child.write(caller, req.rows, claim);
+      return {};
+    },
+    Compact: (req, caller) => store.child.compact(caller, req.revision, req.batchSize, req.deadline),
+    Revert: async (req, caller) => {
+      await store.child.revert(caller, req.from, req.to);
+      return {};
+    },
+    Recover: async (_req, caller) => {
+      await store.child.recover(caller);
+      return {};
+    },
+  };
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [name, fn] of Object.entries(handlers) as [LayerMethod, (req: unknown, caller: string) => Promise<unknown>][]) {
+    out[name] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const caller = String(call.metadata.get(PARENT_METADATA)[0] ?? '');
+      Promise.resolve()
+        .then(() => fn(call.request, caller))
+        .then(
+          (res) => {
+            countStreamRequest(`Layer.${name}`);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const e = toServiceError(storageError(err, log));
+            countStreamRequest(`Layer.${name}`, grpc.status[e.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+            callback(e, null);
+          },
+        );
+    }) as grpc.handleUnaryCall<unknown, unknown>;
+  }
+  return out;
+}
