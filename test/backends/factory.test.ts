@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import { BackendUnavailableError, openBackend } from '../../middleware/src/backends/index.js';
 import { freePort } from '../support/env.js';
 
-test('etcd and middleware endpoints make an etcd backend; an unreachable one fails to open as unavailable, naming it', async () => {
+test('etcd and middleware endpoints make an http backend (an etcd or a child middleware, told apart at open); an unreachable one fails to open as unavailable, naming it', async () => {
   for (const endpoint of ['http://127.0.0.1:2379', 'https://a:2379,b:2379']) assert.equal(openBackend(endpoint).description, endpoint);
   const endpoint = `http://127.0.0.1:${await freePort()}`;
   const be = openBackend(endpoint, { queryTimeoutMs: 2000 });
-  await assert.rejects(be.open(), (err) => err instanceof BackendUnavailableError && err.message.includes(endpoint) && /check that the etcd is running/.test(err.message));
+  await assert.rejects(be.open(), (err) => err instanceof BackendUnavailableError && err.message.includes(endpoint) && /check that the etcd or middleware is running/.test(err.message));
   await be.close();
 });
 

@@ -36,7 +36,7 @@ export class HttpBackend implements Backend {
   }
 
   private async detect(): Promise<Backend> {
-    const probe = new LayerClient({ hosts: this.endpoint.hosts, tls: this.endpoint.tls, backendTLS: this.opts.tls, timeoutMs: this.opts.queryTimeoutMs, description: this.description });
+    const probe = new LayerClient({ hosts: this.endpoint.hosts, tls: this.endpoint.tls, backendTLS: this.opts.tls, timeoutMs: this.opts.queryTimeoutMs, description: this.description }, 'the etcd or middleware');
     try {
       await probe.call('Hello', {});
       return new MiddlewareBackend(this.endpoint, this.description, this.opts);

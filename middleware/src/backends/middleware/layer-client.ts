@@ -23,7 +23,11 @@ export class LayerClient {
   /** Sent as `harikube-parent` once known (the parent's cluster ID), so the child can tell its parent. */
   parent = '';
 
-  constructor(private readonly o: EtcdClientOptions) {
+  constructor(
+    private readonly o: EtcdClientOptions,
+    /** What the endpoint is, for "check that ... is running" (the probe does not know yet). */
+    private readonly server = 'the child middleware',
+  ) {
     const creds = credentials(o);
     this.channels = o.hosts.map((host) => ({ host, client: new LayerClientCtor(host, creds, CHANNEL_OPTIONS) }));
   }
@@ -44,7 +48,7 @@ export class LayerClient {
         if (UNAVAILABLE_CODES.has(err.code) && this.channels.length > 1 && this.current === i) this.current = (i + 1) % this.channels.length;
         const message = `${this.o.description}: ${method} on ${host}: ${err.details || err.message}`;
         if (err.code === grpc.status.UNIMPLEMENTED) return reject(new NotAMiddlewareError(message));
-        if (UNAVAILABLE_CODES.has(err.code)) return reject(new BackendUnavailableError(`${message}; check that the child middleware is running and reachable`, { cause: err }));
+        if (UNAVAILABLE_CODES.has(err.code)) return reject(new BackendUnavailableError(`${message}; check that ${this.server} is running and reachable`, { cause: err }));
         reject(new Error(message, { cause: err }));
       });
     });
