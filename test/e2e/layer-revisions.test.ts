@@ -300,3 +300,27 @@ describe('three layers in one revision space', { skip }, () => {
     for (const [key, a] of acked) assert.ok(stored.has(`${key}@${a.revision}`), `${key} is stored at revision ${a.revision}`);
   });
 });
+
+describe('a middleware that cannot become a child', { skip }, () => {
+  it('is refused with the reason: its own data, or data an older parent wrote through the etcd API', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-layer-refused-'));
+    const [own, top] = await Promise.all([createScratchStore('sqlite'), createScratchStore('sqlite')]);
+    const lower = await Middleware.start({ endpoint: own.endpoint, compactInterval: '0' });
+    const direct = new EtcdClient(lower.address);
+    try {
+      const topology = await topologyFile(dir, 'top', [{ name: 'lower', endpoint: `http://${lower.address}`, regexp: { key: '^/l/' } }]);
+      const start = () => Middleware.start({ endpoint: top.endpoint, compactInterval: '0', extraArgs: ['--topology-config', topology] });
+      await direct.put({ key: b('/l/own'), value: b('x') });
+      await assert.rejects(start(), /already holds data written outside this middleware/);
+      // what an older parent left: enveloped values and its revision map, in the lower layer's own revisions
+      await direct.put({ key: b('harikube/revision/00000000000000000002'), value: b('') });
+      await assert.rejects(start(), /older HariKube parent wrote through the etcd API[^]*start the child on empty databases/);
+      assert.equal((await direct.put({ key: b('/l/still-mine'), value: b('y') })).header.revision !== undefined, true, 'the refused middleware was not claimed');
+    } finally {
+      direct.close();
+      await lower.stop();
+      await Promise.all([own.dispose(), top.dispose()]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

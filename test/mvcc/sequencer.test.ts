@@ -44,3 +44,14 @@ test('rewind takes back revisions of a rolled-back transaction: the next write g
   assert.deepEqual(seen, [11]);
   assert.throws(() => s.rewind(10), /revisions up to 11 are visible/);
 });
+
+test("a child layer allocates exactly its parent's revisions, strictly increasing, never one twice", () => {
+  const s = new Sequencer(5);
+  assert.equal(s.allocateAt(9), 9, 'numbers between belong to keys of other layers: skipped');
+  s.finish(9);
+  assert.equal(s.watermark, 9);
+  assert.throws(() => s.allocateAt(9), /not above the last one handed out \(9\)/);
+  assert.throws(() => s.allocateAt(7), /never reused/);
+  assert.equal(s.allocateAt(12), 12);
+  assert.equal(s.allocate(), 13, 'the next own revision follows the last handed down');
+});
