@@ -69,6 +69,12 @@ export interface LeaseRow {
 export interface WriteTxn {
   /** Newest row of `key` at any revision (a tombstone included), or undefined if never written or compacted. */
   latest(key: Buffer): Promise<KeyRow | undefined> | KeyRow | undefined;
+  /**
+   * Optional, for a backend reached over the network: reads the newest rows of `keys` ahead, in one round
+   * trip, so the `latest` calls that follow are answered locally. A hint: the caller ignores its failure
+   * (the reads that follow meet the same problem and fail only the requests that make them).
+   */
+  prefetch?(keys: Buffer[]): Promise<void>;
   /** Like `Backend.range`, inside the transaction. */
   range(q: RangeQuery): Promise<KeyRow[]> | KeyRow[];
   /** Appends rows (their revisions and subs are unique and above every stored revision). */
@@ -101,6 +107,9 @@ export interface CompactResult {
 export interface Backend {
   /** What the backend is, for logs and errors (credentials redacted), e.g. `sqlite:./db/state.db`. */
   readonly description: string;
+
+  /** True when its write transactions read ahead (`WriteTxn.prefetch`): a backend reached over the network. */
+  readonly readsAhead?: boolean;
 
   /**
    * Connects, creates the database if missing, creates or migrates the schema. Throws

@@ -25,6 +25,10 @@ export class HttpBackend implements Backend {
     return this.inner instanceof EtcdBackend ? 'etcd' : this.inner instanceof MiddlewareBackend ? 'middleware' : undefined;
   }
 
+  get readsAhead(): boolean {
+    return this.inner?.readsAhead ?? false;
+  }
+
   /** The migration operations of the backend found, if it has them (see movable.ts). */
   get moves(): KeyMoves | undefined {
     return (this.inner as Partial<MovableBackend> | undefined)?.moves;

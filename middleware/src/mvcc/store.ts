@@ -32,6 +32,7 @@ import { PageCounts, finishRange, needsFullRead } from './range.js';
 import { RangeCounts } from './range-counts.js';
 import { Sequencer } from './sequencer.js';
 import { storageError } from './storage-error.js';
+import { deleteKeys, putKeys, txnTouchedKeys } from './touched-keys.js';
 import { WatchHub } from './watch-hub.js';
 import { WriteQueue } from './write-queue.js';
 import { storeMetrics } from './metrics.js';
@@ -234,15 +235,15 @@ export class Store {
   // ---- writes (write-queue.ts) ------------------------------------------------------------------------
 
   put(req: PutRequest): Promise<PutResponse> {
-    return this.queue.submit(false, (ctx) => applyPut(ctx, req));
+    return this.queue.submit(false, (ctx) => applyPut(ctx, req), undefined, putKeys(req));
   }
 
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.queue.submit(false, (ctx) => applyDeleteRange(ctx, req));
+    return this.queue.submit(false, (ctx) => applyDeleteRange(ctx, req), undefined, deleteKeys(req));
   }
 
   txn(req: TxnRequest): Promise<TxnResponse> {
-    return this.queue.submit(false, (ctx) => applyTxn(ctx, req));
+    return this.queue.submit(false, (ctx) => applyTxn(ctx, req), undefined, txnTouchedKeys(req));
   }
 
   /**

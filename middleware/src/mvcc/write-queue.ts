@@ -46,6 +46,8 @@ type Job = {
   /** With a transaction: applied inside the batch's database transaction. Without: run directly, serialised. */
   run: (ctx: ApplyContext) => Promise<unknown>;
   direct?: () => Promise<unknown>;
+  /** Keys whose newest version `run` reads (see `WriteTxn.prefetch`). */
+  keys?: Buffer[];
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   result?: unknown;
@@ -83,10 +85,10 @@ export class WriteQueue {
    * Queues a write. `run` is applied inside a batch's database transaction; a `barrier` runs alone in its
    * batch; with `direct`, that runs instead, outside any transaction, between two batches.
    */
-  submit<T>(barrier: boolean, run: (ctx: ApplyContext) => Promise<T>, direct?: () => Promise<T>): Promise<T> {
+  submit<T>(barrier: boolean, run: (ctx: ApplyContext) => Promise<T>, direct?: () => Promise<T>, keys?: Buffer[]): Promise<T> {
     if (this.stopped) return Promise.reject(errUnavailable('the server is shutting down'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ barrier, run, direct, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ barrier, run, direct, keys, resolve: resolve as (v: unknown) => void, reject });
       void this.pump();
     });
   }
@@ -200,6 +202,11 @@ export class WriteQueue {
     try {
       tx = await backend.begin();
       if (this.o.fence) await this.o.fence(tx);
+      if (tx.prefetch) {
+        const keys = jobs.flatMap((j) => j.keys ?? []);
+        // a hint: a key whose database fails is read again by its request, which then fails alone
+        if (keys.length > 0) await tx.prefetch(keys).catch(() => undefined);
+      }
       for (const job of jobs) {
         const ctx = new ApplyContext(
           tx,

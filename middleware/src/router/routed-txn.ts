@@ -73,6 +73,25 @@ export class RoutedTxn implements WriteTxn {
     return newer(own, elsewhere);
   }
 
+  /** Passes each key to its owner's transaction, where that backend reads ahead (see `WriteTxn.prefetch`). */
+  async prefetch(keys: Buffer[]): Promise<void> {
+    const byOwner = new Map<Backend, Buffer[]>();
+    for (const key of keys) {
+      const owner = this.table.ownerOf(key);
+      const g = byOwner.get(owner);
+      if (g) g.push(key);
+      else byOwner.set(owner, [key]);
+    }
+    await Promise.all(
+      [...byOwner].map(async ([owner, ks]) => {
+        // only a backend with reads ahead is begun here; the others are begun by the request that touches them
+        if (!owner.readsAhead) return;
+        const tx = await this.txFor(owner);
+        await tx.prefetch?.(ks);
+      }),
+    );
+  }
+
   async range(q: RangeQuery): Promise<KeyRow[]> {
     if (this.table.migrating) return this.rangeWhileMigrating(q);
     const backends = this.table.readersOf(q.start, q.end);

@@ -5,6 +5,7 @@
  * which checks that the caller is the parent that claimed this middleware.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { KeyRow } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import { PARENT_METADATA, layerServiceDefinition, type LayerMethod, type LayerMethods } from '../backends/middleware/layer-protocol.js';
 import { errChildLayer } from '../mvcc/errors.js';
@@ -25,6 +26,20 @@ export function layerService(store: Store): grpc.UntypedServiceImplementation {
   const handlers: Handlers = {
     Hello: async () => ({ clusterId: store.clusterId, parent: store.child.parent ?? '', maxRevision: await b.maxRevision(), enveloped: await store.child.enveloped() }),
     Range: async (q) => ({ rows: await b.range(q) }),
+    // in a transaction that writes nothing: its reads are direct (no read thread), one after the other
+    Latest: async (q) => {
+      const tx = await b.begin();
+      try {
+        const rows: (KeyRow | null)[] = [];
+        for (const key of q.keys) {
+          const row = await tx.latest(key);
+          rows.push(row && !row.deleted ? row : null);
+        }
+        return { rows };
+      } finally {
+        await tx.rollback();
+      }
+    },
     Count: async (q) => ({ count: await b.count(q.start, q.end, q.revision) }),
     Changes: async (q) => ({ rows: await b.changes(q.from, q.to, q.limit) }),
     MaxRevision: async () => ({ revision: await b.maxRevision() }),

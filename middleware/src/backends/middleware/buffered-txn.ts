@@ -10,6 +10,8 @@ export interface BufferedTxnTarget {
   readonly description: string;
   /** The live (not deleted) latest version of `key`, undefined when it does not exist. */
   latest(key: Buffer): Promise<KeyRow | undefined>;
+  /** `latest` of several keys in one round trip. */
+  latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]>;
   range(q: RangeQuery): Promise<KeyRow[]>;
   getMeta(name: string): Promise<Buffer | undefined>;
   commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void>;
@@ -20,6 +22,12 @@ export class BufferedWriteTxn implements WriteTxn {
   /** Newest pending row of each key (latin1). */
   private readonly pending = new Map<string, KeyRow>();
   private readonly meta = new Map<string, Buffer>();
+  /**
+   * Newest committed rows read ahead (`prefetch`), undefined for a key that has none. They stay true for
+   * the whole transaction: the backend begins one transaction at a time, and only this middleware writes
+   * to the database behind it (a child layer takes writes from its parent alone).
+   */
+  private readonly fetched = new Map<string, KeyRow | undefined>();
   private active = true;
 
   constructor(
@@ -27,14 +35,31 @@ export class BufferedWriteTxn implements WriteTxn {
     private readonly release: () => void,
   ) {}
 
+  async prefetch(keys: Buffer[]): Promise<void> {
+    this.check();
+    const wanted = [...new Map(keys.map((k) => [k.toString('latin1'), k])).entries()].filter(([id]) => !this.pending.has(id) && !this.fetched.has(id));
+    if (wanted.length === 0) return;
+    const rows = await this.target.latestMany(wanted.map(([, k]) => k));
+    wanted.forEach(([id], i) => this.fetched.set(id, rows[i]));
+  }
+
   async latest(key: Buffer): Promise<KeyRow | undefined> {
     this.check();
-    return this.pending.get(key.toString('latin1')) ?? (await this.target.latest(key));
+    const id = key.toString('latin1');
+    const mine = this.pending.get(id);
+    if (mine) return mine;
+    if (this.fetched.has(id)) return this.fetched.get(id);
+    return this.target.latest(key);
   }
 
   async range(q: RangeQuery): Promise<KeyRow[]> {
     this.check();
     const mine = [...this.pending.values()].filter((r) => r.modRevision <= q.revision && inRange(r.key, q.start, q.end));
+    // a single key at the newest revision (a delete of one key) is known when it was read ahead
+    if (mine.length === 0 && q.end === undefined && q.revision === Number.MAX_SAFE_INTEGER && this.fetched.has(q.start.toString('latin1'))) {
+      const row = this.fetched.get(q.start.toString('latin1'));
+      return row ? [q.keysOnly ? { ...row, value: Buffer.alloc(0) } : row] : [];
+    }
     if (mine.length === 0) return this.target.range(q);
     const byKey = new Map<string, KeyRow>();
     for (const r of await this.target.range({ ...q, limit: 0 })) byKey.set(r.key.toString('latin1'), r);

@@ -54,6 +54,8 @@ export interface CompactRequest {
 export interface LayerMethods {
   Hello: [Record<string, never>, HelloResponse];
   Range: [RangeQuery, { rows: KeyRow[] }];
+  /** The live newest row of each key (null: none), for a write transaction's reads ahead. */
+  Latest: [{ keys: Buffer[] }, { rows: (KeyRow | null)[] }];
   Count: [{ start: Buffer; end?: Buffer; revision: number }, { count: number }];
   Changes: [{ from: number; to: number; limit: number }, { rows: ChangeRow[] }];
   MaxRevision: [Record<string, never>, { revision: number }];
@@ -68,7 +70,7 @@ export interface LayerMethods {
 
 export type LayerMethod = keyof LayerMethods;
 
-const METHODS: LayerMethod[] = ['Hello', 'Range', 'Count', 'Changes', 'MaxRevision', 'GetMeta', 'LeasedKeys', 'SizeBytes', 'Write', 'Compact', 'Revert', 'Recover'];
+const METHODS: LayerMethod[] = ['Hello', 'Range', 'Latest', 'Count', 'Changes', 'MaxRevision', 'GetMeta', 'LeasedKeys', 'SizeBytes', 'Write', 'Compact', 'Revert', 'Recover'];
 
 /** Encodes a message (see the wire format above). */
 export function encodeMessage(msg: unknown): Buffer {

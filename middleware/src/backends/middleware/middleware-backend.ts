@@ -29,6 +29,7 @@ export interface MiddlewareBackendOptions {
 }
 
 export class MiddlewareBackend implements Backend {
+  readonly readsAhead = true;
   private client?: LayerClient;
   private readonly writeLock = new Lock();
 
@@ -89,6 +90,10 @@ export class MiddlewareBackend implements Backend {
       throw err;
     }
     return new BufferedWriteTxn(this, release);
+  }
+
+  async latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]> {
+    return (await this.live().call('Latest', { keys })).rows.map((r) => r ?? undefined);
   }
 
   /** The live latest version of `key` (a transaction's reads). */
