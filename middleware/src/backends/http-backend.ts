@@ -20,11 +20,6 @@ export class HttpBackend implements Backend {
     private readonly opts: EtcdBackendOptions & MiddlewareBackendOptions,
   ) {}
 
-  /** What the endpoint turned out to be, once opened (`etcd` or `middleware`). */
-  get kind(): 'etcd' | 'middleware' | undefined {
-    return this.inner instanceof EtcdBackend ? 'etcd' : this.inner instanceof MiddlewareBackend ? 'middleware' : undefined;
-  }
-
   get readsAhead(): boolean {
     return this.inner?.readsAhead ?? false;
   }
