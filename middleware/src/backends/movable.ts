@@ -1,8 +1,9 @@
 /**
  * What a backend needs to be the source or the target of an online migration (router/migration/): reads
  * that see tombstones and whole key histories, and writes that copy rows as they are (revisions, version,
- * lease kept) or drop them. The SQL backends have it. An etcd or child-middleware backend does not: it
- * numbers its own history, so rows cannot be written into it at their old revisions.
+ * lease kept) or drop them. The SQL backends have it, and so does a child middleware whose own storage has
+ * it (it stores rows at the parent's revisions; backends/middleware/layer-moves.ts). A backend without it
+ * may say why in `movesRefused`.
  */
 import type { Backend, KeyRow, RangeQuery } from './backend.js';
 
@@ -32,6 +33,11 @@ export interface KeyMoves {
 
   /** In one write transaction: deletes the rows of `keys` at or below `upTo`. Returns rows deleted. */
   dropOut(keys: Buffer[], upTo: number): Promise<number>;
+}
+
+/** Why a backend cannot take part in a migration, when it can say (e.g. a child middleware whose keys span backends). */
+export function movesRefused(b: Backend): string | undefined {
+  return isMovable(b) ? undefined : (b as { movesRefused?: string }).movesRefused || undefined;
 }
 
 export function isMovable(b: Backend): b is MovableBackend {

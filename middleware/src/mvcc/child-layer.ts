@@ -121,6 +121,17 @@ export class ChildLayer {
     return this.o.compaction.handedDown(revision, batchSize, deadline);
   }
 
+  /**
+   * Runs a step of the parent's online migration (copying rows in at their old revisions, dropping moved
+   * rows), serialised with the parent's writes. It goes around the write queue's batches on purpose: a copy
+   * is not a change, so no watcher of this child sees an event for it, and neither the sequencer nor the
+   * revision high-water mark moves (the rows carry revisions the parent handed out long ago).
+   */
+  async moveStep<T>(caller: string, step: () => Promise<T>): Promise<T> {
+    this.check(caller);
+    return this.o.queue.submit(true, async () => undefined as T, step);
+  }
+
   async revert(caller: string, from: number, to: number): Promise<void> {
     this.check(caller);
     await this.o.queue.submit(true, async () => undefined, () => this.o.backend.revert(from, to));

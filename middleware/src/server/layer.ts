@@ -1,21 +1,31 @@
 /**
  * The layer service a middleware offers its parent (backends/middleware/layer-protocol.ts has the protocol,
  * docs/architecture.md "Layers" the design): reads pass straight to this middleware's storage at the
- * parent's revisions; writes, compaction, reverts and recovery go through child mode (mvcc/child-layer.ts),
- * which checks that the caller is the parent that claimed this middleware.
+ * parent's revisions; writes, compaction, reverts, recovery and the copies and drops of the parent's online
+ * migration (layer-moves.ts) go through child mode (mvcc/child-layer.ts), which checks that the caller is
+ * the parent that claimed this middleware.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { KeyRow } from '../backends/backend.js';
+import type { Backend, KeyRow } from '../backends/backend.js';
+import type { KeyMoves } from '../backends/movable.js';
 import { META } from '../backends/meta.js';
 import { PARENT_METADATA, layerServiceDefinition, type LayerMethod, type LayerMethods } from '../backends/middleware/layer-protocol.js';
 import { errChildLayer } from '../mvcc/errors.js';
 import type { Store } from '../mvcc/store.js';
 import { storageError } from '../mvcc/storage-error.js';
 import { logger } from '../log.js';
+import { capHistory, ownMoves } from './layer-moves.js';
 import { countStreamRequest } from './rpc.js';
 import { toServiceError } from './errors.js';
 
 export { layerServiceDefinition };
+
+/** The storage's migration operations; refused (FAILED_PRECONDITION) with the reason when it has none. */
+function movesOf(b: Backend): KeyMoves {
+  const moves = ownMoves(b);
+  if (typeof moves === 'string') throw errChildLayer(`keys cannot move into or out of this child layer: ${moves}`);
+  return moves;
+}
 
 type Handlers = { [M in LayerMethod]: (req: LayerMethods[M][0], caller: string) => Promise<LayerMethods[M][1]> };
 
@@ -24,7 +34,10 @@ const log = logger.child({ component: 'layer' });
 export function layerService(store: Store): grpc.UntypedServiceImplementation {
   const b = store.backend;
   const handlers: Handlers = {
-    Hello: async () => ({ clusterId: store.clusterId, parent: store.child.parent ?? '', maxRevision: await b.maxRevision(), enveloped: await store.child.enveloped() }),
+    Hello: async () => {
+      const moves = ownMoves(b);
+      return { clusterId: store.clusterId, parent: store.child.parent ?? '', maxRevision: await b.maxRevision(), enveloped: await store.child.enveloped(), movesRefused: typeof moves === 'string' ? moves : '' };
+    },
     Range: async (q) => ({ rows: await b.range(q) }),
     // in a transaction that writes nothing: its reads are direct (no read thread), one after the other
     Latest: async (q) => {
@@ -67,6 +80,17 @@ export function layerService(store: Store): grpc.UntypedServiceImplementation {
     Recover: async (_req, caller) => {
       await store.child.recover(caller);
       return {};
+    },
+    // online migration: reads straight from this middleware's storage, copies and drops as the parent's
+    RangeWithTombstones: async (q) => ({ rows: await movesOf(b).rangeWithTombstones(q) }),
+    History: async (q) => ({ rows: capHistory(await movesOf(b).history(q.start, q.end, q.limitRows)) }),
+    CopyIn: async (req, caller) => {
+      const moves = movesOf(b);
+      return { stored: await store.child.moveStep(caller, () => moves.copyIn(req.rows)) };
+    },
+    DropOut: async (req, caller) => {
+      const moves = movesOf(b);
+      return { deleted: await store.child.moveStep(caller, () => moves.dropOut(req.keys, req.upTo)) };
     },
   };
   const out: grpc.UntypedServiceImplementation = {};

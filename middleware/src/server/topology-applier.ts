@@ -8,7 +8,7 @@
  */
 import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
-import { isMovable } from '../backends/movable.js';
+import { isMovable, movesRefused } from '../backends/movable.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import { keyAfter } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
@@ -334,9 +334,12 @@ class MoveReport {
     if (this.movable) return;
     const stuck = [...this.groups.values()].filter((g) => !isMovable(g.fromBackend) || !isMovable(g.toBackend));
     const moves: KeyMove[] = stuck.map(({ from, to, count, first, last }) => ({ from, to, count, first, last }));
-    const lines = moves.map((m) => `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}: ${m.first} .. ${m.last}`);
+    const lines = stuck.map((m) => {
+      const why = [m.fromBackend, m.toBackend].map((b) => movesRefused(b)).filter((r) => r !== undefined);
+      return `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}: ${m.first} .. ${m.last}${why.length ? ` (${why.join('; ')})` : ''}`;
+    });
     throw new TopologyRefusedError(
-      `topology from ${origin} refused: it would move existing keys into or out of an etcd or child-middleware backend, which online migration does not support yet (it moves keys between SQLite, PostgreSQL and MySQL/MariaDB backends):\n  ${lines.join('\n  ')}\n` +
+      `topology from ${origin} refused: it would move existing keys into or out of a backend that cannot take part in a migration: an etcd, or a child middleware whose own storage cannot copy rows (online migration moves keys between SQLite, PostgreSQL, MySQL/MariaDB and child-middleware backends):\n  ${lines.join('\n  ')}\n` +
         'Delete those keys first, or keep the rules that route them where they are; the topology in effect stays.',
       moves,
       [...new Set(moves.flatMap((m) => [m.from, m.to]))].filter((n) => n !== DEFAULT_BACKEND && !n.startsWith('retired ')),

@@ -19,6 +19,17 @@ import type { ChangeRow, CompactResult, KeyRow, RangeQuery } from '../backend.js
 
 export const LAYER_SERVICE = 'harikube.layer.v1.Layer';
 
+/**
+ * Most bytes of rows the parent hands down in one call (a write's whole revisions, a migration's copied
+ * rows): below the child's request limit. A single larger row goes alone.
+ */
+export const MAX_HANDED_DOWN_BYTES = 1024 * 1024;
+
+/** What a row counts against MAX_HANDED_DOWN_BYTES: its key and value, and room for the rest. */
+export function handedDownBytes(row: KeyRow): number {
+  return row.key.length + row.value.length + 100;
+}
+
 /** gRPC metadata naming the parent (its cluster ID) on every call that changes the child. */
 export const PARENT_METADATA = 'harikube-parent';
 
@@ -35,6 +46,12 @@ export interface HelloResponse {
    * envelopes, `harikube/revision/` keys): it has its own revision space and cannot become a child.
    */
   enveloped: boolean;
+  /**
+   * Why the child cannot be the source or target of the parent's online migration (its own storage is
+   * routed across backends, or cannot copy rows at their revisions); empty when it can. Absent from a child
+   * of a version without the migration calls: it cannot either.
+   */
+  movesRefused?: string;
 }
 
 export interface WriteRequest {
@@ -66,11 +83,16 @@ export interface LayerMethods {
   Compact: [CompactRequest, CompactResult];
   Revert: [{ from: number; to: number }, Record<string, never>];
   Recover: [Record<string, never>, Record<string, never>];
+  // online migration (backends/movable.ts `KeyMoves`, served by the child's own storage)
+  RangeWithTombstones: [RangeQuery, { rows: KeyRow[] }];
+  History: [{ start: Buffer; end: Buffer; limitRows: number }, { rows: KeyRow[] }];
+  CopyIn: [{ rows: KeyRow[] }, { stored: number }];
+  DropOut: [{ keys: Buffer[]; upTo: number }, { deleted: number }];
 }
 
 export type LayerMethod = keyof LayerMethods;
 
-const METHODS: LayerMethod[] = ['Hello', 'Range', 'Latest', 'Count', 'Changes', 'MaxRevision', 'GetMeta', 'LeasedKeys', 'SizeBytes', 'Write', 'Compact', 'Revert', 'Recover'];
+const METHODS: LayerMethod[] = ['Hello', 'Range', 'Latest', 'Count', 'Changes', 'MaxRevision', 'GetMeta', 'LeasedKeys', 'SizeBytes', 'Write', 'Compact', 'Revert', 'Recover', 'RangeWithTombstones', 'History', 'CopyIn', 'DropOut'];
 
 /** Encodes a message (see the wire format above). */
 export function encodeMessage(msg: unknown): Buffer {

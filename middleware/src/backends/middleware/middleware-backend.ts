@@ -11,10 +11,10 @@ import type { BackendTLS } from '../../topology/schema.js';
 import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { Lock } from '../sql/lock.js';
 import { BufferedWriteTxn } from './buffered-txn.js';
+import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
-
-/** Most bytes of rows handed down in one call: below the child's request limit, whole revisions each. */
-const MAX_WRITE_BYTES = 1024 * 1024;
+import { LayerMoves } from './layer-moves.js';
+import { MAX_HANDED_DOWN_BYTES, handedDownBytes } from './layer-protocol.js';
 
 export interface MiddlewareBackendOptions {
   tls?: BackendTLS;
@@ -32,6 +32,13 @@ export class MiddlewareBackend implements Backend {
   readonly readsAhead = true;
   private client?: LayerClient;
   private readonly writeLock = new Lock();
+  /**
+   * The online migration's operations (backends/movable.ts), set at `open` when the child says its own
+   * storage can copy rows at their revisions; else `movesRefused` says why not (for the refusal of a
+   * topology that would move keys into or out of it).
+   */
+  moves?: KeyMoves;
+  movesRefused = 'not open';
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -52,6 +59,8 @@ export class MiddlewareBackend implements Backend {
         );
       }
       this.client = client;
+      this.movesRefused = hello.movesRefused ?? 'the child middleware is of a version without the migration calls: upgrade it';
+      if (this.movesRefused === '') this.moves = new LayerMoves(() => this.asParent(), this.writeLock);
     } catch (err) {
       client.close();
       throw err;
@@ -118,9 +127,9 @@ export class MiddlewareBackend implements Backend {
     for (let i = 0; i < sorted.length; i++) {
       const r = sorted[i]!;
       chunk.push(r);
-      bytes += r.key.length + r.value.length + 100;
+      bytes += handedDownBytes(r);
       const revisionEnds = i + 1 === sorted.length || sorted[i + 1]!.modRevision !== r.modRevision;
-      if (revisionEnds && bytes >= MAX_WRITE_BYTES && i + 1 < sorted.length) await send(false);
+      if (revisionEnds && bytes >= MAX_HANDED_DOWN_BYTES && i + 1 < sorted.length) await send(false);
     }
     // the meta values (the claim) go with the last rows, or alone
     await send(true);
