@@ -29,6 +29,11 @@ export class HttpBackend implements Backend {
     return (this.inner as Partial<MovableBackend> | undefined)?.moves;
   }
 
+  /** Why the backend found cannot take part in a migration, when it says (see movable.ts). */
+  get movesRefused(): string | undefined {
+    return (this.inner as { movesRefused?: string } | undefined)?.movesRefused;
+  }
+
   async open(): Promise<void> {
     this.inner ??= await this.detect();
     await this.inner.open();
