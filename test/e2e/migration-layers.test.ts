@@ -7,14 +7,18 @@
  * watcher saw exactly the writers' events (a copy is not an event), the child's own watcher saw only the
  * parent's writes (no copy), the pinned list is the state at its revision (revisions, create revisions and
  * versions unchanged), every acknowledged write reads back at its revision, each database holds exactly the
- * keys routed to it, and `harikube migrate verify` finds every key in place.
+ * keys routed to it, and `harikube migrate verify` finds every key in place. A child whose own topology routes
+ * keys elsewhere cannot take copies: a change that would move keys into it is refused with that reason.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import { EtcdClient } from '../support/grpc.js';
@@ -23,6 +27,7 @@ import { checkReadableAtRevision, keyNames, listAll, loadKeys, MigrationRig, pag
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { storedKeys } from '../support/stored-keys.js';
 import { keyState, lines, replay, stateOf } from '../support/write-model.js';
+import { waitUntil } from '../support/wait.js';
 import { Writers } from '../support/writers.js';
 
 /** Keys per second the mover may move: low enough that the writers overlap several of its batches. */
@@ -132,6 +137,36 @@ describe('online migration into and out of a child middleware', () => {
       childClient.close();
       await rig.stop();
       await child.stop();
+    }
+  });
+
+  it('refuses a change that would move keys into a child whose own keys span backends, with its reason', async () => {
+    const [def, childStore, deepStore] = await Promise.all([createScratchStore('sqlite'), createScratchStore('sqlite'), createScratchStore('sqlite')]);
+    stores.push(def!, childStore!, deepStore!);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-migration-layers-'));
+    const deep = await Middleware.start({ endpoint: deepStore!.endpoint, compactInterval: '0' });
+    let child: Middleware | undefined;
+    let rig: MigrationRig | undefined;
+    const client = () => new EtcdClient(rig!.address);
+    try {
+      const childTopology = path.join(dir, 'child.yaml');
+      await writeFile(childTopology, stringify({ backends: [{ name: 'deep', endpoint: `http://${deep.address}`, prefix: { prefix: 'secrets/' } }] }));
+      child = await Middleware.start({ endpoint: childStore!.endpoint, compactInterval: '0', extraArgs: ['--topology-config', `file://${childTopology}`] });
+      rig = await MigrationRig.start({ endpoint: def!.endpoint, migrationRate: 0 });
+      const c = client();
+      await c.put({ key: b('/registry/pods/team-a/p1'), value: b('p1') });
+      c.close();
+      rig.writeTopology([{ name: 'layer', endpoint: `http://${child.address}`, namespace: { namespace: 'team-a' } }]);
+      await waitUntil('the refusal', async () => ((await rig!.metric('harikube_topology_last_apply_failed')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+      const why = /refused: it would move existing keys into or out of a backend that cannot take part in a migration[^"]*1 key\(s\) from default backend to \\"layer\\": \/registry\/pods\/team-a\/p1 [^"]*it routes keys to 1 backend\(s\) of its own \(topology rules \\"deep\\"\)/;
+      await waitUntil('the refusal in the log', () => (why.test(rig!.log()) ? true : undefined), { timeoutMs: 10_000 });
+      assert.deepEqual((await rig.status()).sources, [], 'a refused change started a migration');
+      assert.deepEqual(await storedKeys(def!.endpoint), ['/registry/pods/team-a/p1'], 'the key left the default backend');
+    } finally {
+      await rig?.stop();
+      await child?.stop();
+      await deep.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
