@@ -91,7 +91,7 @@ describe('moves into or out of a real etcd backend are refused; the middleware k
   it('a change that would move keys out of the etcd (its rule removed), with an unrelated new rule: none of it applies', async () => {
     await refused(
       [{ name: 'secrets', endpoint: extra.endpoint, prefix: { prefix: 'secrets/' } }],
-      /refused: it would move existing keys into or out of an etcd[^"]*2 key\(s\) from \\"etcd\\" to default backend: \/registry\/leases\/kube-node-lease\/after-1 \.\. \/registry\/leases\/kube-node-lease\/n1/,
+      /refused: it would move existing keys into or out of a backend that cannot take part in a migration: an etcd[^"]*2 key\(s\) from \\"etcd\\" to default backend: \/registry\/leases\/kube-node-lease\/after-1 \.\. \/registry\/leases\/kube-node-lease\/n1/,
       2,
     );
     assert.deepEqual(await storedKeys(extra.endpoint).catch(() => []), [], 'the new rule of the refused change took keys');
