@@ -61,6 +61,9 @@ describe('online migration into and out of a child middleware', () => {
       // a history that moves too: second versions and deletions (tombstones)
       for (const k of [...every(teamA, 10, 3), ...every(teamB, 10, 4)]) await client.put({ key: b(k), value: b(`v2-${k}`) });
       for (const k of [...every(teamA, 25, 11), ...every(teamB, 25, 12)]) await client.deleteRange({ key: b(k) });
+      const lease = (await client.leaseGrant(3600)).ID;
+      const leased = [teamA[1]!, teamA[2]!, teamB[1]!];
+      for (const k of leased) await client.put({ key: b(k), value: b(`leased-${k}`), lease });
       assert.deepEqual((await storedKeys(childStore!.endpoint)).filter(inTeam('team-a')), [], 'team-a is in the child before the change');
 
       const pinned = await listAll(client, '/registry/');
@@ -123,6 +126,11 @@ describe('online migration into and out of a child middleware', () => {
       assert.deepEqual(inChild.filter((k) => !inTeam('team-a')(k)), [], 'keys other than team-a in the child');
       assert.deepEqual(teamA.filter((k) => !inChild.includes(k)), [], 'team-a keys (tombstones included) missing from the child');
       assert.deepEqual(teamB.filter((k) => !inDefault.includes(k)), [], 'team-b keys (tombstones included) missing from SQLite');
+
+      // the lease moved with its keys: revoking it deletes them where they are now
+      assert.deepEqual((await client.leaseTimeToLive(lease, true)).keys.map((k) => k.toString()).sort(), [...leased].sort());
+      await client.leaseRevoke(lease);
+      for (const k of leased) assert.equal((await client.range({ key: b(k) })).kvs.length, 0, `${k} outlived its revoked lease`);
 
       const verify = await harikube(['migrate', 'verify', '--endpoint', def!.endpoint]);
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { KeyRow } from '../../middleware/src/backends/backend.js';
+import type { MovableBackend } from '../../middleware/src/backends/movable.js';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { AutoCompactor } from '../../middleware/src/mvcc/auto-compactor.js';
 import { EtcdError } from '../../middleware/src/mvcc/errors.js';
@@ -76,6 +77,33 @@ test('a store with data of its own cannot be claimed', async () => {
     await store.put({ key: b('/mine'), value: b('x') });
     await assert.rejects(store.child.write('p1', [], 'p1'), childError(/already holds its own data \(up to revision 2 of its own revision space\)/));
     assert.equal(store.child.parent, undefined);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a migration step runs for the parent only, and a copy at old revisions moves neither the revision nor the high-water mark', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-child-layer-'));
+  const open = () => Store.open({ backend: openBackend(`sqlite://${path.join(dir, 'state.db')}`) });
+  let store = await open();
+  const moves = () => (store.backend as MovableBackend).moves;
+  try {
+    await assert.rejects(store.child.moveStep('p1', () => moves().copyIn([row('/old', 5)])), childError(/not a child layer/));
+    await store.child.write('p1', [row('/a', 50)], 'p1');
+    await assert.rejects(store.child.moveStep('p2', () => moves().copyIn([row('/old', 5)])), childError(/child layer of HariKube cluster p1/));
+    assert.equal(await store.child.moveStep('p1', () => moves().copyIn([row('/old', 5), row('/old', 9, 5, 2), row('/x', 70)])), 3);
+    assert.equal(await store.child.moveStep('p1', () => moves().copyIn([row('/old', 9, 5, 2)])), 0, 'a row already there is skipped');
+    assert.equal(store.revision, 50, 'a copy moved the revision');
+    const old = await store.range({ key: b('/old') });
+    assert.deepEqual([old.kvs[0]!.mod_revision, old.kvs[0]!.create_revision, old.kvs[0]!.version].map(String), ['9', '5', '2']);
+    // the copy did not raise the child's sequencer to 70: revision 60 (above its own newest) is still taken
+    await store.child.write('p1', [row('/b', 60)], undefined);
+    assert.equal(await store.child.moveStep('p1', () => moves().dropOut([b('/old'), b('/x')], 70)), 3);
+    await store.close();
+    store = await open();
+    assert.equal(store.revision, 60, 'the high-water mark after a restart is that of the parent\'s writes');
+    assert.equal((await store.range({ key: b('/old') })).kvs.length, 0);
   } finally {
     await store.close();
     await rm(dir, { recursive: true, force: true });
