@@ -8,7 +8,8 @@
  * parent's writes (no copy), the pinned list is the state at its revision (revisions, create revisions and
  * versions unchanged), every acknowledged write reads back at its revision, each database holds exactly the
  * keys routed to it, and `harikube migrate verify` finds every key in place. A child whose own topology routes
- * keys elsewhere cannot take copies: a change that would move keys into it is refused with that reason.
+ * keys elsewhere cannot take copies: a change that would move keys into it is refused with that reason, and
+ * its layer service still reads its deleted keys (the parent's reads during any migration need them).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -19,6 +20,8 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { status as Status } from '@grpc/grpc-js';
+import { LayerClient } from '../../middleware/src/backends/middleware/layer-client.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import { EtcdClient } from '../support/grpc.js';
@@ -148,29 +151,42 @@ describe('online migration into and out of a child middleware', () => {
     }
   });
 
-  it('refuses a change that would move keys into a child whose own keys span backends, with its reason', async () => {
+  it('a child whose own keys span backends: keys do not move into it (refused with its reason), its deleted keys still read', async () => {
     const [def, childStore, deepStore] = await Promise.all([createScratchStore('sqlite'), createScratchStore('sqlite'), createScratchStore('sqlite')]);
     stores.push(def!, childStore!, deepStore!);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-migration-layers-'));
     const deep = await Middleware.start({ endpoint: deepStore!.endpoint, compactInterval: '0' });
     let child: Middleware | undefined;
     let rig: MigrationRig | undefined;
-    const client = () => new EtcdClient(rig!.address);
+    let client: EtcdClient | undefined;
+    let layerClient: LayerClient | undefined;
     try {
       const childTopology = path.join(dir, 'child.yaml');
       await writeFile(childTopology, stringify({ backends: [{ name: 'deep', endpoint: `http://${deep.address}`, prefix: { prefix: 'secrets/' } }] }));
       child = await Middleware.start({ endpoint: childStore!.endpoint, compactInterval: '0', extraArgs: ['--topology-config', `file://${childTopology}`] });
-      rig = await MigrationRig.start({ endpoint: def!.endpoint, migrationRate: 0 });
-      const c = client();
-      await c.put({ key: b('/registry/pods/team-a/p1'), value: b('p1') });
-      c.close();
-      rig.writeTopology([{ name: 'layer', endpoint: `http://${child.address}`, namespace: { namespace: 'team-a' } }]);
+      const layer = (teams: string): BackendRule => ({ name: 'layer', endpoint: `http://${child!.address}`, regexp: { key: `^/registry/[^/]+/team-[${teams}]/` } });
+      rig = await MigrationRig.start({ endpoint: def!.endpoint, migrationRate: 0, rules: [layer('x')] });
+      client = new EtcdClient(rig.address);
+      for (const k of ['/registry/pods/team-a/p1', '/registry/pods/team-x/p1', '/registry/pods/team-x/p2', '/registry/secrets/team-x/s1']) await client.put({ key: b(k), value: b(k) });
+      await client.deleteRange({ key: b('/registry/pods/team-x/p2') });
+
+      rig.writeTopology([layer('ax')]);
       await waitUntil('the refusal', async () => ((await rig!.metric('harikube_topology_last_apply_failed')) === 1 ? true : undefined), { timeoutMs: 30_000 });
       const why = /refused: it would move existing keys into or out of a backend that cannot take part in a migration[^"]*1 key\(s\) from default backend to \\"layer\\": \/registry\/pods\/team-a\/p1 [^"]*it routes keys to 1 backend\(s\) of its own \(topology rules \\"deep\\"\)/;
       await waitUntil('the refusal in the log', () => (why.test(rig!.log()) ? true : undefined), { timeoutMs: 10_000 });
       assert.deepEqual((await rig.status()).sources, [], 'a refused change started a migration');
       assert.deepEqual(await storedKeys(def!.endpoint), ['/registry/pods/team-a/p1'], 'the key left the default backend');
+
+      // the child's layer service itself: deleted keys read across its backends, copies refused with the reason
+      layerClient = new LayerClient({ hosts: [child.address], tls: false, timeoutMs: 10_000, description: 'the child' });
+      const rows = (await layerClient.call('RangeWithTombstones', { start: b('/registry/'), end: b('/registry0'), revision: Number.MAX_SAFE_INTEGER, limit: 0, keysOnly: true })).rows;
+      assert.deepEqual(rows.map((r) => [r.key.toString(), r.deleted]), [['/registry/pods/team-x/p1', false], ['/registry/pods/team-x/p2', true], ['/registry/secrets/team-x/s1', false]]);
+      const copy = await layerClient.call('CopyIn', { rows: [] }).then(() => undefined, (err: Error) => err);
+      assert.equal((copy?.cause as { code?: number } | undefined)?.code, Status.FAILED_PRECONDITION, String(copy));
+      assert.match(copy!.message, /keys cannot move into or out of this child layer: it routes keys to 1 backend\(s\) of its own/);
     } finally {
+      layerClient?.close();
+      client?.close();
       await rig?.stop();
       await child?.stop();
       await deep.stop();

@@ -5,8 +5,10 @@
  * its keys across backends of its own (or is migrating them itself) would have to route the copies too,
  * which it does not; it refuses, saying so.
  */
-import type { Backend, KeyRow } from '../backends/backend.js';
+import type { Backend, KeyRow, RangeQuery } from '../backends/backend.js';
 import { isMovable, type KeyMoves } from '../backends/movable.js';
+import { errChildLayer } from '../mvcc/errors.js';
+import { mergeByKey } from '../router/merge.js';
 import { RoutedBackend } from '../router/routed-backend.js';
 
 /** Most bytes of rows in one History answer: whole keys, at least one (the parent asks for rows, not bytes). */
@@ -23,6 +25,20 @@ export function ownMoves(b: Backend): KeyMoves | string {
   if (t.sources.size > 0) return 'it is migrating keys between its own backends; retry once its migration is done';
   if (!isMovable(t.defaultBackend)) return `its storage (${t.defaultBackend.description}) cannot copy rows at their revisions`;
   return t.defaultBackend.moves;
+}
+
+/**
+ * `KeyMoves.rangeWithTombstones` of the child's storage. Served by a routed child too: the parent reads a
+ * child this way whenever a migration runs, even one the child takes no part in (it may have opened the
+ * child before the child's topology routed keys elsewhere), and the child's backends answer it merged, the
+ * newest row of each key winning as in the child's own reads.
+ */
+export async function rangeWithTombstones(b: Backend, q: RangeQuery): Promise<KeyRow[]> {
+  const moves = ownMoves(b);
+  if (typeof moves !== 'string') return moves.rangeWithTombstones(q);
+  if (!(b instanceof RoutedBackend)) throw errChildLayer(`this child layer cannot read deleted keys: ${moves}`);
+  const lists = await Promise.all(b.table.all().map((x) => (isMovable(x) ? x.moves.rangeWithTombstones(q) : x.range(q))));
+  return mergeByKey(lists, q.end === undefined ? 1 : q.limit);
 }
 
 /** `rows` (a History page, in key order) cut to whole keys within HISTORY_BYTES, the first key always kept. */

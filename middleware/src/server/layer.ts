@@ -14,7 +14,7 @@ import { errChildLayer } from '../mvcc/errors.js';
 import type { Store } from '../mvcc/store.js';
 import { storageError } from '../mvcc/storage-error.js';
 import { logger } from '../log.js';
-import { capHistory, ownMoves } from './layer-moves.js';
+import { capHistory, ownMoves, rangeWithTombstones } from './layer-moves.js';
 import { countStreamRequest } from './rpc.js';
 import { toServiceError } from './errors.js';
 
@@ -82,7 +82,7 @@ export function layerService(store: Store): grpc.UntypedServiceImplementation {
       return {};
     },
     // online migration: reads straight from this middleware's storage, copies and drops as the parent's
-    RangeWithTombstones: async (q) => ({ rows: await movesOf(b).rangeWithTombstones(q) }),
+    RangeWithTombstones: async (q) => ({ rows: await rangeWithTombstones(b, q) }),
     History: async (q) => ({ rows: capHistory(await movesOf(b).history(q.start, q.end, q.limitRows)) }),
     CopyIn: async (req, caller) => {
       const moves = movesOf(b);
