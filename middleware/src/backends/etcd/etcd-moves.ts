@@ -346,6 +346,66 @@ export class EtcdMoves implements KeyMoves {
     });
   }
 
+  /**
+   * Compaction at global `revision` (the caller holds the write lock, and compacted the etcd): removes the
+   * tombstones below it, the copied rows no read at or above it needs (every one but each key's newest at
+   * or below it, and that one too when it is a tombstone below it, hidden by a newer tombstone, or carried by
+   * the etcd's own version of the key from the compacted etcd revision on), and the drop records of etcd
+   * revisions that are gone. Returns how many entries it removed.
+   */
+  async compact(revision: number): Promise<number> {
+    const c = this.store.live();
+    const at = this.store.etcdRevisionAt(revision);
+    const all = Buffer.alloc(0);
+    const ops: Op[] = [];
+    const tombstoneAt = new Map<string, number>();
+    for (const kv of (await c.range(deletedSpan(all, all))).kvs) {
+      const key = keyOfDeleted(kv.key);
+      const mod = decodeStored(key, kv.value, this.store.description, true).row.modRevision;
+      tombstoneAt.set(id(key), mod);
+      if (mod < revision) ops.push(del(kv.key));
+    }
+    let copiesRemoved = 0;
+    if (this.copies.count > 0) {
+      const byKey = new Map<string, { key: Buffer; entries: { etcdKey: Buffer; etcdRevision: number; row: KeyRow }[] }>();
+      for (const kv of (await c.range({ ...copiedSpan(all, all) })).kvs) {
+        const { key } = parseCopiedKey(kv.key);
+        const e = byKey.get(id(key)) ?? { key, entries: [] };
+        e.entries.push({ etcdKey: kv.key, etcdRevision: Number(kv.mod_revision), row: decodeValue(key, kv.value, this.store.description, true) });
+        byKey.set(id(key), e);
+      }
+      const settled = [...byKey.values()];
+      for (let i = 0; i < settled.length; i += PARALLEL_KEYS) {
+        await Promise.all(
+          settled.slice(i, i + PARALLEL_KEYS).map(async ({ key, entries }) => {
+            const below = entries.filter((e) => e.row.modRevision <= revision).sort((a, b) => a.row.modRevision - b.row.modRevision);
+            const newest = below.pop();
+            if (!newest) return;
+            const gone = [...below];
+            const hidden = (tombstoneAt.get(id(key)) ?? 0) > newest.row.modRevision && (tombstoneAt.get(id(key)) ?? 0) <= revision;
+            let carried = false;
+            if (!hidden && !(newest.row.deleted && newest.row.modRevision < revision) && at >= 0) {
+              const own = (await c.range({ key, revision: String(at), keys_only: true })).kvs[0];
+              carried = own !== undefined && Number(own.mod_revision) >= newest.etcdRevision;
+            }
+            if (hidden || carried || (newest.row.deleted && newest.row.modRevision < revision)) gone.push(newest);
+            for (const e of gone) ops.push(del(e.etcdKey));
+            copiesRemoved += gone.length;
+          }),
+        );
+      }
+    }
+    for (const kv of (await c.range(droppedSpan(all, all))).kvs) {
+      if (at >= 0 && Number(kv.mod_revision) <= at && Number(kv.value.toString()) < revision) {
+        ops.push(del(kv.key));
+        this.drops.count--;
+      }
+    }
+    if (ops.length > 0) await this.store.txns(ops);
+    this.copies.count -= copiesRemoved;
+    return ops.length;
+  }
+
   /** The newest global revision the etcd holds of each key now: its version or its tombstone. */
   private async newestHeld(keys: Buffer[]): Promise<Map<string, number>> {
     const c = this.store.live();
