@@ -1,8 +1,8 @@
 /**
  * What a backend needs to be the source or the target of an online migration (router/migration/): reads
  * that see tombstones and whole key histories, and writes that copy rows as they are (revisions, version,
- * lease kept) or drop them. The SQL backends have it. An etcd or child-middleware backend does not: it
- * numbers its own history, so rows cannot be written into it at their old revisions.
+ * lease kept) or drop them. The SQL backends have it (sql/movable-sql.ts), and so has the etcd backend
+ * (etcd/etcd-moves.ts: an etcd numbers its own history, so copied rows are kept beside the key).
  */
 import type { Backend, KeyRow, RangeQuery } from './backend.js';
 
@@ -27,10 +27,13 @@ export interface KeyMoves {
    */
   history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]>;
 
-  /** In one write transaction: stores those of `rows` it does not hold yet (same key and revision). Returns how many. */
+  /**
+   * Stores those of `rows` it does not hold yet (same key and revision), in one write transaction (an etcd:
+   * in as few as it takes; a crash between them leaves rows a second copy stores). Returns how many.
+   */
   copyIn(rows: KeyRow[]): Promise<number>;
 
-  /** In one write transaction: deletes the rows of `keys` at or below `upTo`. Returns rows deleted. */
+  /** In one write transaction (an etcd: as few as it takes): deletes the rows of `keys` at or below `upTo`. Returns rows (an etcd: keys) deleted. */
   dropOut(keys: Buffer[], upTo: number): Promise<number>;
 }
 

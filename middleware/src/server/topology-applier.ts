@@ -3,8 +3,8 @@
  * backends holding keys the new routing gives to another backend, then, between two write batches, swaps
  * the routing and persists the document together with those migration sources (migration/state.ts). From
  * then on writes go to the new owners and the mover (migration/mover.ts) moves the rest online. Keys that
- * would have to move into or out of a backend that cannot take part in a migration (an etcd, a child
- * middleware) get the change refused, naming them; the routing in effect stays.
+ * would have to move into or out of a backend that cannot take part in a migration (one without `moves`,
+ * backends/movable.ts) get the change refused, naming them; the routing in effect stays.
  */
 import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
@@ -336,7 +336,7 @@ class MoveReport {
     const moves: KeyMove[] = stuck.map(({ from, to, count, first, last }) => ({ from, to, count, first, last }));
     const lines = moves.map((m) => `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}: ${m.first} .. ${m.last}`);
     throw new TopologyRefusedError(
-      `topology from ${origin} refused: it would move existing keys into or out of an etcd or child-middleware backend, which online migration does not support yet (it moves keys between SQLite, PostgreSQL and MySQL/MariaDB backends):\n  ${lines.join('\n  ')}\n` +
+      `topology from ${origin} refused: it would move existing keys into or out of a child-middleware backend, which online migration does not support yet (it moves keys between SQLite, PostgreSQL, MySQL/MariaDB and etcd backends):\n  ${lines.join('\n  ')}\n` +
         'Delete those keys first, or keep the rules that route them where they are; the topology in effect stays.',
       moves,
       [...new Set(moves.flatMap((m) => [m.from, m.to]))].filter((n) => n !== DEFAULT_BACKEND && !n.startsWith('retired ')),
