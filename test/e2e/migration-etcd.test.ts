@@ -28,7 +28,7 @@ import { keyState, lines, replay, stateOf } from '../support/write-model.js';
 import { Writers } from '../support/writers.js';
 
 /** Keys per second: the mover moves a page (1000 keys) and pauses, so a kill lands between pages. */
-const RATE = 400;
+const RATE = 200;
 const run = promisify(execFile);
 
 const skip = await skipUnless('etcd');
@@ -73,6 +73,10 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
       await loadKeys(client, moving, (k) => `init-${k}`);
       for (const k of moving.filter((_, i) => i % 10 === 3)) await client.put({ key: b(k), value: b(`v2-${k}`) });
       for (const k of moving.filter((_, i) => i % 25 === 11)) await client.deleteRange({ key: b(k) });
+      // a lease on two keys no writer touches: it moves with them
+      const lease = await client.leaseGrant(3600);
+      const leased = [moving[7]!, moving[8]!];
+      for (const k of leased) await client.put({ key: b(k), value: b(`leased-${k}`), lease: lease.ID });
       const snapshot = await listAll(client, prefix);
       const initial = stateOf(snapshot.kvs);
       const pinned = snapshot.kvs.map((kv) => `${kv.key.toString()} ${JSON.stringify(keyState(kv))} create=${kv.create_revision} version=${kv.version}`);
@@ -88,6 +92,7 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
       listing = paging.catch(() => undefined);
 
       rig.writeTopology(rules);
+      const changed = Date.now();
       await rig.waitStatus('a page of keys moved', (s) => {
         const src = MigrationRig.source(s, source);
         return src?.phase === 'moving' && src.keysMoved > 0 && src.keysMoved < src.keysTotal ? true : undefined;
@@ -96,11 +101,12 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
       await rig.middleware.restart();
       assert.ok(MigrationRig.source(await rig.status(), source), `after the restart, GET /migrations does not list the source "${source}"`);
       await rig.waitStatus('the migration to finish after the restart', (s) => (!s.active && MigrationRig.source(s, source)?.phase === 'done' ? s : undefined));
+      const done = Date.now();
       await writers.stop();
       const paged = (await paging).kvs.map((kv) => `${kv.key.toString()} ${JSON.stringify(keyState(kv))} create=${kv.create_revision} version=${kv.version}`);
 
       assert.deepEqual(writers.anomalies, [], 'answers to the writers contradicted their own writes');
-      assert.ok(writers.acked.length > 20, `only ${writers.acked.length} writes were acknowledged`);
+      assert.ok(writers.acked.filter((a) => a.ackedAt! > changed && a.ackedAt! < done).length >= 5, `fewer than 5 writes were acknowledged while keys moved: lower RATE (${writers.errors.join('; ')})`);
       // grpc-js shares connections between clients: the one refused during the restart may still be backing off
       await waitUntil('the restarted middleware to answer', () => client.range({ key: b(prefix) }).then(() => true), { timeoutMs: 30_000, intervalMs: 200 });
       const now = await listAll(client, prefix);
@@ -118,6 +124,10 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
       // read again after the move: the state at the pinned revision, field by field
       const again = await listAll(client, prefix, snapshot.revision);
       assert.deepEqual(again.kvs.map((kv) => `${kv.key.toString()} ${JSON.stringify(keyState(kv))} create=${kv.create_revision} version=${kv.version}`), pinned);
+      // the lease (rebuilt from the backends at the restart) still lists its keys, and revoking it deletes them where they are now
+      assert.deepEqual((await client.leaseTimeToLive(lease.ID, true)).keys.map((k) => k.toString()).sort(), leased);
+      await client.leaseRevoke(lease.ID);
+      for (const k of leased) assert.equal((await client.range({ key: b(k) })).kvs.length, 0, `${k} outlived its revoked lease`);
       t.diagnostic(`${writers.attempts.length} writes, ${writers.acked.length} acknowledged, ${events.length} events, ${paged.length} keys paged`);
     } finally {
       aborted.abort();

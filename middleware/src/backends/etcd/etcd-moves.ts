@@ -221,7 +221,20 @@ export class EtcdMoves implements KeyMoves {
         })
         .map((e) => e.row);
     }
-    if (this.copies.count === 0 || from > this.copies.globalHigh) return rows;
+    if (this.copies.count === 0) return rows;
+    // a version written here while its predecessor was still in the source has no prev_kv of the etcd's own:
+    // the predecessor was copied in since
+    const orphans = rows.filter((r) => !r.prev && r.prevRevision !== 0);
+    for (let i = 0; i < orphans.length; i += PARALLEL_KEYS) {
+      await Promise.all(
+        orphans.slice(i, i + PARALLEL_KEYS).map(async (r) => {
+          const kv = (await this.store.live().range({ key: copiedKey(r.key, r.prevRevision) })).kvs[0];
+          const prev = kv && decodeValue(r.key, kv.value, this.store.description);
+          if (prev && !prev.deleted) r.prev = prev;
+        }),
+      );
+    }
+    if (from > this.copies.globalHigh) return rows;
     const byKey = new Map<string, Map<number, KeyRow>>();
     for (const kv of (await this.store.live().range(copiedSpan(Buffer.alloc(0), Buffer.alloc(0)))).kvs) {
       const { key, global } = parseCopiedKey(kv.key);
