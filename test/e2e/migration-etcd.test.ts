@@ -128,7 +128,7 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
       assert.deepEqual((await client.leaseTimeToLive(lease.ID, true)).keys.map((k) => k.toString()).sort(), leased);
       await client.leaseRevoke(lease.ID);
       for (const k of leased) assert.equal((await client.range({ key: b(k) })).kvs.length, 0, `${k} outlived its revoked lease`);
-      t.diagnostic(`${writers.attempts.length} writes, ${writers.acked.length} acknowledged, ${events.length} events, ${paged.length} keys paged`);
+      t.diagnostic(`${writers.attempts.length} writes, ${writers.acked.length} acknowledged, ${events.length} events, ${paged.length} keys paged; first failures: ${writers.errors.join('; ')}`);
     } finally {
       aborted.abort();
       await writers?.stop();

@@ -221,6 +221,12 @@ async function exercise(c: Cluster, after: BackendRule[], moving: string[], stay
   assert.deepEqual(late.events.map((e) => e.prevKv?.mod_revision.toString()), watcher.events.map((e) => e.prevKv?.mod_revision.toString()));
   // the history before the change, read from storage after the move: unchanged (revisions, versions, prev_kv), each once
   assert.deepEqual(await c.history(prefix, pinned), history);
+  // and since: exactly the writes, each with its predecessor where it had one (read from storage, not the hub's cache)
+  const since = (await c.routed.changes(watchFrom, c.store.revision, 0)).filter((r) => r.key.toString().startsWith(prefix));
+  assert.deepEqual(
+    since.map((r) => `${r.modRevision} ${r.deleted ? 'Delete' : 'Put'} ${r.key.toString()} prev=${r.prev?.modRevision ?? '-'}`),
+    watcher.events.map((e) => `${e.revision} ${e.type} ${e.key.toString()} prev=${e.prevKv?.mod_revision ?? '-'}`),
+  );
   // the state at the pinned revision, read after the move: every key with its revisions and version
   assert.deepEqual((await c.store.range({ key: b(prefix), range_end: prefixEnd(prefix), revision: pinned })).kvs.map(seen), pinnedKvs);
 

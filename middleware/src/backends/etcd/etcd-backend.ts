@@ -141,35 +141,43 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
         }
         return limit > 0 && found >= limit;
       });
-      // the tombstones put with the deletes: their sub and revisions, by global revision and key
-      const tombstones = new Map<string, KeyRow>();
-      for (const ev of events) {
-        if (ev.type !== 'Put' || !isDeletedKey(ev.kv.key)) continue;
-        const key = keyOfDeleted(ev.kv.key);
-        tombstones.set(`${this.map.globalOf(Number(ev.kv.mod_revision))} ${key.toString('latin1')}`, decodeValue(key, ev.kv.value, this.description));
-      }
+      // a delete is reported from the tombstone put with it (etcd-moves.ts): etcd has no event for the delete
+      // of a key it does not hold (one still in a migration source); the etcd's delete event gives prev_kv
+      const deletedPrev = new Map<string, EtcdKeyValue | null | undefined>();
+      const marked = new Set<string>();
+      for (const ev of events) if (ev.type === 'Put' && isDeletedKey(ev.kv.key)) marked.add(`${this.map.globalOf(Number(ev.kv.mod_revision))} ${keyOfDeleted(ev.kv.key).toString('latin1')}`);
       let sub = 0;
       let lastGlobal = 0;
       for (const ev of events) {
         const g = this.map.globalOf(Number(ev.kv.mod_revision));
-        if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
+        if (g === undefined || g < from || g > to) continue;
+        const tombstone = ev.type === 'Put' && isDeletedKey(ev.kv.key);
+        if (isInternal(ev.kv.key) && !tombstone) continue;
+        const id = `${g} ${ev.kv.key.toString('latin1')}`;
+        if (ev.type === 'Delete' && marked.has(id)) {
+          deletedPrev.set(id, ev.prev_kv);
+          continue;
+        }
         sub = g === lastGlobal ? sub + 1 : 0;
         lastGlobal = g;
-        own.push({ row: this.changeRow(ev, sub, g, tombstones.get(`${g} ${ev.kv.key.toString('latin1')}`)), etcdRevision: Number(ev.kv.mod_revision) });
+        const row = tombstone ? this.tombstoneRow(ev, deletedPrev) : this.changeRow(ev, sub, g);
+        own.push({ row, etcdRevision: Number(ev.kv.mod_revision) });
         if (limit > 0 && own.length >= limit) break;
       }
     }
     return this.moves.changes(own, from, to, limit);
   }
 
-  /** An etcd event as a change: the envelope's sub when it has one, else `counted` (the event's place in its global revision). */
-  private changeRow(ev: EtcdEvent, counted: number, global: number, tombstone?: KeyRow): ChangeRow {
+  /**
+   * An etcd event as a change: the envelope's sub when it has one, else `counted` (the event's place in its
+   * global revision). A delete here has no tombstone beside it (written before tombstones were kept).
+   */
+  private changeRow(ev: EtcdEvent, counted: number, global: number): ChangeRow {
     const prev = ev.prev_kv && ev.prev_kv.key?.length ? decodeValue(ev.prev_kv.key, ev.prev_kv.value, this.description) : undefined;
     if (ev.type === 'Put') {
       const { row, subKnown } = decodeStored(ev.kv.key, ev.kv.value, this.description);
       return { ...row, sub: subKnown ? row.sub : counted, prev };
     }
-    if (tombstone) return { ...tombstone, key: ev.kv.key, prev };
     return {
       key: ev.kv.key,
       value: Buffer.alloc(0),
@@ -182,6 +190,14 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       deleted: true,
       prev,
     };
+  }
+
+  /** The put of a key's tombstone as its delete, with the deleted version from the etcd's delete event when it had one. */
+  private tombstoneRow(ev: EtcdEvent, deletedPrev: Map<string, EtcdKeyValue | null | undefined>): ChangeRow {
+    const key = keyOfDeleted(ev.kv.key);
+    const row = decodeValue(key, ev.kv.value, this.description);
+    const before = deletedPrev.get(`${row.modRevision} ${key.toString('latin1')}`);
+    return { ...row, prev: before && before.key?.length ? decodeValue(key, before.value, this.description) : undefined };
   }
 
   async begin(): Promise<WriteTxn> {
@@ -248,9 +264,12 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       const restore = new Map<string, { key: Buffer; prev?: EtcdKeyValue | null }>();
       for (const ev of events) {
         const g = this.map.globalOf(Number(ev.kv.mod_revision));
-        if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
-        const k = ev.kv.key.toString('latin1');
-        if (!restore.has(k)) restore.set(k, { key: ev.kv.key, prev: ev.prev_kv });
+        if (g === undefined || g < from || g > to) continue;
+        // a tombstone put without a delete event (the key was not here): the key is restored as absent
+        const key = ev.type === 'Put' && isDeletedKey(ev.kv.key) ? keyOfDeleted(ev.kv.key) : isInternal(ev.kv.key) ? undefined : ev.kv.key;
+        if (!key) continue;
+        const k = key.toString('latin1');
+        if (!restore.has(k)) restore.set(k, { key, prev: key === ev.kv.key ? ev.prev_kv : undefined });
       }
       const ops: Op[] = [...restore.values()].map((r) => (r.prev && r.prev.key?.length ? put(r.key, r.prev.value) : del(r.key)));
       // and each key's tombstone as it was before
