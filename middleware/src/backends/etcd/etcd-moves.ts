@@ -267,16 +267,22 @@ export class EtcdMoves implements KeyMoves {
     const c = this.store.live();
     await this.store.fresh();
     const span = spanOf(start, end);
+    // every key has a row: the first `limitRows` keys of each list are enough, up to the first list's cut
+    const limit = Math.max(1, limitRows);
     const [own, dead, copied] = await Promise.all([
-      c.range({ ...span, keys_only: true }),
-      c.range({ ...deletedSpan(start, end), keys_only: true }),
-      c.range({ ...copiedSpan(start, end), keys_only: true }),
+      c.range({ ...span, keys_only: true, limit: String(limit) }),
+      c.range({ ...deletedSpan(start, end), keys_only: true, limit: String(limit) }),
+      c.range({ ...copiedSpan(start, end), keys_only: true, limit: String(limit) }),
     ]);
+    const lists = [own.kvs.map((kv) => kv.key), dead.kvs.map((kv) => keyOfDeleted(kv.key)), copied.kvs.map((kv) => parseCopiedKey(kv.key).key)];
+    let horizon: Buffer | undefined;
+    for (const l of lists) if (l.length >= limit && (!horizon || Buffer.compare(l[l.length - 1]!, horizon) < 0)) horizon = l[l.length - 1]!;
     const keys = new Map<string, Buffer>();
-    for (const kv of own.kvs) if (!isInternal(kv.key)) keys.set(id(kv.key), kv.key);
-    for (const kv of dead.kvs) keys.set(id(keyOfDeleted(kv.key)), keyOfDeleted(kv.key));
-    for (const kv of copied.kvs) keys.set(id(parseCopiedKey(kv.key).key), parseCopiedKey(kv.key).key);
-    const ordered = [...keys.values()].sort(Buffer.compare);
+    for (const l of lists) for (const k of l) if (!isInternal(k)) keys.set(id(k), k);
+    let ordered = [...keys.values()].sort(Buffer.compare);
+    const within = horizon ? ordered.filter((k) => Buffer.compare(k, horizon!) <= 0) : ordered;
+    if (within.length > 0) ordered = within;
+    else if (horizon) return this.history(start, end, limit * 10);
     const out: KeyRow[] = [];
     for (let i = 0; i < ordered.length && (out.length === 0 || out.length < limitRows); i += PARALLEL_KEYS) {
       const histories = await Promise.all(ordered.slice(i, i + PARALLEL_KEYS).map((k) => this.keyHistory(k)));
