@@ -27,8 +27,8 @@ import { waitUntil } from '../support/wait.js';
 import { keyState, lines, replay, stateOf } from '../support/write-model.js';
 import { Writers } from '../support/writers.js';
 
-/** Keys per second: the mover moves a page (1000 keys) and pauses, so a kill lands between pages. */
-const RATE = 200;
+/** Keys per second: low enough that the move lasts seconds, so writes and the kill land while keys move. */
+const RATE = 300;
 const run = promisify(execFile);
 
 const skip = await skipUnless('etcd');
@@ -145,7 +145,7 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
     assert.match(stdout, /^OK/m, stdout);
   }
 
-  const teamA = keyNames('/registry/configmaps/team-a/c', 2500);
+  const teamA = keyNames('/registry/configmaps/team-a/c', 1500);
   const rule = (namespace: string): BackendRule => ({ name: 'etcd', endpoint: etcd.clientUrl, namespace: { namespace } });
 
   it('moves a namespace from SQLite into the etcd', async (t) => {
@@ -158,7 +158,7 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
   });
 
   it('moves it back out of the etcd into SQLite', async (t) => {
-    const more = keyNames('/registry/configmaps/team-a/d', 1500);
+    const more = keyNames('/registry/configmaps/team-a/d', 1000);
     await move(t, [rule('team-z')], more, '/registry/configmaps/team-a/', 'etcd');
     assert.deepEqual(await inEtcd('/registry/configmaps/team-a/'), [], 'moved keys left in the etcd');
     const stored = new Set(await storedKeys(def.endpoint));
