@@ -48,7 +48,7 @@ import {
   parseCopiedKey,
   type EtcdSpan,
 } from './layout.js';
-import { del, put, type Op } from './txn-ops.js';
+import { MAX_TXN_OPS, del, put, type Op } from './txn-ops.js';
 
 /** etcd's `range_end` for "to the end of the keyspace". */
 const ALL = Buffer.from([0]);
@@ -451,12 +451,15 @@ export class EtcdMoves implements KeyMoves {
       await this.store.freshLocked();
       const c = this.store.live();
       const distinct = [...new Map(keys.map((k) => [id(k), k])).values()];
-      const ops: Op[] = [];
+      // each key's drop in one etcd transaction: its record must carry the etcd revision of its deletes
+      const groups: Op[][] = [];
       for (let i = 0; i < distinct.length; i += PARALLEL_KEYS) {
         await Promise.all(
           distinct.slice(i, i + PARALLEL_KEYS).map(async (key) => {
             const [live, dead, dropped] = await Promise.all([c.range({ key }), c.range({ key: deletedKey(key) }), c.range({ key: droppedKey(key) })]);
             const mod = (kv: EtcdKeyValue | undefined) => (kv ? decodeStored(key, kv.value, this.store.description, true).row.modRevision : Infinity);
+            const ops: Op[] = [];
+            groups.push(ops);
             if (mod(live.kvs[0]) <= upTo) ops.push(del(key));
             if (mod(dead.kvs[0]) <= upTo) ops.push(del(deletedKey(key)));
             ops.push(del(copiedKey(key, 0), copiedKey(key, upTo + 1)));
@@ -466,7 +469,12 @@ export class EtcdMoves implements KeyMoves {
           }),
         );
       }
-      const rev = await this.store.txns(ops);
+      let rev = 0;
+      for (let i = 0; i < groups.length; ) {
+        const txn: Op[] = [];
+        for (; i < groups.length && txn.length + groups[i]!.length <= MAX_TXN_OPS; i++) txn.push(...groups[i]!);
+        rev = await this.store.txns(txn);
+      }
       this.drops.etcdHigh = Math.max(this.drops.etcdHigh, rev);
       this.store.advanced(rev);
       return distinct.length;
