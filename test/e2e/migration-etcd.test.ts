@@ -161,6 +161,9 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
     const more = keyNames('/registry/configmaps/team-a/d', 1000);
     await move(t, [rule('team-z')], more, '/registry/configmaps/team-a/', 'etcd');
     assert.deepEqual(await inEtcd('/registry/configmaps/team-a/'), [], 'moved keys left in the etcd');
+    // nor their copied history or tombstones, kept beside the keys (layout.ts: harikube/<kind>/<key in hex>...)
+    const hex = Buffer.from('/registry/configmaps/team-a/').toString('hex');
+    for (const side of ['copied', 'deleted']) assert.deepEqual(await inEtcd(`harikube/${side}/${hex}`), [], `the etcd still holds harikube/${side}/ entries of moved keys`);
     const stored = new Set(await storedKeys(def.endpoint));
     assert.deepEqual([...teamA, ...more].filter((k) => !stored.has(k)), [], 'keys missing from SQLite');
     await verify();

@@ -5,8 +5,9 @@
  * (README "What is stored in an etcd backend", layout.ts):
  *
  * - **As a target**, a copy puts each row of the key's history under `harikube/copied/<hex key>/<global>`
- *   (its envelope: revisions, version, lease, sub), and the newest row, when live and newer than anything
- *   the etcd has of the key, under the key itself, so that once the migration is over the key is an
+ *   (its envelope: revisions, version, lease, sub), and the newest row, when newer than anything the etcd
+ *   has of the key, under the key itself (a tombstone: as the key's tombstone), so that once the migration
+ *   is over the key is an
  *   ordinary key of the etcd (reads at the newest revision, leases, `etcdctl get`). The copy's etcd
  *   revisions have no revision-map entry, so watch catch-up (`changes`) skips their events: a copy is not a
  *   change. A read at a global revision whose etcd revision is older than a copy (or a revision below a
@@ -353,7 +354,8 @@ export class EtcdMoves implements KeyMoves {
         }
         const newest = versions[versions.length - 1]!;
         const here = held.get(id(key));
-        if (!newest.deleted && (here === undefined || here < newest.modRevision)) ops.push(put(key, encodeValue(newest)));
+        // a deleted key's tombstone goes where the etcd's own tombstones are, so scans see the key to move it on
+        if (here === undefined || here < newest.modRevision) ops.push(newest.deleted ? put(deletedKey(key), encodeValue(newest)) : put(key, encodeValue(newest)));
       }
       if (ops.length === 0) return 0;
       const rev = await this.store.txns(ops);
