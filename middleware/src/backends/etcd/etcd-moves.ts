@@ -284,9 +284,10 @@ export class EtcdMoves implements KeyMoves {
     const within = horizon ? ordered.filter((k) => Buffer.compare(k, horizon!) <= 0) : ordered;
     if (within.length > 0) ordered = within;
     else if (horizon) return this.history(start, end, limit * 10);
+    const drops = this.drops.count > 0 ? await this.dropsIn(start, end) : new Map<string, Drop>();
     const out: KeyRow[] = [];
     for (let i = 0; i < ordered.length && (out.length === 0 || out.length < limitRows); i += PARALLEL_KEYS) {
-      const histories = await Promise.all(ordered.slice(i, i + PARALLEL_KEYS).map((k) => this.keyHistory(k)));
+      const histories = await Promise.all(ordered.slice(i, i + PARALLEL_KEYS).map((k) => this.keyHistory(k, drops.get(id(k)))));
       for (const h of histories) {
         if (out.length > 0 && out.length + h.length > limitRows) return out;
         out.push(...h);
@@ -295,15 +296,15 @@ export class EtcdMoves implements KeyMoves {
     return out;
   }
 
-  /** Every stored row of `key`, oldest first. */
-  private async keyHistory(key: Buffer): Promise<KeyRow[]> {
+  /** Every stored row of `key`, oldest first (`drop`: its drop record, if it has one). */
+  private async keyHistory(key: Buffer, drop: Drop | undefined): Promise<KeyRow[]> {
     const c = this.store.live();
     const rows = new Map<number, KeyRow>();
-    for (const kv of (await c.range(copiedSpan(key, undefined))).kvs) {
+    const copied = this.copies.count > 0 ? (await c.range(copiedSpan(key, undefined))).kvs : [];
+    for (const kv of copied) {
       const r = decodeValue(key, kv.value, this.store.description);
       rows.set(r.modRevision, r);
     }
-    const drop = (await this.dropsIn(key, undefined)).get(id(key));
     const oldest = this.store.oldestReadable();
     // from the newest etcd revision down: the key's version or its tombstone, whichever is newer, then the etcd revision before it
     let at: number | undefined;
