@@ -1,16 +1,39 @@
 /** The etcd backend's stored format and its map between global and etcd revisions (no etcd needed). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeValue, encodeValue, globalOfRevisionKey, isInternal, revisionKey } from '../../middleware/src/backends/etcd/layout.js';
+import { copiedKey, copiedSpan, decodeStored, decodeValue, deletedKey, encodeValue, globalOfRevisionKey, isInternal, keyOfDeleted, parseCopiedKey, revisionKey } from '../../middleware/src/backends/etcd/layout.js';
 import { RevisionMap } from '../../middleware/src/backends/etcd/revision-map.js';
 
 test('a value round-trips through the envelope, which etcdctl shows as one text line before the value', () => {
   const value = Buffer.from([0, 10, 255, 10]);
   const row = { key: Buffer.from('/registry/pods/a'), value, modRevision: 42, sub: 0, createRevision: 7, prevRevision: 41, version: 3, lease: '9223372036854775807', deleted: false };
   const stored = encodeValue(row);
-  assert.equal(stored.subarray(0, stored.indexOf(10)).toString(), 'harikube/v1 mod=42 create=7 prev=41 version=3 lease=9223372036854775807');
+  assert.equal(stored.subarray(0, stored.indexOf(10)).toString(), 'harikube/v1 mod=42 create=7 prev=41 version=3 lease=9223372036854775807 sub=0');
   assert.deepEqual(decodeValue(row.key, stored, 'etcd'), row);
   assert.deepEqual(decodeValue(row.key, stored, 'etcd', true).value, Buffer.alloc(0));
+  // a tombstone (kept beside a deleted key) and a value written before the envelope kept `sub`
+  const tomb = { ...row, value: Buffer.alloc(0), sub: 3, version: 0, deleted: true };
+  assert.equal(encodeValue(tomb).toString(), 'harikube/v1 mod=42 create=7 prev=41 version=0 lease=9223372036854775807 sub=3 deleted\n');
+  assert.deepEqual(decodeValue(row.key, encodeValue(tomb), 'etcd'), tomb);
+  const old = decodeStored(row.key, Buffer.from('harikube/v1 mod=5 create=5 prev=0 version=1 lease=0\nv'), 'etcd');
+  assert.deepEqual([old.subKnown, old.row.sub, old.row.value.toString()], [false, 0, 'v']);
+});
+
+test('side keys of a key range sort as the keys do, so a key range is one etcd range of them', () => {
+  const keys = ['/a', '/a/b', '/a0', '/b', '/b\u00ff'].map((k) => Buffer.from(k, 'latin1'));
+  const copied = keys.flatMap((k) => [copiedKey(k, 9), copiedKey(k, 10)]);
+  assert.deepEqual([...copied].sort(Buffer.compare), copied);
+  assert.deepEqual(copied.map((k) => parseCopiedKey(k).key.toString('latin1')), keys.flatMap((k) => [k.toString('latin1'), k.toString('latin1')]));
+  assert.deepEqual(copied.map((k) => parseCopiedKey(k).global), keys.flatMap(() => [9, 10]));
+  // [/a/b, /b): exactly the entries of /a/b and /a0
+  const span = copiedSpan(Buffer.from('/a/b'), Buffer.from('/b'));
+  const inside = copied.filter((k) => Buffer.compare(k, span.key) >= 0 && Buffer.compare(k, span.range_end!) < 0).map((k) => parseCopiedKey(k).key.toString());
+  assert.deepEqual(inside, ['/a/b', '/a/b', '/a0', '/a0']);
+  // one key: its own entries, not those of a key it is a prefix of
+  const one = copiedSpan(Buffer.from('/a'), undefined);
+  assert.deepEqual(copied.filter((k) => Buffer.compare(k, one.key) >= 0 && Buffer.compare(k, one.range_end!) < 0).length, 2);
+  assert.ok([...copied, deletedKey(keys[0]!)].every(isInternal));
+  assert.equal(keyOfDeleted(deletedKey(keys[4]!)).toString('latin1'), '/b\u00ff');
 });
 
 test('a value HariKube did not write is refused, naming the key', () => {

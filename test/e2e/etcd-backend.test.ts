@@ -59,7 +59,7 @@ describe('a real etcd as a rule backend', { skip }, () => {
     const got = await etcdctl(etcd.address, ['get', '--prefix', 'inspect/']);
     assert.equal(got.code, 0, got.stderr);
     // only the even key is in the etcd, its value is the envelope line then the client's value
-    assert.equal(got.stdout, `inspect/2\nharikube/v1 mod=${again.header.revision} create=${rev} prev=${rev} version=2 lease=0\ntwo again\n`);
+    assert.equal(got.stdout, `inspect/2\nharikube/v1 mod=${again.header.revision} create=${rev} prev=${rev} version=2 lease=0 sub=0\ntwo again\n`);
     const map = await etcdctl(etcd.address, ['get', `harikube/revision/${String(again.header.revision).padStart(20, '0')}`, '-w', 'json']);
     assert.equal(map.code, 0, map.stderr);
     const etcdRev = Number((JSON.parse(map.stdout) as { kvs: { mod_revision: number }[] }).kvs[0]!.mod_revision);

@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Backend, RangeQuery } from '../../middleware/src/backends/backend.js';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
-import type { MovableBackend } from '../../middleware/src/backends/movable.js';
+import { isMovable, type MovableBackend } from '../../middleware/src/backends/movable.js';
 import { WatchEvent } from '../../middleware/src/mvcc/watch-event.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { Watcher, type WatchSink } from '../../middleware/src/mvcc/watch-hub.js';
@@ -19,6 +20,8 @@ import { TopologyApplier } from '../../middleware/src/server/topology-applier.js
 import type { BackendRule, TopologyDocument } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from '../support/bytes.js';
 import { skipUnless } from '../support/env.js';
+import { Etcd } from '../support/etcd.js';
+import { EtcdClient } from '../support/grpc.js';
 import { createScratchStore, type ScratchStore, type StoreKind } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -104,6 +107,14 @@ class Cluster {
     }
   }
 
+  /** Storage's history of `prefix` up to `revision` (what watch catch-up reads past the event ring), one line a change. */
+  async history(prefix: string, revision: number): Promise<string[]> {
+    const rows = await this.routed.changes(1, revision, 0);
+    return rows
+      .filter((r) => r.key.toString().startsWith(prefix))
+      .map((r) => `${r.modRevision}.${r.sub} ${r.deleted ? 'Delete' : 'Put'} ${r.key.toString()} ${r.value.toString()} create=${r.createRevision} version=${r.version} prev=${r.prev?.modRevision ?? '-'}`);
+  }
+
   watch(prefix: string, fromRevision: number): Collector {
     const c = new Collector();
     const options = { prevKv: true, noPut: false, noDelete: false, progressNotify: false };
@@ -148,19 +159,31 @@ function expectedState(initial: Map<string, string>, writes: Write[]): Map<strin
   return state;
 }
 
-async function exercise(c: Cluster, targetKind: StoreKind, rule: (endpoint: string) => BackendRule, moving: string[], staying: string[], prefix: string): Promise<void> {
+/** A key-value as clients see it: every field a copy must keep. */
+const seen = (kv: { key: Buffer; value: Buffer; create_revision: unknown; mod_revision: unknown; version: unknown; lease: unknown }) =>
+  `${kv.key.toString()} ${kv.value.toString()} create=${kv.create_revision} mod=${kv.mod_revision} version=${kv.version} lease=${kv.lease}`;
+
+/**
+ * Loads keys (with a history: updates, a delete), changes the topology to `after`, and checks everything
+ * while the mover moves them under writers, a watcher and a pinned list; `source()` is the backend the keys
+ * leave (checked empty of them at the end).
+ */
+async function exercise(c: Cluster, after: BackendRule[], moving: string[], staying: string[], prefix: string, source: () => Backend): Promise<void> {
   const initial = new Map<string, string>();
   for (const k of [...moving, ...staying]) initial.set(k, (await c.put(k, `init-${k}`)).value!);
-  // a few deletes before the change: their tombstones move too
+  // some history before the change: second versions, a delete whose tombstone moves too
+  for (const k of moving.filter((_, i) => i % 4 === 2)) initial.set(k, (await c.put(k, `v2-${k}`)).value!);
   await c.del(moving[1]!);
   initial.delete(moving[1]!);
   const pinned = c.store.revision;
   const pinnedList = [...(await c.list(prefix, pinned)).keys()];
+  const pinnedKvs = (await c.store.range({ key: b(prefix), range_end: prefixEnd(prefix), revision: pinned })).kvs.map(seen);
   const watchFrom = pinned + 1;
   const watcher = c.watch(prefix, watchFrom);
+  // the whole history in storage (what watch catch-up reads), before the change
+  const history = await c.history(prefix, pinned);
 
-  const target = await c.newStore(targetKind);
-  await c.applier.apply({ backends: [rule(target.endpoint)] } as TopologyDocument, 'test');
+  await c.applier.apply({ backends: after } as TopologyDocument, 'test');
   assert.ok(c.routed.table.migrating);
 
   const finished = c.migrationDone();
@@ -196,10 +219,22 @@ async function exercise(c: Cluster, targetKind: StoreKind, rule: (endpoint: stri
   await waitUntil('catch-up from storage', () => (late.events.length >= writes.length ? true : undefined));
   assert.deepEqual(late.events.map((e) => `${e.revision} ${e.type}`), watcher.events.map((e) => `${e.revision} ${e.type}`));
   assert.deepEqual(late.events.map((e) => e.prevKv?.mod_revision.toString()), watcher.events.map((e) => e.prevKv?.mod_revision.toString()));
+  // the history before the change, read from storage after the move: unchanged (revisions, versions, prev_kv), each once
+  assert.deepEqual(await c.history(prefix, pinned), history);
+  // and since: exactly the writes, each with its predecessor where it had one (read from storage, not the hub's cache)
+  const since = (await c.routed.changes(watchFrom, c.store.revision, 0)).filter((r) => r.key.toString().startsWith(prefix));
+  assert.deepEqual(
+    since.map((r) => `${r.modRevision} ${r.deleted ? 'Delete' : 'Put'} ${r.key.toString()} prev=${r.prev?.modRevision ?? '-'}`),
+    watcher.events.map((e) => `${e.revision} ${e.type} ${e.key.toString()} prev=${e.prevKv?.mod_revision ?? '-'}`),
+  );
+  // the state at the pinned revision, read after the move: every key with its revisions and version
+  assert.deepEqual((await c.store.range({ key: b(prefix), range_end: prefixEnd(prefix), revision: pinned })).kvs.map(seen), pinnedKvs);
 
   // nothing of the moved range is left in the source; the durable state is empty again
+  const from = source();
+  const read = (q: RangeQuery) => (isMovable(from) ? from.moves.rangeWithTombstones(q) : from.range(q));
+  for (const k of moving) assert.equal((await read({ start: b(k), revision: Number.MAX_SAFE_INTEGER, limit: 1 })).length, 0, `${k} left in ${from.description}`);
   const def = c.routed.table.defaultBackend;
-  for (const k of moving) assert.equal((await def.range({ start: b(k), revision: Number.MAX_SAFE_INTEGER, limit: 1 })).length, 0, `${k} left in the default backend`);
   assert.equal((await def.getMeta(META.migrations))?.toString(), '{"sources":[]}');
   assert.equal(c.mover.status().sources.at(-1)?.phase, 'done');
 }
@@ -207,6 +242,7 @@ async function exercise(c: Cluster, targetKind: StoreKind, rule: (endpoint: stri
 describe('online migration', async () => {
   const pgSkip = await skipUnless('postgres');
   const mysqlSkip = await skipUnless('mysql');
+  const etcdSkip = await skipUnless('etcd');
 
   it('moves a namespace from SQLite to PostgreSQL while writers, a watcher and a pinned list run', { skip: pgSkip }, async () => {
     const c = new Cluster();
@@ -222,7 +258,8 @@ describe('online migration', async () => {
       });
       const moving = Array.from({ length: 60 }, (_, i) => `/registry/pods/team-a/p${String(i).padStart(3, '0')}`);
       const staying = Array.from({ length: 20 }, (_, i) => `/registry/pods/team-b/p${String(i).padStart(3, '0')}`);
-      await exercise(c, 'postgres', (endpoint) => ({ name: 'team-a', endpoint, namespace: { namespace: 'team-a' } }), moving, staying, '/registry/pods/');
+      const target = await c.newStore('postgres');
+      await exercise(c, [{ name: 'team-a', endpoint: target.endpoint, namespace: { namespace: 'team-a' } }], moving, staying, '/registry/pods/', () => c.routed.table.defaultBackend);
       assert.ok(steps.length > 0 && Math.max(...steps) <= 4, `keys moved per step at 40 keys/s: ${steps.join(', ')}`);
     } finally {
       await c.close();
@@ -235,9 +272,45 @@ describe('online migration', async () => {
     try {
       const moving = Array.from({ length: 40 }, (_, i) => `/registry/stable.example.com/shirts/default/s${String(i).padStart(3, '0')}`);
       const staying = Array.from({ length: 10 }, (_, i) => `/registry/stable.example.com0/x${i}`);
-      await exercise(c, 'sqlite', (endpoint) => ({ name: 'shirts', endpoint, customresource: { group: 'stable.example.com' } }), moving, staying, '/registry/stable.example.com');
+      const target = await c.newStore('sqlite');
+      await exercise(c, [{ name: 'shirts', endpoint: target.endpoint, customresource: { group: 'stable.example.com' } }], moving, staying, '/registry/stable.example.com', () => c.routed.table.defaultBackend);
     } finally {
       await c.close();
+    }
+  });
+
+  it('moves a namespace from SQLite into a real etcd, and back out of it', { skip: etcdSkip }, async () => {
+    const etcd = await Etcd.start();
+    const c = new Cluster();
+    await c.open('sqlite', 40);
+    try {
+      const moving = Array.from({ length: 60 }, (_, i) => `/registry/pods/team-a/p${String(i).padStart(3, '0')}`);
+      const staying = Array.from({ length: 20 }, (_, i) => `/registry/pods/team-b/p${String(i).padStart(3, '0')}`);
+      const into = { name: 'etcd', endpoint: etcd.clientUrl, namespace: { namespace: 'team-a' } };
+      await exercise(c, [into], moving, staying, '/registry/pods/', () => c.routed.table.defaultBackend);
+      // compaction after the move: the copied rows beside the keys go (the keys themselves carry them now), reads stay
+      const etcdSide = async () => {
+        const direct = new EtcdClient(etcd.address);
+        try {
+          return Number((await direct.range({ key: b('harikube/copied/'), range_end: b('harikube/copied0'), count_only: true })).count);
+        } finally {
+          direct.close();
+        }
+      };
+      const copied = await etcdSide();
+      const state = await c.list('/registry/pods/');
+      const compactAt = c.store.revision;
+      await c.store.compact(compactAt, { physical: true });
+      assert.ok(copied > 0 && (await etcdSide()) < copied / 4, `compaction left ${await etcdSide()} of ${copied} copied rows`);
+      assert.deepEqual(await c.list('/registry/pods/'), state);
+      assert.deepEqual(await c.list('/registry/pods/', compactAt), state);
+      // out of the etcd (with the pods moved in above): its rule now takes another namespace
+      const back = Array.from({ length: 40 }, (_, i) => `/registry/configmaps/team-a/c${String(i).padStart(3, '0')}`);
+      const stay = Array.from({ length: 10 }, (_, i) => `/registry/configmaps/team-b/c${String(i).padStart(3, '0')}`);
+      await exercise(c, [{ ...into, namespace: { namespace: 'team-z' } }], back, stay, '/registry/configmaps/', () => c.routed.table.backends.get('etcd')!);
+    } finally {
+      await c.close();
+      await etcd.destroy();
     }
   });
 

@@ -1,9 +1,10 @@
 /**
  * What a backend needs to be the source or the target of an online migration (router/migration/): reads
  * that see tombstones and whole key histories, and writes that copy rows as they are (revisions, version,
- * lease kept) or drop them. The SQL backends have it, and so does a child middleware whose own storage has
- * it (it stores rows at the parent's revisions; backends/middleware/layer-moves.ts). A backend without it
- * may say why in `movesRefused`.
+ * lease kept) or drop them. The SQL backends have it (sql/movable-sql.ts), so has the etcd backend
+ * (etcd/etcd-moves.ts: an etcd numbers its own history, so copied rows are kept beside the key), and so does a
+ * child middleware whose own storage has it (it stores rows at the parent's revisions;
+ * middleware/layer-moves.ts). A backend without it may say why in `movesRefused`.
  */
 import type { Backend, KeyRow, RangeQuery } from './backend.js';
 
@@ -28,10 +29,13 @@ export interface KeyMoves {
    */
   history(start: Buffer, end: Buffer, limitRows: number): Promise<KeyRow[]>;
 
-  /** In one write transaction: stores those of `rows` it does not hold yet (same key and revision). Returns how many. */
+  /**
+   * Stores those of `rows` it does not hold yet (same key and revision), in one write transaction (an etcd:
+   * in as few as it takes; a crash between them leaves rows a second copy stores). Returns how many.
+   */
   copyIn(rows: KeyRow[]): Promise<number>;
 
-  /** In one write transaction: deletes the rows of `keys` at or below `upTo`. Returns rows deleted. */
+  /** In one write transaction (an etcd: as few as it takes): deletes the rows of `keys` at or below `upTo`. Returns rows (an etcd: keys) deleted. */
   dropOut(keys: Buffer[], upTo: number): Promise<number>;
 }
 

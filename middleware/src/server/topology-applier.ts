@@ -3,8 +3,8 @@
  * backends holding keys the new routing gives to another backend, then, between two write batches, swaps
  * the routing and persists the document together with those migration sources (migration/state.ts). From
  * then on writes go to the new owners and the mover (migration/mover.ts) moves the rest online. Keys that
- * would have to move into or out of a backend that cannot take part in a migration (an etcd, a child
- * middleware) get the change refused, naming them; the routing in effect stays.
+ * would have to move into or out of a backend that cannot take part in a migration (one without `moves`,
+ * backends/movable.ts) get the change refused, naming them; the routing in effect stays.
  */
 import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
@@ -339,7 +339,7 @@ class MoveReport {
       return `${m.count} key(s) from ${label(m.from)} to ${label(m.to)}: ${m.first} .. ${m.last}${why.length ? ` (${why.join('; ')})` : ''}`;
     });
     throw new TopologyRefusedError(
-      `topology from ${origin} refused: it would move existing keys into or out of a backend that cannot take part in a migration: an etcd, or a child middleware whose own storage cannot copy rows (online migration moves keys between SQLite, PostgreSQL, MySQL/MariaDB and child-middleware backends):\n  ${lines.join('\n  ')}\n` +
+      `topology from ${origin} refused: it would move existing keys into or out of a backend that cannot take part in a migration: a child middleware whose own topology routes its keys to backends of its own (online migration moves keys between SQLite, PostgreSQL, MySQL/MariaDB, etcd and child-middleware backends):\n  ${lines.join('\n  ')}\n` +
         'Delete those keys first, or keep the rules that route them where they are; the topology in effect stays.',
       moves,
       [...new Set(moves.flatMap((m) => [m.from, m.to]))].filter((n) => n !== DEFAULT_BACKEND && !n.startsWith('retired ')),

@@ -21,7 +21,8 @@ export interface EtcdKeyValue {
 }
 
 export interface EtcdEvent {
-  type: 'PUT' | 'DELETE';
+  /** The loader names the enum's values as etcd's kv.proto spells them (Put, Delete). */
+  type: 'Put' | 'Delete';
   kv: EtcdKeyValue;
   prev_kv?: EtcdKeyValue | null;
 }

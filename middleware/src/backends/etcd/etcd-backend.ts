@@ -4,29 +4,35 @@
  * etcd revisions holding it (layout.ts). Reads at a global revision read the etcd at the mapped revision;
  * watch catch-up reads the etcd's history through a Watch with prev_kv; compaction compacts the etcd.
  * Leases stay in the default backend (the middleware expires them and writes the deletes), so keys here
- * carry the lease ID in the envelope, not an etcd lease.
+ * carry the lease ID in the envelope, not an etcd lease. Online migration into and out of the etcd, and the
+ * tombstones it needs, are etcd-moves.ts.
  */
 import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
+import { EtcdMoves, type EtcdStore } from './etcd-moves.js';
 import {
   INTERNAL_END,
   INTERNAL_PREFIX,
   REVISION_KEYS_END,
   REVISION_KEYS_START,
+  decodeStored,
   decodeValue,
+  deletedKey,
   encodeValue,
+  isDeletedKey,
+  keyOfDeleted,
   globalOfRevisionKey,
   isInternal,
   metaKey,
   revisionKey,
 } from './layout.js';
 import { RevisionMap, type RevisionSpan } from './revision-map.js';
+import { MAX_TXN_OPS, del, put, type Op } from './txn-ops.js';
 
-/** Operations per etcd transaction: etcd's --max-txn-ops default (128). Larger revisions are split. */
-const MAX_TXN_OPS = 128;
 /** etcd's `range_end` for "to the end of the keyspace". */
 const ALL = Buffer.from([0]);
 
@@ -36,17 +42,12 @@ export interface EtcdBackendOptions {
   queryTimeoutMs: number;
 }
 
-type Op = { request_put: { key: Buffer; value: Buffer } } | { request_delete_range: { key: Buffer; range_end?: Buffer } };
-
-const put = (key: Buffer, value: Buffer): Op => ({ request_put: { key, value } });
-const del = (key: Buffer, range_end?: Buffer): Op => ({ request_delete_range: range_end ? { key, range_end } : { key } });
-
 function overlapsInternal(start: Buffer, end: Buffer | undefined): boolean {
   if (end === undefined) return isInternal(start);
   return Buffer.compare(start, INTERNAL_END) < 0 && (end.length === 0 || Buffer.compare(end, INTERNAL_PREFIX) > 0);
 }
 
-export class EtcdBackend implements Backend {
+export class EtcdBackend implements MovableBackend, EtcdStore {
   private client?: EtcdClient;
   private readonly map = new RevisionMap();
   /** A commit failed midway: the map may miss revisions that did commit; reload before using it. */
@@ -56,7 +57,8 @@ export class EtcdBackend implements Backend {
    * values and revision-map deletions, or a write still being committed, which reads must not see yet).
    */
   private head = 0;
-  private readonly writeLock = new Lock();
+  readonly writeLock = new Lock();
+  readonly moves: EtcdMoves = new EtcdMoves(this);
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -73,6 +75,7 @@ export class EtcdBackend implements Backend {
       if (major !== 3 || (minor ?? 0) < 4) throw new Error(`${this.description}: etcd ${status.version} is not supported; use etcd 3.4 or newer`);
       this.client = client;
       await this.loadMap();
+      await this.moves.load();
       await this.checkOnlyOurs();
     } catch (err) {
       this.client = undefined;
@@ -97,6 +100,7 @@ export class EtcdBackend implements Backend {
     const c = this.live();
     await this.fresh();
     const at = this.etcdRevisionAt(q.revision);
+    if (this.moves.beyondSnapshot(q.revision, at)) return this.moves.read(q, false);
     if (at < 0) return [];
     const internal = overlapsInternal(q.start, q.end);
     const res = await c.range({
@@ -114,6 +118,7 @@ export class EtcdBackend implements Backend {
     const c = this.live();
     await this.fresh();
     const at = this.etcdRevisionAt(revision);
+    if (this.moves.beyondSnapshot(revision, at)) return (await this.moves.read({ start, end, revision, limit: 0, keysOnly: true }, false)).length;
     if (at < 0) return 0;
     const n = Number((await c.range({ key: start, range_end: end.length === 0 ? ALL : end, revision: String(at), count_only: true })).count);
     if (!overlapsInternal(start, end)) return n;
@@ -125,38 +130,59 @@ export class EtcdBackend implements Backend {
   async changes(from: number, to: number, limit: number): Promise<ChangeRow[]> {
     await this.fresh();
     const spans = this.map.between(from, to);
-    if (spans.length === 0) return [];
-    const rows: ChangeRow[] = [];
-    let counted = 0;
-    const events = await this.live().history(spans[0]!.first, spans[spans.length - 1]!.last, (evs) => {
-      for (; counted < evs.length; counted++) {
-        const ev = evs[counted]!;
-        if (!isInternal(ev.kv.key) && this.map.globalOf(Number(ev.kv.mod_revision)) !== undefined) rows.push(this.changeRow(ev, 0));
+    const own: { row: ChangeRow; etcdRevision: number }[] = [];
+    if (spans.length > 0) {
+      let counted = 0;
+      let found = 0;
+      const events = await this.live().history(spans[0]!.first, spans[spans.length - 1]!.last, (evs) => {
+        for (; counted < evs.length; counted++) {
+          const ev = evs[counted]!;
+          if (!isInternal(ev.kv.key) && this.map.globalOf(Number(ev.kv.mod_revision)) !== undefined) found++;
+        }
+        return limit > 0 && found >= limit;
+      });
+      // a delete is reported from the tombstone put with it (etcd-moves.ts): etcd has no event for the delete
+      // of a key it does not hold (one still in a migration source); the etcd's delete event gives prev_kv
+      const deletedPrev = new Map<string, EtcdKeyValue | null | undefined>();
+      const marked = new Set<string>();
+      for (const ev of events) if (ev.type === 'Put' && isDeletedKey(ev.kv.key)) marked.add(`${this.map.globalOf(Number(ev.kv.mod_revision))} ${keyOfDeleted(ev.kv.key).toString('latin1')}`);
+      let sub = 0;
+      let lastGlobal = 0;
+      for (const ev of events) {
+        const g = this.map.globalOf(Number(ev.kv.mod_revision));
+        if (g === undefined || g < from || g > to) continue;
+        const tombstone = ev.type === 'Put' && isDeletedKey(ev.kv.key);
+        if (isInternal(ev.kv.key) && !tombstone) continue;
+        const id = `${g} ${ev.kv.key.toString('latin1')}`;
+        if (ev.type === 'Delete' && marked.has(id)) {
+          deletedPrev.set(id, ev.prev_kv);
+          continue;
+        }
+        sub = g === lastGlobal ? sub + 1 : 0;
+        lastGlobal = g;
+        const row = tombstone ? this.tombstoneRow(ev, deletedPrev) : this.changeRow(ev, sub, g);
+        own.push({ row, etcdRevision: Number(ev.kv.mod_revision) });
+        if (limit > 0 && own.length >= limit) break;
       }
-      return limit > 0 && rows.length >= limit;
-    });
-    rows.length = 0;
-    let sub = 0;
-    let lastGlobal = 0;
-    for (const ev of events) {
-      const g = this.map.globalOf(Number(ev.kv.mod_revision));
-      if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
-      sub = g === lastGlobal ? sub + 1 : 0;
-      lastGlobal = g;
-      rows.push(this.changeRow(ev, sub, g));
-      if (limit > 0 && rows.length >= limit) break;
     }
-    return rows;
+    return this.moves.changes(own, from, to, limit);
   }
 
-  private changeRow(ev: EtcdEvent, sub: number, global = 0): ChangeRow {
+  /**
+   * An etcd event as a change: the envelope's sub when it has one, else `counted` (the event's place in its
+   * global revision). A delete here has no tombstone beside it (written before tombstones were kept).
+   */
+  private changeRow(ev: EtcdEvent, counted: number, global: number): ChangeRow {
     const prev = ev.prev_kv && ev.prev_kv.key?.length ? decodeValue(ev.prev_kv.key, ev.prev_kv.value, this.description) : undefined;
-    if (ev.type === 'PUT') return { ...decodeValue(ev.kv.key, ev.kv.value, this.description), sub, prev };
+    if (ev.type === 'Put') {
+      const { row, subKnown } = decodeStored(ev.kv.key, ev.kv.value, this.description);
+      return { ...row, sub: subKnown ? row.sub : counted, prev };
+    }
     return {
       key: ev.kv.key,
       value: Buffer.alloc(0),
       modRevision: global,
-      sub,
+      sub: counted,
       createRevision: prev?.createRevision ?? 0,
       prevRevision: prev?.modRevision ?? 0,
       version: 0,
@@ -164,6 +190,14 @@ export class EtcdBackend implements Backend {
       deleted: true,
       prev,
     };
+  }
+
+  /** The put of a key's tombstone as its delete, with the deleted version from the etcd's delete event when it had one. */
+  private tombstoneRow(ev: EtcdEvent, deletedPrev: Map<string, EtcdKeyValue | null | undefined>): ChangeRow {
+    const key = keyOfDeleted(ev.kv.key);
+    const row = decodeValue(key, ev.kv.value, this.description);
+    const before = deletedPrev.get(`${row.modRevision} ${key.toString('latin1')}`);
+    return { ...row, prev: before && before.key?.length ? decodeValue(key, before.value, this.description) : undefined };
   }
 
   async begin(): Promise<WriteTxn> {
@@ -188,7 +222,8 @@ export class EtcdBackend implements Backend {
     }
     try {
       for (const [global, group] of [...byRevision.entries()].sort((a, b) => a[0] - b[0])) {
-        const ops = group.map((r) => (r.deleted ? del(r.key) : put(r.key, encodeValue(r))));
+        // etcd keeps no tombstones: each delete leaves one beside the key (etcd-moves.ts)
+        const ops = group.flatMap((r) => (r.deleted ? [del(r.key), put(deletedKey(r.key), encodeValue(r))] : [put(r.key, encodeValue(r))]));
         const span = await this.writeRevision(global, ops);
         this.map.add(span);
         this.head = span.last;
@@ -229,11 +264,19 @@ export class EtcdBackend implements Backend {
       const restore = new Map<string, { key: Buffer; prev?: EtcdKeyValue | null }>();
       for (const ev of events) {
         const g = this.map.globalOf(Number(ev.kv.mod_revision));
-        if (g === undefined || g < from || g > to || isInternal(ev.kv.key)) continue;
-        const k = ev.kv.key.toString('latin1');
-        if (!restore.has(k)) restore.set(k, { key: ev.kv.key, prev: ev.prev_kv });
+        if (g === undefined || g < from || g > to) continue;
+        // a tombstone put without a delete event (the key was not here): the key is restored as absent
+        const key = ev.type === 'Put' && isDeletedKey(ev.kv.key) ? keyOfDeleted(ev.kv.key) : isInternal(ev.kv.key) ? undefined : ev.kv.key;
+        if (!key) continue;
+        const k = key.toString('latin1');
+        if (!restore.has(k)) restore.set(k, { key, prev: key === ev.kv.key ? ev.prev_kv : undefined });
       }
       const ops: Op[] = [...restore.values()].map((r) => (r.prev && r.prev.key?.length ? put(r.key, r.prev.value) : del(r.key)));
+      // and each key's tombstone as it was before
+      for (const r of restore.values()) {
+        const before = (await this.live().range({ key: deletedKey(r.key), revision: String(spans[0]!.first - 1) })).kvs[0];
+        ops.push(before ? put(deletedKey(r.key), before.value) : del(deletedKey(r.key)));
+      }
       for (const s of spans) ops.push(del(revisionKey(s.global)));
       let restored = 0;
       for (let i = 0; i < ops.length; i += MAX_TXN_OPS) restored = await this.txn(ops.slice(i, i + MAX_TXN_OPS));
@@ -272,8 +315,10 @@ export class EtcdBackend implements Backend {
           if (!/compacted/.test((err as Error).message)) throw err;
         }
       }
+      // what past migrations left beside the keys that no read from `revision` on needs (etcd-moves.ts)
+      const side = await this.moves.compact(revision);
       this.map.dropBelow(floor.global);
-      return { deleted: below, done: true };
+      return { deleted: below + side, done: true };
     });
   }
 
@@ -312,14 +357,36 @@ export class EtcdBackend implements Backend {
   }
 
   /** The etcd revision to read for global `revision`; -1 when nothing was written at or below it. */
-  private etcdRevisionAt(revision: number): number {
+  etcdRevisionAt(revision: number): number {
     if (this.map.size === 0) return -1;
     if (revision >= this.map.maxGlobal) return this.head;
     return this.map.floor(revision)?.last ?? -1;
   }
 
+  /** The etcd revision of the oldest global revision still readable; -1 when none is. */
+  oldestReadable(): number {
+    return this.map.first?.last ?? -1;
+  }
+
+  /** A migration's copy or drop committed at etcd revision `rev` (write lock held): reads at the newest revision see it. */
+  advanced(rev: number): void {
+    this.head = Math.max(this.head, rev);
+  }
+
+  /** Reloads a stale map; the caller holds the write lock. */
+  async freshLocked(): Promise<void> {
+    if (this.mapStale) await this.loadMap();
+  }
+
+  /** Runs `ops` in etcd transactions of at most MAX_TXN_OPS, in order; the etcd revision of the last. */
+  async txns(ops: Op[]): Promise<number> {
+    let rev = 0;
+    for (let i = 0; i < ops.length; i += MAX_TXN_OPS) rev = await this.txn(ops.slice(i, i + MAX_TXN_OPS));
+    return rev;
+  }
+
   /** Reloads a stale map, with no commit in flight (reads; begin() reloads under the lock it holds). */
-  private async fresh(): Promise<void> {
+  async fresh(): Promise<void> {
     if (this.mapStale) await this.writeLock.run(async () => (this.mapStale ? this.loadMap() : undefined));
   }
 
@@ -348,7 +415,7 @@ export class EtcdBackend implements Backend {
     }
   }
 
-  private live(): EtcdClient {
+  live(): EtcdClient {
     if (!this.client) throw new Error(`${this.description}: the backend is not open (call open() first, and not after close())`);
     return this.client;
   }

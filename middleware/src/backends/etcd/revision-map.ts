@@ -21,6 +21,11 @@ export class RevisionMap {
     return this.spans[this.spans.length - 1]?.global ?? 0;
   }
 
+  /** The span of the oldest global revision still mapped. */
+  get first(): RevisionSpan | undefined {
+    return this.spans[0];
+  }
+
   load(spans: RevisionSpan[]): void {
     this.spans = [...spans].sort((a, b) => a.global - b.global);
   }

@@ -16,7 +16,7 @@ import { mergeByKey, mergeByRevision } from '../merge.js';
 
 /**
  * Sources first, then the backends that own the range (a backend may be in both: it is read twice). An
- * owner that cannot take part in a migration (an etcd) holds only its own keys: its live rows are exact.
+ * owner that cannot take part in a migration (no `moves`) holds only its own keys: its live rows are exact.
  */
 export interface ReadPlan {
   sources: MovableBackend[];
