@@ -89,6 +89,14 @@ export interface WriteTxn {
   putLease(lease: LeaseRow): Promise<void> | void;
   deleteLease(id: string): Promise<void> | void;
   /**
+   * Optional, for databases where every statement is a network round trip (group commit's fast path): from
+   * now on inserted rows are held in memory until commit (or a read that could see them) and go out together.
+   * Key length is still checked at `insert`; anything else a held row could fail on (a unique key taken, a
+   * statement too large) fails with `DeferredWriteError`, certainly without committing, and without saying
+   * which insert caused it: the caller rolls back and applies the same writes again without this mode.
+   */
+  holdWrites?(): void;
+  /**
    * Makes every write durable. When it fails the transaction is over and its outcome may be unknown
    * (`BackendUnavailableError`: the database may have committed before the connection broke).
    */
@@ -233,5 +241,16 @@ export class WriteRolledBackError extends BackendUnavailableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'WriteRolledBackError';
+  }
+}
+
+/**
+ * Rows held by a write transaction (`WriteTxn.holdWrites`) could not be written: nothing of the transaction
+ * committed, and which request caused it is unknown.
+ */
+export class DeferredWriteError extends Error {
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'DeferredWriteError';
   }
 }

@@ -4,7 +4,7 @@
  * order. A request that fails alone is taken out of its batch; a batch whose commit failed is resolved
  * against what the database really holds before the next one runs, so no revision is reused or lost.
  */
-import { BackendUnavailableError, KeyTooLongError, WriteRolledBackError, type Backend, type WriteTxn } from '../backends/backend.js';
+import { BackendUnavailableError, DeferredWriteError, KeyTooLongError, WriteRolledBackError, type Backend, type WriteTxn } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import type { Logger } from '../log.js';
 import type { ResponseHeader } from './api.js';
@@ -150,8 +150,15 @@ export class WriteQueue {
     let jobs = batch;
     let unavailableRetries = 0;
     let unavailableFailures = 0;
+    // barriers (leases, compaction) write little and must see every statement's own failure
+    let batched = !jobs[0]!.barrier;
     for (;;) {
-      const outcome = await this.attemptBatch(jobs);
+      const outcome = await this.attemptBatch(jobs, batched);
+      if (outcome.unbatched) {
+        // held rows could not be written and nobody knows whose: again, each statement on its own
+        batched = false;
+        continue;
+      }
       if (outcome.retryAlone) {
         // a commit across databases failed and was taken back: each request again on its own, so only
         // those touching the failed database fail
@@ -190,8 +197,10 @@ export class WriteQueue {
   /**
    * One try at committing `jobs`. Resolves with the job whose apply threw (the transaction rolled back,
    * nothing committed), or settles every job once committed; a failed fence or COMMIT rejects them all.
+   * `batched`: the transaction holds the batch's rows until commit where it can (`WriteTxn.holdWrites`: one
+   * insert for the batch); when they cannot be written, `unbatched` asks for the same jobs again without it.
    */
-  private async attemptBatch(jobs: Job[]): Promise<{ failedJob?: Job; error?: unknown; retryAlone?: boolean }> {
+  private async attemptBatch(jobs: Job[], batched: boolean): Promise<{ failedJob?: Job; error?: unknown; retryAlone?: boolean; unbatched?: boolean }> {
     const { seq, backend } = this.o;
     const contexts: ApplyContext[] = [];
     const base = seq.lastAllocated;
@@ -199,9 +208,14 @@ export class WriteQueue {
     let failure: unknown;
     let tx: WriteTxn | undefined;
     let committing = false;
+    let deferred = false;
     try {
       tx = await backend.begin();
       if (this.o.fence) await this.o.fence(tx);
+      if (batched && tx.holdWrites) {
+        deferred = true;
+        tx.holdWrites();
+      }
       if (tx.prefetch) {
         const keys = jobs.flatMap((j) => j.keys ?? []);
         // a hint: a key whose database fails is read again by its request, which then fails alone
@@ -238,6 +252,12 @@ export class WriteQueue {
       await tx.commit();
     } catch (err) {
       if (!committing) await tx?.rollback();
+      if (deferred && (failure ?? err) instanceof DeferredWriteError) {
+        // certainly not committed (see WriteTxn.holdWrites): none of its revisions exists anywhere
+        seq.rewind(base);
+        this.o.log.debug('a write batch could not be written at once; applying it statement by statement', { requests: jobs.length, error: failure ?? err });
+        return { unbatched: true };
+      }
       if (failedJob) {
         // thrown inside the transaction: it rolled back, none of its revisions exists anywhere
         seq.rewind(base);

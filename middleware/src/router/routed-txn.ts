@@ -9,7 +9,7 @@
  * that committed (and the one whose outcome is unknown) are reverted at once, or before their next use when
  * they cannot be reached; a crash between the commits is reverted at the next start: never half-applied.
  */
-import { inWriteTxn, BackendUnavailableError, WriteRolledBackError, type Backend, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backends/backend.js';
+import { inWriteTxn, BackendUnavailableError, DeferredWriteError, WriteRolledBackError, type Backend, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backends/backend.js';
 import { META, metaRevision } from '../backends/meta.js';
 import { isMovable, type MovableBackend } from '../backends/movable.js';
 import { mergeByKey } from './merge.js';
@@ -36,6 +36,8 @@ export class RoutedTxn implements WriteTxn {
   private from = Number.MAX_SAFE_INTEGER;
   private to = 0;
   private ended = false;
+  /** Set by `holdWrites`. */
+  private holding = false;
 
   constructor(
     private readonly table: RouteTable,
@@ -47,7 +49,11 @@ export class RoutedTxn implements WriteTxn {
     let t = this.open.get(backend);
     if (!t) {
       // a database with rows still to take back is reverted first (and stays unusable while it cannot be)
-      t = this.pending.settle(backend).then(() => backend.begin());
+      t = this.pending.settle(backend).then(async () => {
+        const tx = await backend.begin();
+        if (this.holding) tx.holdWrites?.();
+        return tx;
+      });
       // a failed begin is reported to the caller that touched it; ending the transaction must not throw it again
       t.catch(() => undefined);
       this.open.set(backend, t);
@@ -143,6 +149,12 @@ export class RoutedTxn implements WriteTxn {
     for (const [b, g] of groups) await (await this.changing(b)).insert(g);
   }
 
+  /** Every transaction begun, now and later, holds its inserted rows until commit (see `WriteTxn.holdWrites`). */
+  holdWrites(): void {
+    this.holding = true;
+    for (const t of this.open.values()) void t.then((tx) => tx.holdWrites?.(), () => undefined);
+  }
+
   async setMeta(name: string, value: Buffer): Promise<void> {
     await (await this.changing(this.table.defaultBackend)).setMeta(name, value);
   }
@@ -172,6 +184,7 @@ export class RoutedTxn implements WriteTxn {
       try {
         await only.tx.commit();
       } catch (err) {
+        if (err instanceof DeferredWriteError) throw err; // certainly not committed: the caller retries
         if (only.backend === this.table.defaultBackend || this.to === 0) {
           throw new BackendUnavailableError(`${only.backend.description}: commit failed (the write may or may not have committed): ${(err as Error).message}`, { cause: err });
         }
@@ -205,6 +218,7 @@ export class RoutedTxn implements WriteTxn {
       await first.tx.commit();
     } catch (err) {
       await Promise.all(others.map((o) => o.tx.rollback()));
+      if (err instanceof DeferredWriteError) throw err; // nothing committed anywhere: the caller retries
       // the intent may have committed: recovery (before the next write) reverts it if so
       throw new BackendUnavailableError(`${def.description}: commit failed (the write across ${writers.length} databases may or may not have committed): ${(err as Error).message}`, { cause: err });
     }

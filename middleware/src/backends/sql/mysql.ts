@@ -56,6 +56,8 @@ const CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_OPEN = 10;
 /** Rows per multi-row INSERT (each count is one more prepared statement per connection). */
 const INSERT_CHUNK = 64;
+/** Keys per statement reading the newest rows of a write batch's keys (see latestRows). */
+const LATEST_CHUNK = 64;
 /** (name, rev) pairs per compaction DELETE; shorter lists are padded with repeats so one statement serves all. */
 const DELETE_CHUNK = 100;
 /** Bytes of one row in an execute packet besides key and value (types, lengths, integers). */
@@ -249,16 +251,23 @@ export class MysqlDriver implements ServerDriver {
   }
 
   async insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void> {
+    for (const chunk of this.insertChunks(rows)) {
+      const params: unknown[] = [];
+      for (const row of chunk) params.push(...rowParams(row, (d) => d));
+      await c.execute(chunk.length === 1 ? this.st.insertRow : this.st.insertRows(chunk.length), params);
+    }
+  }
+
+  insertIsOneStatement(rows: KeyRow[]): boolean {
+    return this.insertChunks(rows).length === 1;
+  }
+
+  /** `rows` split into statements of at most INSERT_CHUNK rows that fit max_allowed_packet. */
+  private insertChunks(rows: KeyRow[]): KeyRow[][] {
     const budget = this.maxPacket - PACKET_RESERVE;
-    let chunk: unknown[] = [];
-    let count = 0;
+    const chunks: KeyRow[][] = [];
+    let chunk: KeyRow[] = [];
     let bytes = 0;
-    const flush = async () => {
-      if (count === 0) return;
-      await c.execute(count === 1 ? this.st.insertRow : this.st.insertRows(count), chunk);
-      chunk = [];
-      count = bytes = 0;
-    };
     for (const row of rows) {
       checkKeyLength(row.key, MAX_KEY_BYTES, mysqlDialect.label);
       const size = row.key.length + row.value.length + ROW_OVERHEAD;
@@ -269,12 +278,32 @@ export class MysqlDriver implements ServerDriver {
             `(etcd allows 1.5 MiB requests), e.g. max_allowed_packet=64M in its configuration`,
         );
       }
-      if (count === INSERT_CHUNK || (count > 0 && bytes + size > budget)) await flush();
-      chunk.push(...rowParams(row, (d) => d));
-      count++;
+      if (chunk.length === INSERT_CHUNK || (chunk.length > 0 && bytes + size > budget)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(row);
       bytes += size;
     }
-    await flush();
+    if (chunk.length > 0) chunks.push(chunk);
+    return chunks;
+  }
+
+  /**
+   * UNION ALL of `latest` per key (MariaDB has no LATERAL), LATEST_CHUNK keys per statement; shorter lists
+   * are padded to the next power of two with repeats, so a few prepared statements serve every count.
+   */
+  async latestRows(c: SqlRunner, keys: Buffer[]): Promise<DbRow[]> {
+    const rows: DbRow[] = [];
+    for (let i = 0; i < keys.length; i += LATEST_CHUNK) {
+      const part = keys.slice(i, i + LATEST_CHUNK);
+      let n = 1;
+      while (n < part.length) n *= 2;
+      const params = Array.from({ length: n }, (_, j) => part[Math.min(j, part.length - 1)]);
+      rows.push(...(await c.query(this.st.latestOfKeys(n), params)));
+    }
+    return rows;
   }
 
   async deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number> {

@@ -91,6 +91,7 @@ export class PostgresDriver implements ServerDriver {
   private readonly mustExist: boolean;
   private runner?: PgRunner;
   private readonly st = new Statements(postgresDialect);
+  private readonly latestMany = `SELECT l.* FROM unnest($1::bytea[]) AS q(name) CROSS JOIN LATERAL (${this.st.latestOf('q.name')}) AS l`;
 
   constructor(
     private readonly endpoint: SqlServerEndpoint,
@@ -188,6 +189,16 @@ export class PostgresDriver implements ServerDriver {
     const columns: unknown[][] = Array.from({ length: 9 }, () => []);
     for (const row of rows) rowParams(row, (d) => d).forEach((v, i) => columns[i]!.push(v));
     await c.execute(INSERT_MANY, columns);
+  }
+
+  /** One statement whatever the count: a single row, or arrays through unnest(). */
+  insertIsOneStatement(rows: KeyRow[]): boolean {
+    return rows.length > 0;
+  }
+
+  /** One statement for any number of keys: each element of the key array probes the index as `latest` does. */
+  latestRows(c: SqlRunner, keys: Buffer[]): Promise<DbRow[]> {
+    return c.query(this.latestMany, [keys]);
   }
 
   deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number> {

@@ -13,10 +13,11 @@ import type { SqlDialect } from './dialect.js';
 import { classify, messageOf, openFailure } from './errors.js';
 import { Lock } from './lock.js';
 import { startTimer, timed, type Operation } from './metrics.js';
-import { checkInt64, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
+import { checkInt64, checkKeyLength, toChangeRow, toKeyRow, toLeaseRow, toScanRow, type DbRow } from './rows.js';
 import type { MovableBackend } from '../movable.js';
-import { SqlMoves, type SqlWriteTxn } from './movable-sql.js';
+import { SqlMoves } from './movable-sql.js';
 import { migrate } from './schema.js';
+import { ServerWriteTxn } from './server-write-txn.js';
 import { Statements, rangeShape } from './statements.js';
 
 /** Something that runs statements: the pool, or one connection. */
@@ -117,6 +118,10 @@ export interface ServerDriver {
   withSchemaLock<T>(fn: (c: SqlRunner) => Promise<T>): Promise<T>;
   openWriteConnection(): Promise<WriteConnection>;
   insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void>;
+  /** True when `insertRows` sends `rows` as one statement (see ServerLogStore.insertIsOneStatement). */
+  insertIsOneStatement(rows: KeyRow[]): boolean;
+  /** The newest row (tombstones included) of each of `keys` that has one, in as few statements as the driver can. */
+  latestRows(c: SqlRunner, keys: Buffer[]): Promise<DbRow[]>;
   /** Deletes rows by (name, rev) in one statement; returns how many existed. */
   deleteRows(c: SqlRunner, rows: Deletion[]): Promise<number>;
   /** The driver's exact binding of a decimal int64. */
@@ -131,6 +136,8 @@ export interface ServerDriver {
 
 export class ServerLogStore implements MovableBackend {
   readonly description: string;
+  /** Every statement is a round trip: a write batch reads its keys ahead (ServerWriteTxn.prefetch). */
+  readonly readsAhead = true;
   private readonly d: SqlDialect;
   private readonly st: Statements;
   private readonly log;
@@ -209,13 +216,15 @@ export class ServerLogStore implements MovableBackend {
     });
   }
 
+  /** Takes the write lock and the write connection; the transaction sends BEGIN when it first needs it. */
   async begin(): Promise<WriteTxn> {
     const release = await this.writeLock.acquire();
     try {
-      return new ServerWriteTxn(this, await this.beginOnWriter(), release);
+      this.checkOpen();
+      return new ServerWriteTxn(this, await this.writeConnection(), release);
     } catch (err) {
       release();
-      throw err;
+      throw this.wrap(err, 'cannot start a write transaction');
     }
   }
 
@@ -289,8 +298,22 @@ export class ServerLogStore implements MovableBackend {
     await c.execute(this.st.leaseDelete, [this.driver.int64(checkInt64(id, 'lease ID'))]);
   }
 
+  async latestManyOn(c: SqlRunner, keys: Buffer[]): Promise<KeyRow[]> {
+    return (await this.driver.latestRows(c, keys)).map((r) => toKeyRow(r));
+  }
+
   insertOn(c: SqlRunner, rows: KeyRow[]): Promise<void> {
     return this.driver.insertRows(c, rows);
+  }
+
+  /** The key-length check of `insertOn`, for rows held to be inserted later. */
+  checkKeys(rows: KeyRow[]): void {
+    for (const row of rows) checkKeyLength(row.key, this.d.maxKeyBytes, this.d.label);
+  }
+
+  /** True when `insertOn` writes `rows` in one statement, which outside a transaction commits them at once, all or none. */
+  insertIsOneStatement(rows: KeyRow[]): boolean {
+    return this.driver.insertIsOneStatement(rows);
   }
 
   /**
@@ -314,15 +337,40 @@ export class ServerLogStore implements MovableBackend {
     });
   }
 
-  /** Starts the write transaction on a working connection, replacing a broken or old one first. */
-  private async beginOnWriter(): Promise<WriteConnection> {
-    this.checkOpen();
+  /** True when `err` says the connection used broke (see ServerDriver.connectionLost). */
+  connectionLost(err: unknown): boolean {
+    return this.driver.connectionLost(err);
+  }
+
+  /** Replaces the write connection after `err` broke it, before anything was written on it. */
+  async replaceWriter(err: unknown): Promise<WriteConnection> {
+    this.log.warn('write connection lost; reconnecting', { error: err });
+    this.dropWriter();
+    try {
+      return await this.writeConnection();
+    } catch (again) {
+      throw this.wrap(again, 'cannot start a write transaction');
+    }
+  }
+
+  /** The write connection, replacing a broken or old one first. */
+  private async writeConnection(): Promise<WriteConnection> {
+    if (this.writer && !this.writer.usable) this.dropWriter();
+    this.writer ??= await this.driver.openWriteConnection();
+    return this.writer;
+  }
+
+  /**
+   * Sends BEGIN on the write connection `c` (the caller's, while it holds the write lock), or on a fresh one
+   * when `c` turns out broken: nothing was written on it yet, so one more try is safe. Returns the
+   * connection the transaction now runs on.
+   */
+  async beginOn(c: WriteConnection): Promise<WriteConnection> {
     for (let attempt = 0; ; attempt++) {
       try {
-        if (this.writer && !this.writer.usable) this.dropWriter();
-        this.writer ??= await this.driver.openWriteConnection();
-        await this.writer.begin();
-        return this.writer;
+        const conn = attempt === 0 && c.usable ? c : await this.writeConnection();
+        await conn.begin();
+        return conn;
       } catch (err) {
         this.dropWriter();
         // Nothing was written yet, so one more try on a fresh connection is safe.
@@ -374,100 +422,5 @@ export class ServerLogStore implements MovableBackend {
 
   wrap(err: unknown, what: string): unknown {
     return classify(err, (e) => this.driver.transient(e), `${this.description}: ${what}`, this.driver.hint);
-  }
-}
-
-/** The WriteTxn of one server write: statements on the write connection, refused once it has ended. */
-class ServerWriteTxn implements SqlWriteTxn {
-  private active = true;
-  /** A statement failed: the transaction can only roll back (and the connection may be broken). */
-  private failure: unknown;
-  private readonly stopTimer: () => void;
-
-  constructor(
-    private readonly store: ServerLogStore,
-    private readonly c: WriteConnection,
-    private readonly release: () => void,
-  ) {
-    this.stopTimer = store.startWriteTimer();
-  }
-
-  latest(key: Buffer): Promise<KeyRow | undefined> {
-    return this.run(() => this.store.latestOn(this.check(), key));
-  }
-
-  range(q: RangeQuery): Promise<KeyRow[]> {
-    return this.run(() => this.store.rangeOn(this.check(), q));
-  }
-
-  insert(rows: KeyRow[]): Promise<void> {
-    return this.run(() => this.store.insertOn(this.check(), rows));
-  }
-
-  setMeta(name: string, value: Buffer): Promise<void> {
-    return this.run(() => this.store.setMetaOn(this.check(), name, value));
-  }
-
-  lockMeta(name: string): Promise<Buffer | undefined> {
-    return this.run(() => this.store.lockMetaOn(this.check(), name));
-  }
-
-  putLease(lease: LeaseRow): Promise<void> {
-    return this.run(() => this.store.putLeaseOn(this.check(), lease));
-  }
-
-  deleteLease(id: string): Promise<void> {
-    return this.run(() => this.store.deleteLeaseOn(this.check(), id));
-  }
-
-  query(sql: string, params: unknown[]): Promise<DbRow[]> {
-    return this.run(() => this.check().query(sql, params));
-  }
-
-  execute(sql: string, params: unknown[]): Promise<number> {
-    return this.run(() => this.check().execute(sql, params));
-  }
-
-  async commit(): Promise<void> {
-    const c = this.check();
-    try {
-      if (this.failure !== undefined) throw new Error('a statement of this write transaction failed; it can only be rolled back');
-      await c.commit();
-    } catch (err) {
-      await this.store.abandon(c, err);
-      throw this.store.wrap(err, 'commit failed (the write may or may not have committed)');
-    } finally {
-      this.end();
-    }
-  }
-
-  async rollback(): Promise<void> {
-    if (!this.active) return;
-    try {
-      await this.store.abandon(this.c, this.failure);
-    } finally {
-      this.end();
-    }
-  }
-
-  private end(): void {
-    this.active = false;
-    this.stopTimer();
-    this.release();
-  }
-
-  /** Classifies failures right away, so the caller already sees BackendUnavailableError. */
-  private async run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      this.failure ??= err;
-      throw this.store.wrap(err, 'write transaction statement failed');
-    }
-  }
-
-  private check(): WriteConnection {
-    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
-    return this.c;
   }
 }

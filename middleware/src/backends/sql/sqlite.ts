@@ -25,6 +25,7 @@ import { sqliteDialect, transientSqliteError as transient } from './sqlite-diale
 import { PackedRanges, unpackChunks } from './sqlite-pages.js';
 import { SqliteReadThread } from './sqlite-read-thread.js';
 import { Statements } from './statements.js';
+import { TxnLifecycle } from './txn-lifecycle.js';
 
 const log = logger.child({ component: 'sql', dialect: 'sqlite' });
 
@@ -311,80 +312,76 @@ export class SqliteBackend implements MovableBackend {
 
 /** The WriteTxn of one SQLite write: synchronous calls on the writer connection, refused once it has ended. */
 class SqliteWriteTxn implements SqlWriteTxn {
-  private active = true;
-  private readonly stopTimer = startTimer('sqlite', 'write');
+  private readonly life: TxnLifecycle;
 
   constructor(
     private readonly backend: SqliteBackend,
     private readonly c: StatementCache,
-    private readonly release: () => void,
-  ) {}
+    release: () => void,
+  ) {
+    this.life = new TxnLifecycle(release, startTimer('sqlite', 'write'));
+  }
+
+  /** The writer connection, while the transaction has not ended. */
+  private conn(): StatementCache {
+    this.life.check();
+    return this.c;
+  }
 
   latest(key: Buffer): KeyRow | undefined {
-    return this.backend.exec(() => this.backend.latestOn(this.check(), key));
+    return this.backend.exec(() => this.backend.latestOn(this.conn(), key));
   }
 
   range(q: RangeQuery): KeyRow[] {
-    return this.backend.exec(() => this.backend.rangeOn(this.check(), q));
+    return this.backend.exec(() => this.backend.rangeOn(this.conn(), q));
   }
 
   insert(rows: KeyRow[]): void {
-    this.backend.insertOn(this.check(), rows);
+    this.backend.insertOn(this.conn(), rows);
   }
 
   setMeta(name: string, value: Buffer): void {
-    this.backend.setMetaOn(this.check(), name, value);
+    this.backend.setMetaOn(this.conn(), name, value);
   }
 
   lockMeta(name: string): Buffer | undefined {
-    return this.backend.lockMetaOn(this.check(), name);
+    return this.backend.lockMetaOn(this.conn(), name);
   }
 
   putLease(lease: LeaseRow): void {
-    this.backend.putLeaseOn(this.check(), lease);
+    this.backend.putLeaseOn(this.conn(), lease);
   }
 
   deleteLease(id: string): void {
-    this.backend.deleteLeaseOn(this.check(), id);
+    this.backend.deleteLeaseOn(this.conn(), id);
   }
 
   query(sql: string, params: unknown[]): DbRow[] {
-    return this.backend.exec(() => this.check().get(sql).all(...params) as DbRow[]);
+    return this.backend.exec(() => this.conn().get(sql).all(...params) as DbRow[]);
   }
 
   execute(sql: string, params: unknown[]): number {
-    return this.backend.exec(() => this.check().get(sql).run(...params).changes);
+    return this.backend.exec(() => this.conn().get(sql).run(...params).changes);
   }
 
   async commit(): Promise<void> {
-    const c = this.check();
+    const c = this.conn();
     try {
       c.get('COMMIT').run();
     } catch (err) {
       if (c.db.inTransaction) c.get('ROLLBACK').run();
       throw this.backend.commitFailure(err);
     } finally {
-      this.end();
+      this.life.end();
     }
   }
 
   async rollback(): Promise<void> {
-    if (!this.active) return;
+    if (this.life.ended) return;
     try {
       if (this.c.db.open && this.c.db.inTransaction) this.c.get('ROLLBACK').run();
     } finally {
-      this.end();
+      this.life.end();
     }
-  }
-
-  private end(): void {
-    this.active = false;
-    this.stopTimer();
-    this.release();
-  }
-
-  private check(): StatementCache {
-    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
-    return this.c;
   }
 }

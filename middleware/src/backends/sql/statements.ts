@@ -50,13 +50,14 @@ export class Statements {
   private readonly histories = new Map<boolean, string>();
   private readonly keyRevisionQueries = new Map<number, string>();
   private readonly dropQueries = new Map<number, string>();
+  private readonly latestMany = new Map<number, string>();
   /** Every row of one key, oldest first (migration: a key with more rows than a history page). */
   readonly keyHistory: string;
 
   constructor(private readonly d: SqlDialect) {
     const sql = (text: string) => d.placeholders(text);
     this.maxRevision = sql('SELECT MAX(rev) AS rev FROM kv');
-    this.latest = sql(`SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ? ORDER BY kv.rev DESC LIMIT 1`);
+    this.latest = sql(this.latestOf('?'));
     this.insertRow = sql(this.insertValues(1));
     this.deleteRow = sql('DELETE FROM kv WHERE name = ? AND rev = ?');
     this.revertRows = sql('DELETE FROM kv WHERE rev >= ? AND rev <= ?');
@@ -88,6 +89,19 @@ export class Statements {
       this.inserts.set(n, s);
     }
     return s;
+  }
+
+  /**
+   * The newest row (tombstones included) of the key `name` (a placeholder or a column of an outer query):
+   * one probe of the (name, rev) index from its newest end.
+   */
+  latestOf(name: string): string {
+    return `SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ${name} ORDER BY kv.rev DESC LIMIT 1`;
+  }
+
+  /** The newest rows of `n` keys in one statement: `latest` for each, joined by UNION ALL. */
+  latestOfKeys(n: number): string {
+    return this.cached(this.latestMany, n, () => Array.from({ length: n }, () => `(${this.latestOf('?')})`).join(' UNION ALL '));
   }
 
   /** Newest row of one key at a revision (tombstones included; the caller hides them). */
