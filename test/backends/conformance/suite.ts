@@ -6,6 +6,7 @@ import { after, before, describe } from 'node:test';
 import type { Backend } from '../../../middleware/src/backends/backend.js';
 import { ModelLog } from '../support/model.js';
 import { STORES, type StoreHarness, type StoreKind } from '../support/stores.js';
+import { batchWriteTests } from './batch-writes.js';
 import { bytewiseTests } from './bytewise.js';
 import { compactionTests } from './compaction.js';
 import { lifecycleTests } from './lifecycle.js';
@@ -51,6 +52,7 @@ export function backendConformance(kind: StoreKind, skip: string | false): void 
     readTests(suite);
     bytewiseTests(suite);
     writeTests(suite);
+    batchWriteTests(suite);
     metaLeaseTests(suite);
     compactionTests(suite);
     lifecycleTests(suite);
