@@ -224,10 +224,14 @@ export class WatchHub {
 
   private trimRing(): void {
     if (this.ring.length <= this.ringEvents && this.ringSize <= this.ringBytes) return;
+    // Down to 1/16 below the limits: the splice moves the whole array, and trimming to the limit itself
+    // did it on every publish once the ring was full (4% of the CPU of put-64 on SQLite).
+    const events = this.ringEvents - (this.ringEvents >> 4);
+    const bytes = this.ringBytes - (this.ringBytes >> 4);
     // drop whole revisions so the ring always holds complete revisions
     let cut = 0;
     let size = this.ringSize;
-    while (cut < this.ring.length && (this.ring.length - cut > this.ringEvents || size > this.ringBytes)) {
+    while (cut < this.ring.length && (this.ring.length - cut > events || size > bytes)) {
       size -= eventSize(this.ring[cut]!);
       cut++;
     }
