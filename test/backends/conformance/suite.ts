@@ -9,6 +9,7 @@ import { STORES, type StoreHarness, type StoreKind } from '../support/stores.js'
 import { batchWriteTests } from './batch-writes.js';
 import { bytewiseTests } from './bytewise.js';
 import { compactionTests } from './compaction.js';
+import { concurrentGetTests } from './concurrent-gets.js';
 import { lifecycleTests } from './lifecycle.js';
 import { metaLeaseTests } from './meta-leases.js';
 import { readTests } from './reads.js';
@@ -50,6 +51,7 @@ export function backendConformance(kind: StoreKind, skip: string | false): void 
       },
     };
     readTests(suite);
+    concurrentGetTests(suite);
     bytewiseTests(suite);
     writeTests(suite);
     batchWriteTests(suite);

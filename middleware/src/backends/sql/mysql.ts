@@ -290,6 +290,23 @@ export class MysqlDriver implements ServerDriver {
     return chunks;
   }
 
+  /** UNION ALL of `get` probes, padded like `latestRows` (the padding repeats the last get, the same `i`). */
+  async getRows(c: SqlRunner, gets: { key: Buffer; revision: number }[]): Promise<DbRow[]> {
+    const rows: DbRow[] = [];
+    for (let i = 0; i < gets.length; i += LATEST_CHUNK) {
+      const part = gets.slice(i, i + LATEST_CHUNK);
+      let n = 1;
+      while (n < part.length) n *= 2;
+      const params: unknown[] = [];
+      for (let j = 0; j < n; j++) {
+        const k = Math.min(j, part.length - 1);
+        params.push(i + k, part[k]!.key, part[k]!.revision);
+      }
+      rows.push(...(await c.query(this.st.getsOf(n), params)));
+    }
+    return rows;
+  }
+
   /**
    * UNION ALL of `latest` per key (MariaDB has no LATERAL), LATEST_CHUNK keys per statement; shorter lists
    * are padded to the next power of two with repeats, so a few prepared statements serve every count.

@@ -91,6 +91,10 @@ export class PostgresDriver implements ServerDriver {
   private readonly mustExist: boolean;
   private runner?: PgRunner;
   private readonly st = new Statements(postgresDialect);
+  /** Each (key, revision) pair probes the index as `get` does; `i` is the pair's 0-based position. */
+  private readonly getMany =
+    'SELECT q.i - 1 AS i, l.* FROM unnest($1::bytea[], $2::bigint[]) WITH ORDINALITY AS q(name, rev, i) ' +
+    `CROSS JOIN LATERAL (${this.st.getOf('q.name', 'q.rev')}) AS l`;
   private readonly latestMany = `SELECT l.* FROM unnest($1::bytea[]) AS q(name) CROSS JOIN LATERAL (${this.st.latestOf('q.name')}) AS l`;
 
   constructor(
@@ -189,6 +193,10 @@ export class PostgresDriver implements ServerDriver {
     const columns: unknown[][] = Array.from({ length: 9 }, () => []);
     for (const row of rows) rowParams(row, (d) => d).forEach((v, i) => columns[i]!.push(v));
     await c.execute(INSERT_MANY, columns);
+  }
+
+  getRows(c: SqlRunner, gets: { key: Buffer; revision: number }[]): Promise<DbRow[]> {
+    return c.query(this.getMany, [gets.map((g) => g.key), gets.map((g) => g.revision)]);
   }
 
   /** One statement whatever the count: a single row, or arrays through unnest(). */

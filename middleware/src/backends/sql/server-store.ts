@@ -17,8 +17,15 @@ import { checkInt64, checkKeyLength, toChangeRow, toKeyRow, toLeaseRow, toScanRo
 import type { MovableBackend } from '../movable.js';
 import { SqlMoves } from './movable-sql.js';
 import { migrate } from './schema.js';
+import { GetBatcher } from './get-batcher.js';
 import { ServerWriteTxn } from './server-write-txn.js';
 import { Statements, rangeShape } from './statements.js';
+
+/**
+ * Get queries a backend runs at once; more gets wait and go out together (get-batcher.ts). Two keep the
+ * database busy while the next batch gathers, with few enough statements to save their round trips.
+ */
+const GET_QUERIES_IN_FLIGHT = 2;
 
 /** Something that runs statements: the pool, or one connection. */
 export interface SqlRunner {
@@ -120,6 +127,11 @@ export interface ServerDriver {
   insertRows(c: SqlRunner, rows: KeyRow[]): Promise<void>;
   /** True when `insertRows` sends `rows` as one statement (see ServerLogStore.insertIsOneStatement). */
   insertIsOneStatement(rows: KeyRow[]): boolean;
+  /**
+   * Several gets in one statement: the newest row (tombstones included) of each key at its revision, each
+   * row with the position of its get in `i` (0-based); gets without a row have none.
+   */
+  getRows(c: SqlRunner, gets: { key: Buffer; revision: number }[]): Promise<DbRow[]>;
   /** The newest row (tombstones included) of each of `keys` that has one, in as few statements as the driver can. */
   latestRows(c: SqlRunner, keys: Buffer[]): Promise<DbRow[]>;
   /** Deletes rows by (name, rev) in one statement; returns how many existed. */
@@ -145,6 +157,7 @@ export class ServerLogStore implements MovableBackend {
   private readonly compactLock = new Lock();
   private readonly progress = new CompactionProgress();
   private writer?: WriteConnection;
+  private readonly gets = new GetBatcher<KeyRow | undefined>(GET_QUERIES_IN_FLIGHT, (gets) => this.read('get', (c) => this.getsOn(c, gets)));
   private opened = false;
   readonly moves: SqlMoves;
 
@@ -199,7 +212,16 @@ export class ServerLogStore implements MovableBackend {
   }
 
   range(q: RangeQuery): Promise<KeyRow[]> {
+    if (q.end === undefined && q.keysOnly !== true) return this.gets.get(q.start, q.revision).then((row) => (row ? [row] : []));
     return this.read(q.end === undefined ? 'get' : 'range', (c) => this.rangeOn(c, q));
+  }
+
+  /** Gets in one statement (see GetBatcher): each one's live row or undefined, in their order. */
+  private async getsOn(c: SqlRunner, gets: { key: Buffer; revision: number }[]): Promise<(KeyRow | undefined)[]> {
+    if (gets.length === 1) return [(await this.rangeOn(c, { start: gets[0]!.key, revision: gets[0]!.revision, limit: 0 }))[0]];
+    const out = new Array<KeyRow | undefined>(gets.length);
+    for (const r of await this.driver.getRows(c, gets)) if (Number(r.deleted) === 0) out[Number(r.i)] = toKeyRow(r);
+    return out;
   }
 
   count(start: Buffer, end: Buffer | undefined, revision: number): Promise<number> {

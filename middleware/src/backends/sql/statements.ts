@@ -51,6 +51,7 @@ export class Statements {
   private readonly keyRevisionQueries = new Map<number, string>();
   private readonly dropQueries = new Map<number, string>();
   private readonly latestMany = new Map<number, string>();
+  private readonly getMany = new Map<number, string>();
   /** Every row of one key, oldest first (migration: a key with more rows than a history page). */
   readonly keyHistory: string;
 
@@ -99,6 +100,19 @@ export class Statements {
     return `SELECT ${this.columns('kv', false)} FROM kv WHERE kv.name = ${name} ORDER BY kv.rev DESC LIMIT 1`;
   }
 
+  /**
+   * The newest row of the key `name` at revision `rev` (placeholders or columns of an outer query),
+   * tombstones included: one probe of the (name, rev) index.
+   */
+  getOf(name: string, rev: string, keysOnly = false): string {
+    return `SELECT ${this.columns('kv', keysOnly)} FROM kv WHERE kv.name = ${name} AND kv.rev <= ${rev} ORDER BY kv.rev DESC LIMIT 1`;
+  }
+
+  /** `n` gets in one statement, each row tagged with its get's position `i`: UNION ALL of `getOf` probes. */
+  getsOf(n: number): string {
+    return this.cached(this.getMany, n, () => Array.from({ length: n }, () => `(${this.getOf('?', '?').replace('SELECT ', 'SELECT ? AS i, ')})`).join(' UNION ALL '));
+  }
+
   /** The newest rows of `n` keys in one statement: `latest` for each, joined by UNION ALL. */
   latestOfKeys(n: number): string {
     return this.cached(this.latestMany, n, () => Array.from({ length: n }, () => `(${this.latestOf('?')})`).join(' UNION ALL '));
@@ -108,7 +122,7 @@ export class Statements {
   get(keysOnly: boolean): string {
     let s = this.gets.get(keysOnly);
     if (!s) {
-      s = this.d.placeholders(`SELECT ${this.columns('kv', keysOnly)} FROM kv WHERE kv.name = ? AND kv.rev <= ? ORDER BY kv.rev DESC LIMIT 1`);
+      s = this.d.placeholders(this.getOf('?', '?', keysOnly));
       this.gets.set(keysOnly, s);
     }
     return s;
