@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { KeyRow } from '../../middleware/src/backends/backend.js';
 import { EtcdBackend } from '../../middleware/src/backends/etcd/etcd-backend.js';
-import { openBackend } from '../../middleware/src/backends/index.js';
+import { parseEndpoint, type EtcdEndpoint } from '../../middleware/src/topology/endpoint.js';
 import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { etcdctl } from '../support/etcdctl.js';
@@ -31,7 +31,7 @@ describe('the etcd backend write transaction on a real etcd', { skip }, () => {
 
   before(async () => {
     etcd = await Etcd.start();
-    backend = openBackend(etcd.clientUrl, { queryTimeoutMs: 5000 }) as EtcdBackend;
+    backend = new EtcdBackend(parseEndpoint(etcd.clientUrl) as EtcdEndpoint, etcd.clientUrl, { queryTimeoutMs: 5000 });
     await backend.open();
   });
 
@@ -80,10 +80,11 @@ describe('the etcd backend write transaction on a real etcd', { skip }, () => {
   });
 
   it('reads the keys of a batch ahead in one round trip, and its own writes over them', async () => {
-    const tx = (await backend.begin()) as Awaited<ReturnType<EtcdBackend['begin']>> & { prefetch(keys: Buffer[]): Promise<void> };
+    const tx = await backend.begin();
+    assert.ok(backend.readsAhead && tx.prefetch, 'the write transaction reads ahead');
     try {
       const keys = [b('a'), b('b'), b('big/007'), b('missing'), b('a')];
-      await tx.prefetch(keys);
+      await tx.prefetch!(keys);
       for (const k of keys) assert.deepEqual(await tx.latest(k), await backend.latest(k), `latest ${k.toString()}`);
       assert.equal((await tx.latest(b('a')))!.value.toString(), 'a4');
       assert.equal(await tx.latest(b('b')), undefined, 'a deleted key reads as absent');
