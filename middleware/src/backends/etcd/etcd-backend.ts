@@ -229,8 +229,8 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   /**
    * Writes the rows of a transaction: each global revision in etcd transactions of its own (the map needs
    * an etcd revision per global one, so a read at any global revision, one inside the batch included, reads
-   * exactly that state), all of them sent as one pipelined chain (txn-chain.ts): a batch costs about one
-   * round trip and one etcd fsync, not one per revision. Then its meta values.
+   * exactly that state), all of them sent as one pipelined chain (txn-chain.ts): a batch costs a few rounds
+   * (each one round trip, its transactions in few raft fsyncs), not one per revision. Then its meta values.
    *
    * Why not several revisions in one etcd transaction: reads at a revision inside it would need fixing up
    * (rows newer than the revision read again one etcd revision earlier, keys deleted or created inside it

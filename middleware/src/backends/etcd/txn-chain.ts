@@ -4,8 +4,8 @@
  *
  * Why: a group-commit batch writes one etcd transaction per global revision (the revision map needs an
  * etcd revision per global one, see layout.ts). Awaiting each costs a round trip and an fsync per
- * revision; sent together, etcd's raft proposes them in one batch and fsyncs its log once for all of them
- * (a child middleware commits them in one group commit). The order is kept by the commit head
+ * revision; sent together, etcd's raft proposes them in few batches, one log fsync each (a child
+ * middleware through this adapter commits them in one group commit). The order is kept by the commit head
  * (`harikube/head`): step i compares the head with the token of step i-1 and sets it to its own. Requests
  * on separate streams may be handled out of order; a step that arrives before its predecessor fails its
  * compare, changes nothing, and is sent again once the predecessor is known to have applied.
