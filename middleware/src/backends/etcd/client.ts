@@ -41,6 +41,7 @@ export interface EtcdRangeResponse {
 export interface EtcdTxnResponse {
   header: EtcdHeader;
   succeeded: boolean;
+  responses: { response_range?: EtcdRangeResponse | null }[];
 }
 
 /** gRPC codes that mean "the etcd cannot be reached or cannot answer now". */

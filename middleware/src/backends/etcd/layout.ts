@@ -10,6 +10,12 @@
  *   in the same etcd transaction as that revision's keys, so its `mod_revision` is the etcd revision that
  *   holds the state at that global revision: the durable map between the two revision spaces
  *   (`etcdctl get --prefix harikube/revision/ -w json`). Compaction deletes the entries below it;
+ * - `harikube/head`: the commit head, a token naming the last etcd transaction the middleware wrote (the
+ *   global revision it completed, `<G>.<i>` for the i-th of several transactions of one revision, or
+ *   `revert <from>-<to> at <etcd revision>.<i>`). Every commit transaction compares it with the token before its own and
+ *   sets it to its own, so transactions sent without waiting for each other apply only in order, and a
+ *   write still in flight from a failed attempt can never apply after the middleware moved on (it finds
+ *   the head moved and changes nothing);
  * - `harikube/meta/<name>`: the backend's meta values (the owning middleware's cluster ID);
  * - `harikube/deleted/<hex key>`: the tombstone of the key's last delete (the envelope line ending in
  *   ` deleted`, no value), put in the etcd transaction of the delete: etcd keeps no tombstones, and reads
@@ -29,6 +35,8 @@ export const INTERNAL_PREFIX = Buffer.from('harikube/');
 /** First key after every internal key. */
 export const INTERNAL_END = Buffer.from('harikube0');
 const REVISION_PREFIX = 'harikube/revision/';
+/** The commit head (see the file comment). */
+export const HEAD_KEY = Buffer.from('harikube/head');
 const META_PREFIX = 'harikube/meta/';
 const DELETED_PREFIX = 'harikube/deleted/';
 const COPIED_PREFIX = 'harikube/copied/';
