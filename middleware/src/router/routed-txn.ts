@@ -4,7 +4,7 @@
  *
  * A write that changes one database commits there alone. A write that changes several is made atomic by a
  * durable intent (pending-reverts.ts, in the default backend's meta store): the default backend commits
- * first, with the intent naming the revisions and the databases; then every other database commits; then
+ * first, with the intent naming the revisions and the databases; then the other databases commit, together; then
  * the intent is cleared and only then does the write count as committed. If a commit fails, the databases
  * that committed (and the one whose outcome is unknown) are reverted at once, or before their next use when
  * they cannot be reached; a crash between the commits is reverted at the next start: never half-applied.
@@ -222,14 +222,14 @@ export class RoutedTxn implements WriteTxn {
       // the intent may have committed: recovery (before the next write) reverts it if so
       throw new BackendUnavailableError(`${def.description}: commit failed (the write across ${writers.length} databases may or may not have committed): ${(err as Error).message}`, { cause: err });
     }
-    for (let i = 0; i < others.length; i++) {
-      try {
-        await others[i]!.tx.commit();
-      } catch (err) {
-        await Promise.all(others.slice(i + 1).map((o) => o.tx.rollback()));
-        const taken = { ...intent, backends: [this.table.nameOf(def), ...others.slice(0, i + 1).map((o) => this.table.nameOf(o.backend))] };
-        await this.takeBack(others[i]!.backend.description, err, taken, false);
-      }
+    // The other databases commit at once, not in turn: a batch then waits for its slowest database, not for
+    // the sum of them. The intent is durable already, so whatever fails, every one of them is taken back
+    // (where it committed, and where the outcome is unknown; a revert where nothing committed finds nothing).
+    const results = await Promise.allSettled(others.map((o) => o.tx.commit()));
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    if (failed >= 0) {
+      const taken = { ...intent, backends: [this.table.nameOf(def), ...others.map((o) => this.table.nameOf(o.backend))] };
+      await this.takeBack(others[failed]!.backend.description, (results[failed] as PromiseRejectedResult).reason, taken, false);
     }
     try {
       await inWriteTxn(def, async (tx) => tx.setMeta(META.writeIntent, this.pending.encode()));
