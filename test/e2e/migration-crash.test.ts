@@ -216,7 +216,12 @@ describe('online migration survives kill -9', async () => {
       if (left === 0) proxy.delay(SLOW_SCAN_MS);
       await crashAndRestart(crashing, `moving (first batch after a restart; ${left} keys left)`, false);
       if (left > 0) {
-        // slowed before the last keys move: the verifying scan follows at once (writers keep writing throughout)
+        // slowed before the last keys move: the verifying scan follows at once (writers keep writing throughout);
+        // not sooner: under the limit a batch is a tenth of a second's worth of keys, each a few slowed round trips
+        await rig.waitStatus('the last keys to move', (s) => {
+          const src = MigrationRig.source(s, 'pg');
+          return src?.phase === 'moving' && src.keysTotal - src.keysMoved <= RATE ? true : undefined;
+        });
         proxy.delay(SLOW_SCAN_MS);
         await rig.waitStatus('every key moved', (s) => {
           const src = MigrationRig.source(s, 'pg');
