@@ -48,7 +48,8 @@ import {
 import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
 import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
-import { TOPOLOGY_DOCUMENT_KEY, topologyHash } from '../middleware/src/topology/compile.js';
+import { topologyHash } from '../middleware/src/topology/compile.js';
+import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/secret-layout.js';
 import { SERVE_ENV, serveFlag } from '../middleware/src/server/flags.js';
 
 export const MIDDLEWARE_APP = 'harikube-middleware';

@@ -22,15 +22,13 @@ import { TopologyValidationError, validateTopology } from '../middleware/src/top
 import {
   compileTopology,
   ROUTING_TABLE_KEY,
-  tlsMaterialFiles,
   topologyHash,
   type DeclaredRule,
-  type RuleTlsMaterial,
   type RoutingTable,
 } from '../middleware/src/topology/compile.js';
 import { standardLabels, dnsLabel } from './kube.js';
 import { BACKEND_TLS_DIR, DEFAULT_SQLITE_ENDPOINT, TOPOLOGY_MOUNT_PATH } from './paths.js';
-import { SECRET_DATA_KEY } from '../middleware/src/topology/secret-layout.js';
+import { SECRET_DATA_KEY, tlsMaterialFiles, type RuleTlsMaterial } from '../middleware/src/topology/secret-layout.js';
 import { withStandInEndpoints } from '../middleware/src/topology/stand-in-endpoints.js';
 
 /** One rule: a topology `BackendRule` whose endpoint (and TLS material) may be secret inputs. */
