@@ -14,6 +14,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as random from '@pulumi/random';
 import type { BackendRule, MigrationSettings } from '../middleware/src/topology/schema.js';
 import type { RoutingTable } from '../middleware/src/topology/compile.js';
+import { SECRET_DATA_KEY } from '../middleware/src/topology/secret-layout.js';
 import { AppTopology, type AppTopologySettings } from './appTopology.js';
 import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
 import { EtcdCluster, type EtcdClusterArgs } from './etcdCluster.js';
@@ -517,7 +518,7 @@ function createTopologyOperator(name: string, args: HariKubePlatformArgs, platfo
   const active = args.topologyOperator?.activeKey ?? names[names.length - 1]!;
   if (!names.includes(active)) throw new Error(`HariKubePlatform: topologyOperator.activeKey "${active}" is not one of topologyOperator.keys (${names.join(', ')})`);
   for (const n of names) {
-    if (!/^[-._a-zA-Z0-9]+$/.test(n)) throw new Error(`HariKubePlatform: topologyOperator.keys: "${n}" is not a valid Secret data key`);
+    if (!SECRET_DATA_KEY.test(n)) throw new Error(`HariKubePlatform: topologyOperator.keys: "${n}" is not a valid Secret data key`);
   }
   // One random key per name: a name keeps its key for as long as it is listed (the state holds it).
   const keys = Object.fromEntries(names.map((n) => [n, pulumi.secret(new random.RandomBytes(`${name}-topology-encryption-${n}`, { length: 32 }, { parent, ...(n === 'key-1' ? { aliases: [{ name: `${name}-topology-encryption-key` }] } : {}) }).base64)]));
