@@ -5,9 +5,8 @@
  * right after it; the server's CPU (and the middleware's write counters) are sampled at those two moments,
  * so setup and warm-up never count.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { runProcess } from '../test/support/run-process.js';
 import { toolDir } from '../test/support/tools.js';
 import { onCleanup } from './cleanup.js';
 
@@ -47,41 +46,30 @@ const toNumber = (v: unknown): number => (typeof v === 'number' ? v : NaN);
  * Runs `loadgen args...` to completion (killed after `timeoutMs`) and returns its result line. A loadgen that
  * exits non-zero or without a result fails with its stderr.
  */
-export function runLoadgen(args: string[], timeoutMs: number, hooks: LoadgenHooks = {}): Promise<LoadgenResult> {
-  const child = spawn(loadgenBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const kill = onCleanup(`kill loadgen ${child.pid}`, () => void child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4_000)));
+export async function runLoadgen(args: string[], timeoutMs: number, hooks: LoadgenHooks = {}): Promise<LoadgenResult> {
+  const label = `loadgen ${args.join(' ')}`;
   let result: LoadgenResult | undefined;
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
-    if (line === 'measuring') return hooks.onStart?.();
-    if (!line.startsWith('{')) return;
-    hooks.onEnd?.();
-    const raw = JSON.parse(line) as Record<string, unknown>;
-    result = {
-      ...(raw as unknown as LoadgenResult),
-      p50Ms: toNumber(raw.p50Ms),
-      p99Ms: toNumber(raw.p99Ms),
-      maxMs: toNumber(raw.maxMs),
-      meanMs: toNumber(raw.meanMs),
-    };
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`loadgen ${args.join(' ')}: still running after ${timeoutMs / 1000} s, killed\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      void kill();
-      if (result && code === 0) resolve(result);
-      else if (result) resolve({ ...result, errors: Math.max(1, result.errors), firstError: result.firstError ?? stderr.trim() });
-      else reject(new Error(`loadgen ${args.join(' ')} exited ${code} without a result:\n${stderr.trim()}`));
-    });
-  });
+  let kill: (() => Promise<void>) | undefined;
+  const { code, stderr } = await runProcess(loadgenBin(), args, {
+    label,
+    timeoutMs,
+    stderrTailChars: 4_000,
+    onSpawn: (child) => (kill = onCleanup(`kill loadgen ${child.pid}`, () => void child.kill('SIGKILL'))),
+    onLine: (line) => {
+      if (line === 'measuring') return hooks.onStart?.();
+      if (!line.startsWith('{')) return;
+      hooks.onEnd?.();
+      const raw = JSON.parse(line) as Record<string, unknown>;
+      result = {
+        ...(raw as unknown as LoadgenResult),
+        p50Ms: toNumber(raw.p50Ms),
+        p99Ms: toNumber(raw.p99Ms),
+        maxMs: toNumber(raw.maxMs),
+        meanMs: toNumber(raw.meanMs),
+      };
+    },
+  }).finally(() => void kill?.());
+  if (result && code === 0) return result;
+  if (result) return { ...result, errors: Math.max(1, result.errors), firstError: result.firstError ?? stderr.trim() };
+  throw new Error(`${label} exited ${code} without a result:\n${stderr.trim()}`);
 }

@@ -48,7 +48,8 @@ import {
 import { resolveImage, type ImageSource } from './middlewareImage.js';
 import { DEFAULT_SQLITE_ENDPOINT, MIDDLEWARE_DATA_DIR, SERVER_TLS_DIR, TOPOLOGY_TLS_WORK_DIR } from './paths.js';
 import { DEFAULT_ENDPOINT_KEY, type BackendTlsMount, type Topology } from './topology.js';
-import { TOPOLOGY_DOCUMENT_KEY, topologyHash } from '../middleware/src/topology/compile.js';
+import { topologyHash } from '../middleware/src/topology/compile.js';
+import { TOPOLOGY_DOCUMENT_KEY } from '../middleware/src/topology/secret-layout.js';
 import { SERVE_ENV, serveFlag } from '../middleware/src/server/flags.js';
 
 export const MIDDLEWARE_APP = 'harikube-middleware';
@@ -285,225 +286,287 @@ export class Middleware extends pulumi.ComponentResource {
 
   constructor(name: string, args: MiddlewareArgs, opts?: pulumi.ComponentResourceOptions) {
     super('harikube:index:Middleware', name, {}, opts);
-    const plan = planMiddleware(name, args);
-    this.plan = plan;
-    const { objectName, layer } = plan;
-    const labels = standardLabels(MIDDLEWARE_APP, layer, 'middleware', { 'harikube.info/layer': layer });
-    const selector = selectorLabels(MIDDLEWARE_APP, layer);
-    const ns = pulumi.output(args.namespace);
+    this.plan = planMiddleware(name, args);
+    const layer: LayerObjects = {
+      plan: this.plan,
+      labels: standardLabels(MIDDLEWARE_APP, this.plan.layer, 'middleware', { 'harikube.info/layer': this.plan.layer }),
+      selector: selectorLabels(MIDDLEWARE_APP, this.plan.layer),
+    };
     this.image = resolveImage(`${name}-image`, args.image, this);
-
-    // --- default endpoint: from the Topology's Secret, or a Secret of our own (operator-managed topology). Named
-    // by plain strings (ordered by dependsOn), and what the pod reads at start is in its restart hash.
-    let defaultEndpointSecret: string;
-    let restartHash: pulumi.Input<string>;
-    const endpointSecrets: pulumi.Resource[] = [];
-    if (args.topology) {
-      defaultEndpointSecret = args.topology.secretObjectName;
-      restartHash = args.topology.restartHash;
-      endpointSecrets.push(args.topology.secret);
-    } else {
-      const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
-      defaultEndpointSecret = `${objectName}-default-endpoint`;
-      endpointSecrets.push(
-        new k8s.core.v1.Secret(
-          `${name}-default-endpoint`,
-          {
-            metadata: { name: defaultEndpointSecret, namespace: args.namespace, labels },
-            type: 'Opaque',
-            stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(defaultEndpoint) },
-          },
-          { parent: this },
-        ),
-      );
-      // keyed, like Topology's: the annotation must not be an offline oracle for the password in the endpoint
-      const key = new random.RandomPassword(`${name}-restart-key`, { length: 48, special: false }, { parent: this });
-      restartHash = pulumi.unsecret(pulumi.all([key.result, defaultEndpoint]).apply(([k, e]) => topologyHash(k, { [DEFAULT_ENDPOINT_KEY]: e })));
-    }
-
-    // --- data volume
-    const storage: MiddlewareStorage = args.storage ?? (plan.ephemeral ? { ephemeral: true } : {});
-    let dataVolume: k8s.types.input.core.v1.Volume;
-    if ('ephemeral' in storage) {
-      dataVolume = { name: 'data', emptyDir: { sizeLimit: storage.sizeLimit ?? '1Gi' } };
-    } else {
-      const pvc = new k8s.core.v1.PersistentVolumeClaim(
-        `${name}-data`,
-        {
-          // skipAwait: with a WaitForFirstConsumer StorageClass the claim binds only once the pod exists,
-          // and the pod (Deployment) is created after the claim; waiting here would deadlock.
-          metadata: { name: `${objectName}-data`, namespace: args.namespace, labels, annotations: { [SKIP_AWAIT_ANNOTATION]: 'true' } },
-          spec: {
-            accessModes: ['ReadWriteOnce'],
-            ...(storage.storageClass ? { storageClassName: storage.storageClass } : {}),
-            resources: { requests: { storage: storage.size ?? '5Gi' } },
-          },
-        },
-        { parent: this, retainOnDelete: storage.retainOnDelete !== false },
-      );
-      dataVolume = { name: 'data', persistentVolumeClaim: { claimName: pvc.metadata.name } };
-    }
-
-    // --- Services (explicit names: they are part of endpoints other layers store)
-    const scheme = plan.tls ? 'https' : 'http';
-    this.service = new k8s.core.v1.Service(
-      `${name}-service`,
-      {
-        metadata: { name: objectName, namespace: args.namespace, labels },
-        spec: { selector, ports: [{ name: 'etcd', port: ETCD_PORT, targetPort: 'etcd', protocol: 'TCP', ...(plan.tls ? {} : { appProtocol: 'kubernetes.io/h2c' }) }] },
-      },
-      { parent: this },
-    );
-    new k8s.core.v1.Service(
-      `${name}-metrics`,
-      {
-        metadata: { name: `${objectName}-metrics`, namespace: args.namespace, labels },
-        spec: { selector, ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: 'metrics', protocol: 'TCP' }] },
-      },
-      { parent: this },
-    );
-    this.endpoint = pulumi.interpolate`${scheme}://${this.service.metadata.name}.${ns}.svc:${ETCD_PORT}`;
-
-    // --- serving TLS
-    let tlsSecret: pulumi.Input<string> | undefined;
-    const gates: pulumi.Input<pulumi.Resource>[] = [];
-    if (args.tls && 'issuerRef' in args.tls) {
-      const { issuerRef, dnsNames = [] } = args.tls;
-      const certificate = new k8s.apiextensions.CustomResource(
-        `${name}-certificate`,
-        {
-          apiVersion: 'cert-manager.io/v1',
-          kind: 'Certificate',
-          metadata: { name: `${objectName}-server`, namespace: args.namespace, labels, annotations: waitForReady() },
-          spec: ns.apply((n) => ({
-            secretName: `${objectName}-server-tls`,
-            issuerRef: { name: issuerRef.name, kind: issuerRef.kind ?? 'Issuer', group: issuerRef.group ?? 'cert-manager.io' },
-            commonName: serviceHost(objectName, n),
-            dnsNames: [objectName, `${objectName}.${n}`, serviceHost(objectName, n), `${serviceHost(objectName, n)}.cluster.local`, ...dnsNames],
-            usages: ['server auth', 'digital signature', 'key encipherment'],
-            privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
-            duration: '2160h',
-            renewBefore: '360h',
-          })),
-        },
-        { parent: this },
-      );
-      tlsSecret = `${objectName}-server-tls`;
-      gates.push(certificate);
-    } else if (args.tls) {
-      tlsSecret = args.tls.secretName;
-    }
-    if (tlsSecret !== undefined) this.tlsSecretName = pulumi.output(tlsSecret);
-
-    // --- pod
-    const env: k8s.types.input.core.v1.EnvVar[] = [
-      { name: SERVE_ENV.endpoint, valueFrom: { secretKeyRef: { name: defaultEndpointSecret, key: DEFAULT_ENDPOINT_KEY } } },
-      args.topology
-        ? { name: SERVE_ENV.topologyConfig, value: `file://${args.topology.mountPath}/${TOPOLOGY_DOCUMENT_KEY}` }
-        : { name: SERVE_ENV.topologyConfig, value: `secret://${args.topologySecretRef}` },
-      { name: SERVE_ENV.topologyTlsDir, value: TOPOLOGY_TLS_WORK_DIR },
-      { name: SERVE_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      // leader hand-over in a rolling update: the new pod is the one of another template
-      ...(plan.leaderElection ? [{ name: SERVE_ENV.podTemplateHash, valueFrom: { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } } }] : []),
-    ];
-    const volumes: k8s.types.input.core.v1.Volume[] = [
-      dataVolume,
-      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
-      { name: 'topology-tls', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
-    ];
-    const mounts: k8s.types.input.core.v1.VolumeMount[] = [
-      { name: 'data', mountPath: MIDDLEWARE_DATA_DIR },
-      { name: 'tmp', mountPath: '/tmp' },
-      { name: 'topology-tls', mountPath: TOPOLOGY_TLS_WORK_DIR },
-    ];
-    if (args.topology) {
-      volumes.push({ name: 'topology', secret: { secretName: args.topology.secretObjectName, defaultMode: 0o440 } });
-      mounts.push({ name: 'topology', mountPath: args.topology.mountPath, readOnly: true });
-    }
-    [...(args.topology?.tlsMounts ?? []), ...(args.backendTlsMounts ?? [])].forEach((m, i) => {
-      volumes.push({ name: `backend-tls-${i}`, secret: { secretName: m.secretName, defaultMode: 0o440 } });
-      mounts.push({ name: `backend-tls-${i}`, mountPath: m.mountPath, readOnly: true });
-    });
-    if (tlsSecret !== undefined) {
-      volumes.push({ name: 'server-tls', secret: { secretName: tlsSecret, defaultMode: 0o440 } });
-      mounts.push({ name: 'server-tls', mountPath: SERVER_TLS_DIR, readOnly: true });
-    }
-
-    const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
-    podAnnotations[RESTART_HASH_ANNOTATION] = restartHash;
-
-    this.deployment = new k8s.apps.v1.Deployment(
-      `${name}-deployment`,
-      {
-        metadata: { name: objectName, namespace: args.namespace, labels },
-        spec: {
-          replicas: plan.replicas,
-          selector: { matchLabels: selector },
-          strategy: middlewareRollout(plan),
-          template: {
-            metadata: { labels, annotations: podAnnotations },
-            spec: {
-              securityContext: restrictedPodSecurityContext(),
-              automountServiceAccountToken: false,
-              enableServiceLinks: false,
-              terminationGracePeriodSeconds: 30,
-              ...(args.priorityClassName ? { priorityClassName: args.priorityClassName } : {}),
-              ...(args.imagePullSecrets?.length ? { imagePullSecrets: args.imagePullSecrets.map((n) => ({ name: n })) } : {}),
-              containers: [
-                {
-                  name: 'middleware',
-                  image: this.image,
-                  args: middlewareArgs(plan, args.extraArgs),
-                  env,
-                  ports: [
-                    { name: 'etcd', containerPort: ETCD_PORT, protocol: 'TCP' },
-                    { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
-                  ],
-                  // Startup may include schema migrations of every backend: give it time before liveness counts.
-                  startupProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 60 }),
-                  livenessProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 10, failureThreshold: 3 }),
-                  readinessProbe: httpProbe('/readyz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 2 }),
-                  resources: resourceRequirements(args.resources ?? {}, { cpuRequest: '250m', memoryRequest: '256Mi', memoryLimit: '1Gi' }),
-                  securityContext: restrictedContainerSecurityContext(),
-                  volumeMounts: mounts,
-                },
-              ],
-              volumes,
-            },
-          },
-        },
-      },
-      { parent: this, dependsOn: [...gates, ...endpointSecrets, ...inheritedDependsOn(opts)] },
-    );
-
-    new k8s.policy.v1.PodDisruptionBudget(
-      `${name}-pdb`,
-      {
-        metadata: { name: objectName, namespace: args.namespace, labels },
-        spec: {
-          ...(args.disruptionBudget?.minAvailable !== undefined
-            ? { minAvailable: args.disruptionBudget.minAvailable }
-            : { maxUnavailable: args.disruptionBudget?.maxUnavailable ?? plan.replicas }),
-          // A crash-looping pod must not block node drains.
-          unhealthyPodEvictionPolicy: 'AlwaysAllow',
-          selector: { matchLabels: selector },
-        },
-      },
-      { parent: this },
-    );
-    new k8s.networking.v1.NetworkPolicy(
-      `${name}-netpol`,
-      {
-        metadata: { name: objectName, namespace: args.namespace, labels },
-        spec: ns.apply((n) => middlewareNetworkPolicySpec(selector, args, n)),
-      },
-      { parent: this },
-    );
-    if (!args.apiServer && !args.parentLayers?.length && !args.extraClientPeers?.length) {
-      pulumi.log.warn(`Middleware "${layer}": no apiServer, parentLayers or extraClientPeers; its NetworkPolicy admits no client on ${ETCD_PORT}`, this);
-    }
-
+    const startup = createDefaultEndpoint(name, args, layer, this);
+    const dataVolume = createDataVolume(name, args, layer, this);
+    this.service = createServices(name, args, layer, this);
+    this.endpoint = pulumi.interpolate`${this.plan.tls ? 'https' : 'http'}://${this.service.metadata.name}.${args.namespace}.svc:${ETCD_PORT}`;
+    const tls = createServingTls(name, args, layer, this);
+    if (tls.secretName !== undefined) this.tlsSecretName = pulumi.output(tls.secretName);
+    this.deployment = createDeployment(name, args, layer, { image: this.image, startup, dataVolume, tls }, this, [...tls.dependsOn, ...startup.dependsOn, ...inheritedDependsOn(opts)]);
+    createDisruptionBudget(name, args, layer, this);
+    createNetworkPolicy(name, args, layer, this);
     this.registerOutputs({ endpoint: this.endpoint, image: this.image, service: this.service.metadata.name });
+  }
+}
+
+/** What every object of a layer shares. */
+interface LayerObjects {
+  plan: MiddlewarePlan;
+  /** Labels of every object (and of the pods). */
+  labels: Record<string, string>;
+  /** The pods' selector. */
+  selector: Record<string, string>;
+}
+
+/** What the pod reads when it starts: the Secret with the default endpoint, and the keyed hash that rolls the pods when it changes. */
+interface StartupInputs {
+  /** Plain name of the Secret holding `DEFAULT_ENDPOINT_KEY` (ordered by `dependsOn`, see the module comment). */
+  secretName: string;
+  /** Keyed hash of what the middleware reads only at start; the pod template's `RESTART_HASH_ANNOTATION`. */
+  restartHash: pulumi.Input<string>;
+  /** The Secrets the Deployment waits for. */
+  dependsOn: pulumi.Resource[];
+}
+
+/**
+ * The default endpoint: the compiled Topology's Secret, or (operator-managed topology) a Secret of the
+ * layer's own with a keyed hash of it.
+ */
+function createDefaultEndpoint(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): StartupInputs {
+  if (args.topology) {
+    return { secretName: args.topology.secretObjectName, restartHash: args.topology.restartHash, dependsOn: [args.topology.secret] };
+  }
+  const defaultEndpoint = pulumi.output(args.defaultEndpoint ?? DEFAULT_SQLITE_ENDPOINT);
+  const secretName = `${layer.plan.objectName}-default-endpoint`;
+  const secret = new k8s.core.v1.Secret(
+    `${name}-default-endpoint`,
+    {
+      metadata: { name: secretName, namespace: args.namespace, labels: layer.labels },
+      type: 'Opaque',
+      stringData: { [DEFAULT_ENDPOINT_KEY]: pulumi.secret(defaultEndpoint) },
+    },
+    { parent },
+  );
+  // keyed, like Topology's: the annotation must not be an offline oracle for the password in the endpoint
+  const key = new random.RandomPassword(`${name}-restart-key`, { length: 48, special: false }, { parent });
+  const restartHash = pulumi.unsecret(pulumi.all([key.result, defaultEndpoint]).apply(([k, e]) => topologyHash(k, { [DEFAULT_ENDPOINT_KEY]: e })));
+  return { secretName, restartHash, dependsOn: [secret] };
+}
+
+/** The data volume: an emptyDir (leader election, or `storage.ephemeral`), or a PersistentVolumeClaim. */
+function createDataVolume(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): k8s.types.input.core.v1.Volume {
+  const storage: MiddlewareStorage = args.storage ?? (layer.plan.ephemeral ? { ephemeral: true } : {});
+  if ('ephemeral' in storage) return { name: 'data', emptyDir: { sizeLimit: storage.sizeLimit ?? '1Gi' } };
+  const pvc = new k8s.core.v1.PersistentVolumeClaim(
+    `${name}-data`,
+    {
+      // skipAwait: with a WaitForFirstConsumer StorageClass the claim binds only once the pod exists,
+      // and the pod (Deployment) is created after the claim; waiting here would deadlock.
+      metadata: { name: `${layer.plan.objectName}-data`, namespace: args.namespace, labels: layer.labels, annotations: { [SKIP_AWAIT_ANNOTATION]: 'true' } },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        ...(storage.storageClass ? { storageClassName: storage.storageClass } : {}),
+        resources: { requests: { storage: storage.size ?? '5Gi' } },
+      },
+    },
+    { parent, retainOnDelete: storage.retainOnDelete !== false },
+  );
+  return { name: 'data', persistentVolumeClaim: { claimName: pvc.metadata.name } };
+}
+
+/** The etcd-API Service (returned) and the metrics Service; explicit names: they are part of endpoints other layers store. */
+function createServices(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): k8s.core.v1.Service {
+  const { plan, labels, selector } = layer;
+  const service = new k8s.core.v1.Service(
+    `${name}-service`,
+    {
+      metadata: { name: plan.objectName, namespace: args.namespace, labels },
+      spec: { selector, ports: [{ name: 'etcd', port: ETCD_PORT, targetPort: 'etcd', protocol: 'TCP', ...(plan.tls ? {} : { appProtocol: 'kubernetes.io/h2c' }) }] },
+    },
+    { parent },
+  );
+  new k8s.core.v1.Service(
+    `${name}-metrics`,
+    {
+      metadata: { name: `${plan.objectName}-metrics`, namespace: args.namespace, labels },
+      spec: { selector, ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: 'metrics', protocol: 'TCP' }] },
+    },
+    { parent },
+  );
+  return service;
+}
+
+/** Serving TLS as the pod mounts it. */
+interface ServingTls {
+  /** The Secret with `tls.crt`, `tls.key` (and `ca.crt`); none without TLS. */
+  secretName?: pulumi.Input<string>;
+  /** What the Deployment waits for (the Certificate, until cert-manager has issued it). */
+  dependsOn: pulumi.Resource[];
+}
+
+/** Serving TLS: a cert-manager Certificate for the Service's names, or the Secret given. */
+function createServingTls(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): ServingTls {
+  if (!args.tls) return { dependsOn: [] };
+  if (!('issuerRef' in args.tls)) return { secretName: args.tls.secretName, dependsOn: [] };
+  const { objectName } = layer.plan;
+  const { issuerRef, dnsNames = [] } = args.tls;
+  const certificate = new k8s.apiextensions.CustomResource(
+    `${name}-certificate`,
+    {
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      metadata: { name: `${objectName}-server`, namespace: args.namespace, labels: layer.labels, annotations: waitForReady() },
+      spec: pulumi.output(args.namespace).apply((n) => ({
+        secretName: `${objectName}-server-tls`,
+        issuerRef: { name: issuerRef.name, kind: issuerRef.kind ?? 'Issuer', group: issuerRef.group ?? 'cert-manager.io' },
+        commonName: serviceHost(objectName, n),
+        dnsNames: [objectName, `${objectName}.${n}`, serviceHost(objectName, n), `${serviceHost(objectName, n)}.cluster.local`, ...dnsNames],
+        usages: ['server auth', 'digital signature', 'key encipherment'],
+        privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+        duration: '2160h',
+        renewBefore: '360h',
+      })),
+    },
+    { parent },
+  );
+  return { secretName: `${objectName}-server-tls`, dependsOn: [certificate] };
+}
+
+/** What the pod is made of besides the arguments: its image and what the other helpers created. */
+interface PodInputs {
+  image: pulumi.Input<string>;
+  startup: StartupInputs;
+  dataVolume: k8s.types.input.core.v1.Volume;
+  tls: ServingTls;
+}
+
+/** The container's environment: endpoints only through Secrets, the topology source, the downward API. */
+function middlewareEnv(args: MiddlewareArgs, plan: MiddlewarePlan, defaultEndpointSecret: string): k8s.types.input.core.v1.EnvVar[] {
+  return [
+    { name: SERVE_ENV.endpoint, valueFrom: { secretKeyRef: { name: defaultEndpointSecret, key: DEFAULT_ENDPOINT_KEY } } },
+    args.topology
+      ? { name: SERVE_ENV.topologyConfig, value: `file://${args.topology.mountPath}/${TOPOLOGY_DOCUMENT_KEY}` }
+      : { name: SERVE_ENV.topologyConfig, value: `secret://${args.topologySecretRef}` },
+    { name: SERVE_ENV.topologyTlsDir, value: TOPOLOGY_TLS_WORK_DIR },
+    { name: SERVE_ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    // leader hand-over in a rolling update: the new pod is the one of another template
+    ...(plan.leaderElection ? [{ name: SERVE_ENV.podTemplateHash, valueFrom: { fieldRef: { fieldPath: "metadata.labels['pod-template-hash']" } } }] : []),
+  ];
+}
+
+/** The pod's volumes and the container's mounts: data, scratch, the topology and every TLS Secret. */
+function middlewareVolumes(args: MiddlewareArgs, pod: PodInputs): { volumes: k8s.types.input.core.v1.Volume[]; mounts: k8s.types.input.core.v1.VolumeMount[] } {
+  const volumes: k8s.types.input.core.v1.Volume[] = [
+    pod.dataVolume,
+    { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+    { name: 'topology-tls', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+  ];
+  const mounts: k8s.types.input.core.v1.VolumeMount[] = [
+    { name: 'data', mountPath: MIDDLEWARE_DATA_DIR },
+    { name: 'tmp', mountPath: '/tmp' },
+    { name: 'topology-tls', mountPath: TOPOLOGY_TLS_WORK_DIR },
+  ];
+  if (args.topology) {
+    volumes.push({ name: 'topology', secret: { secretName: args.topology.secretObjectName, defaultMode: 0o440 } });
+    mounts.push({ name: 'topology', mountPath: args.topology.mountPath, readOnly: true });
+  }
+  [...(args.topology?.tlsMounts ?? []), ...(args.backendTlsMounts ?? [])].forEach((m, i) => {
+    volumes.push({ name: `backend-tls-${i}`, secret: { secretName: m.secretName, defaultMode: 0o440 } });
+    mounts.push({ name: `backend-tls-${i}`, mountPath: m.mountPath, readOnly: true });
+  });
+  if (pod.tls.secretName !== undefined) {
+    volumes.push({ name: 'server-tls', secret: { secretName: pod.tls.secretName, defaultMode: 0o440 } });
+    mounts.push({ name: 'server-tls', mountPath: SERVER_TLS_DIR, readOnly: true });
+  }
+  return { volumes, mounts };
+}
+
+/** The Deployment: one container running `harikube serve`, rolled as `middlewareRollout` says. */
+function createDeployment(
+  name: string,
+  args: MiddlewareArgs,
+  layer: LayerObjects,
+  pod: PodInputs,
+  parent: pulumi.Resource,
+  dependsOn: pulumi.Input<pulumi.Resource>[],
+): k8s.apps.v1.Deployment {
+  const { plan, labels, selector } = layer;
+  const { volumes, mounts } = middlewareVolumes(args, pod);
+  const podAnnotations: Record<string, pulumi.Input<string>> = { 'kubectl.kubernetes.io/default-container': 'middleware' };
+  podAnnotations[RESTART_HASH_ANNOTATION] = pod.startup.restartHash;
+  return new k8s.apps.v1.Deployment(
+    `${name}-deployment`,
+    {
+      metadata: { name: plan.objectName, namespace: args.namespace, labels },
+      spec: {
+        replicas: plan.replicas,
+        selector: { matchLabels: selector },
+        strategy: middlewareRollout(plan),
+        template: {
+          metadata: { labels, annotations: podAnnotations },
+          spec: {
+            securityContext: restrictedPodSecurityContext(),
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            terminationGracePeriodSeconds: 30,
+            ...(args.priorityClassName ? { priorityClassName: args.priorityClassName } : {}),
+            ...(args.imagePullSecrets?.length ? { imagePullSecrets: args.imagePullSecrets.map((n) => ({ name: n })) } : {}),
+            containers: [
+              {
+                name: 'middleware',
+                image: pod.image,
+                args: middlewareArgs(plan, args.extraArgs),
+                env: middlewareEnv(args, plan, pod.startup.secretName),
+                ports: [
+                  { name: 'etcd', containerPort: ETCD_PORT, protocol: 'TCP' },
+                  { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+                ],
+                // Startup may include schema migrations of every backend: give it time before liveness counts.
+                startupProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 60 }),
+                livenessProbe: httpProbe('/healthz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 10, failureThreshold: 3 }),
+                readinessProbe: httpProbe('/readyz', 'metrics', { initialDelaySeconds: 0, periodSeconds: 5, failureThreshold: 2 }),
+                resources: resourceRequirements(args.resources ?? {}, { cpuRequest: '250m', memoryRequest: '256Mi', memoryLimit: '1Gi' }),
+                securityContext: restrictedContainerSecurityContext(),
+                volumeMounts: mounts,
+              },
+            ],
+            volumes,
+          },
+        },
+      },
+    },
+    { parent, dependsOn },
+  );
+}
+
+/** The PodDisruptionBudget: by default `maxUnavailable: replicas` (see `MiddlewareArgs.disruptionBudget`). */
+function createDisruptionBudget(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): void {
+  new k8s.policy.v1.PodDisruptionBudget(
+    `${name}-pdb`,
+    {
+      metadata: { name: layer.plan.objectName, namespace: args.namespace, labels: layer.labels },
+      spec: {
+        ...(args.disruptionBudget?.minAvailable !== undefined
+          ? { minAvailable: args.disruptionBudget.minAvailable }
+          : { maxUnavailable: args.disruptionBudget?.maxUnavailable ?? layer.plan.replicas }),
+        // A crash-looping pod must not block node drains.
+        unhealthyPodEvictionPolicy: 'AlwaysAllow',
+        selector: { matchLabels: layer.selector },
+      },
+    },
+    { parent },
+  );
+}
+
+/** The NetworkPolicy of `middlewareNetworkPolicySpec`; warns when it admits no client at all. */
+function createNetworkPolicy(name: string, args: MiddlewareArgs, layer: LayerObjects, parent: pulumi.Resource): void {
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-netpol`,
+    {
+      metadata: { name: layer.plan.objectName, namespace: args.namespace, labels: layer.labels },
+      spec: pulumi.output(args.namespace).apply((n) => middlewareNetworkPolicySpec(layer.selector, args, n)),
+    },
+    { parent },
+  );
+  if (!args.apiServer && !args.parentLayers?.length && !args.extraClientPeers?.length) {
+    pulumi.log.warn(`Middleware "${layer.plan.layer}": no apiServer, parentLayers or extraClientPeers; its NetworkPolicy admits no client on ${ETCD_PORT}`, parent);
   }
 }

@@ -14,6 +14,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as random from '@pulumi/random';
 import type { BackendRule, MigrationSettings } from '../middleware/src/topology/schema.js';
 import type { RoutingTable } from '../middleware/src/topology/compile.js';
+import { SECRET_DATA_KEY } from '../middleware/src/topology/secret-layout.js';
 import { AppTopology, type AppTopologySettings } from './appTopology.js';
 import { DatabaseOperators, type DatabaseOperatorsArgs } from './databaseOperators.js';
 import { EtcdCluster, type EtcdClusterArgs } from './etcdCluster.js';
@@ -307,228 +308,321 @@ export class HariKubePlatform extends pulumi.ComponentResource {
 
   constructor(name: string, args: HariKubePlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super('harikube:index:HariKubePlatform', name, {}, opts);
-    const plan = planPlatform(args);
-    this.plan = plan;
+    this.plan = planPlatform(args);
     const nsName = args.namespace ?? 'harikube';
-    const labels = standardLabels('harikube', name, 'platform');
-
     const ns = new k8s.core.v1.Namespace(`${name}-ns`, { metadata: { name: nsName, labels: { 'app.kubernetes.io/part-of': 'harikube' } } }, { parent: this });
     this.namespace = ns.metadata.name;
-    const image = resolveImage(`${name}-image`, args.image, this);
-    const inNs = { parent: this, dependsOn: [ns] };
-
-    // --- operators and databases
-    let operatorsReady: pulumi.Resource[] = [];
-    if (args.databaseOperators !== false && (plan.needsCnpg || plan.needsMariadb)) {
-      const d = args.databaseOperators || {};
-      const operators = new DatabaseOperators(
-        `${name}-db-operators`,
-        {
-          cloudNativePg: { enabled: plan.needsCnpg, ...d.cloudNativePg },
-          mariadbOperator: { enabled: plan.needsMariadb, ...d.mariadbOperator },
-        },
-        { parent: this },
-      );
-      operatorsReady = operators.ready;
-    }
-    const postgres: Record<string, PostgresCluster> = {};
-    for (const [db, spec] of Object.entries(args.postgres ?? {})) {
-      const dbs = plan.postgresDatabases[db]!;
-      postgres[db] = new PostgresCluster(`${name}-pg-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'pg', db), namespace: this.namespace, database: BOOTSTRAP_DB, databases: dbs, operatorsReady }, inNs);
-    }
-    const mariadb: Record<string, MariaDbInstance> = {};
-    for (const [db, spec] of Object.entries(args.mariadb ?? {})) {
-      mariadb[db] = new MariaDbInstance(`${name}-mariadb-${db}`, { ...spec, instanceName: dnsLabel('harikube', 'mariadb', db), namespace: this.namespace, databases: plan.mariadbDatabases[db], operatorsReady }, inNs);
-    }
-    const etcd: Record<string, EtcdCluster> = {};
-    for (const [db, spec] of Object.entries(args.etcd ?? {})) {
-      etcd[db] = new EtcdCluster(`${name}-etcd-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'etcd', db), namespace: this.namespace }, inNs);
-    }
-
-    // --- TLS: a CA issuer (given, or bootstrapped), and client certificates for each caller
-    const tls = args.tls?.enabled ? args.tls : undefined;
-    let issuerRef: { name: string; kind: 'Issuer' | 'ClusterIssuer' } | undefined;
-    const certificate = (logical: string, objectName: string, usages: string[], commonName: string) =>
-      new k8s.apiextensions.CustomResource(
-        `${name}-${logical}`,
-        {
-          apiVersion: 'cert-manager.io/v1',
-          kind: 'Certificate',
-          metadata: { name: objectName, namespace: this.namespace, labels, annotations: waitForReady() },
-          spec: {
-            secretName: objectName,
-            commonName,
-            usages,
-            issuerRef: { ...issuerRef!, group: 'cert-manager.io' },
-            privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
-            duration: '2160h',
-            renewBefore: '360h',
-          },
-        },
-        inNs,
-      );
-    if (tls) {
-      if (tls.issuerRef) {
-        issuerRef = { name: tls.issuerRef.name, kind: tls.issuerRef.kind ?? 'ClusterIssuer' };
-      } else {
-        const selfSigned = new k8s.apiextensions.CustomResource(
-          `${name}-selfsigned-issuer`,
-          { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-selfsigned', namespace: this.namespace, labels }, spec: { selfSigned: {} } },
-          inNs,
-        );
-        const ca = new k8s.apiextensions.CustomResource(
-          `${name}-ca`,
-          {
-            apiVersion: 'cert-manager.io/v1',
-            kind: 'Certificate',
-            metadata: { name: 'harikube-ca', namespace: this.namespace, labels, annotations: waitForReady() },
-            spec: {
-              isCA: true,
-              commonName: 'harikube-ca',
-              secretName: 'harikube-ca',
-              duration: '87600h',
-              privateKey: { algorithm: 'ECDSA', size: 256 },
-              issuerRef: { name: 'harikube-selfsigned', kind: 'Issuer', group: 'cert-manager.io' },
-            },
-          },
-          { parent: this, dependsOn: [selfSigned] },
-        );
-        new k8s.apiextensions.CustomResource(
-          `${name}-ca-issuer`,
-          { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-ca', namespace: this.namespace, labels, annotations: waitForReady() }, spec: { ca: { secretName: 'harikube-ca' } } },
-          { parent: this, dependsOn: [ca] },
-        );
-        issuerRef = { name: 'harikube-ca', kind: 'Issuer' };
-      }
-      this.apiServerClientSecretName = 'harikube-apiserver-client';
-      certificate('apiserver-client', this.apiServerClientSecretName, ['client auth', 'digital signature'], 'kube-apiserver');
-    }
-
-    // --- operator (before the layers: an operator-managed root reads what it writes)
-    const operatorOn = args.topologyOperator?.enabled !== false;
-    const rootSpec = args.layers[plan.root]!;
-    if (operatorOn && rootSpec.topologySource === 'pulumi') {
-      throw new Error(
-        `HariKubePlatform: the root layer "${plan.root}" has topologySource: pulumi while the TopologyConfig operator is on: ` +
-          "applications' TopologyConfigs would be merged into a Secret no middleware reads. Remove topologySource (the root layer then reads the operator's Secret), or turn the operator off",
-      );
-    }
-    if (operatorOn) {
-      const elsewhere = args.controlPlaneProvider;
-      this.targetSecret = `${nsName}/topology-config`;
-      this.operator = new TopologyOperator(
-        `${name}-operator`,
-        // In another cluster the namespace does not exist yet: the operator component creates it there.
-        {
-          namespace: nsName,
-          createNamespace: !!elsewhere,
-          image,
-          replicas: args.topologyOperator?.replicas,
-          resources: args.topologyOperator?.resources,
-          imagePullSecrets: args.imagePullSecrets,
-          secretNamespaces: [nsName, ...(args.topologyOperator?.secretNamespaces ?? []).filter((n) => n !== nsName)],
-        },
-        elsewhere ? { parent: this, providers: [elsewhere] } : inNs,
-      );
-      const names = args.topologyOperator?.keys?.length ? args.topologyOperator.keys : ['key-1'];
-      const active = args.topologyOperator?.activeKey ?? names[names.length - 1]!;
-      if (!names.includes(active)) throw new Error(`HariKubePlatform: topologyOperator.activeKey "${active}" is not one of topologyOperator.keys (${names.join(', ')})`);
-      for (const n of names) {
-        if (!/^[-._a-zA-Z0-9]+$/.test(n)) throw new Error(`HariKubePlatform: topologyOperator.keys: "${n}" is not a valid Secret data key`);
-      }
-      // One random key per name: a name keeps its key for as long as it is listed (the state holds it).
-      const keys = Object.fromEntries(names.map((n) => [n, pulumi.secret(new random.RandomBytes(`${name}-topology-encryption-${n}`, { length: 32 }, { parent: this, ...(n === 'key-1' ? { aliases: [{ name: `${name}-topology-encryption-key` }] } : {}) }).base64)]));
-      this.encryptionKey = keys[active]!;
-      this.decryptSecret = `${nsName}/topology-endpoint-keys`;
-      new k8s.core.v1.Secret(
-        `${name}-topology-endpoint-keys`,
-        // data is base64 of the value: the key's base64 text stores the raw 32 bytes, which the operator reads.
-        { metadata: { name: 'topology-endpoint-keys', namespace: nsName, labels }, type: 'Opaque', data: keys },
-        elsewhere ? { parent: this, provider: elsewhere, dependsOn: [this.operator] } : inNs,
-      );
-    }
-    this.appTopologies = operatorOn
-      ? pulumi.output({ targetSecret: this.targetSecret!, decryptSecret: this.decryptSecret!, encryptionKey: this.encryptionKey! })
+    const platform: PlatformContext = {
+      plan: this.plan,
+      nsName,
+      namespace: this.namespace,
+      labels: standardLabels('harikube', name, 'platform'),
+      image: resolveImage(`${name}-image`, args.image, this),
+      parent: this,
+      inNs: { parent: this, dependsOn: [ns] },
+      ns,
+    };
+    const databases = createDatabases(name, args, platform);
+    const tls = createCertificateAuthority(name, args, platform);
+    this.apiServerClientSecretName = tls?.apiServerClientSecretName;
+    // before the layers: an operator-managed root reads what it writes
+    const operator = createTopologyOperator(name, args, platform);
+    this.operator = operator?.operator;
+    this.targetSecret = operator?.settings.targetSecret;
+    this.decryptSecret = operator?.settings.decryptSecret;
+    this.encryptionKey = operator?.settings.encryptionKey;
+    this.appTopologies = operator
+      ? pulumi.output(operator.settings)
       : pulumi.output({
           unavailable: `platform namespace ${nsName} runs without the TopologyConfig operator (harikube:topologyOperator false): application TopologyConfigs would not be routed. Ask the platform team to turn the operator on.`,
         });
-
-    // --- layers, children first
-    this.layers = {};
-    this.topologies = {};
-    this.routing = {};
-    const endpointOf = (ref: BackendRef): pulumi.Input<string> => {
-      if ('postgres' in ref) return postgres[ref.postgres]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
-      if ('mariadb' in ref) return mariadb[ref.mariadb]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
-      if ('etcd' in ref) return etcd[ref.etcd]!.endpoint;
-      if ('layer' in ref) return this.layers[ref.layer]!.endpoint;
-      if ('sqlite' in ref) return sqliteOnDataVolume(ref.sqlite);
-      return ref.endpoint;
-    };
-    for (const layer of plan.order) {
-      const spec = args.layers[layer]!;
-      const isRoot = layer === plan.root;
-      const clientCertificates: pulumi.Resource[] = [];
-      const rules: TopologyRuleArgs[] = spec.rules.map(({ backend, ...rule }) => {
-        const out: TopologyRuleArgs = { ...rule, endpoint: endpointOf(backend), target: targetOf(backend, layer) };
-        if (tls && 'layer' in backend) {
-          // The parent authenticates to the child with its own client certificate, mounted for this rule.
-          const secretName = dnsLabel('harikube', layer, 'to', backend.layer);
-          clientCertificates.push(certificate(`client-${layer}-to-${backend.layer}`, secretName, ['client auth', 'digital signature'], `harikube-${layer}`));
-          out.tlsSecretName = secretName;
-        }
-        return out;
-      });
-      const defaultEndpoint = spec.defaultBackend ? endpointOf(spec.defaultBackend) : DEFAULT_SQLITE_ENDPOINT;
-      const defaultTarget = spec.defaultBackend ? targetOf(spec.defaultBackend, layer) : `sqlite/${layer}/default.db`;
-      const common = {
-        namespace: this.namespace,
-        layerName: layer,
-        image,
-        replicas: spec.replicas,
-        leaderElection: plan.leaderElection[layer],
-        storage: spec.storage,
-        resources: spec.resources,
-        imagePullSecrets: args.imagePullSecrets,
-        tls: issuerRef ? { issuerRef } : undefined,
-        apiServer: isRoot ? args.apiServer : undefined,
-        parentLayers: plan.parentOf[layer] ? [{ name: plan.parentOf[layer]! }] : undefined,
-      };
-      if (isRoot && this.operator ? spec.topologySource !== 'pulumi' : spec.topologySource === 'operator') {
-        if (!this.operator) throw new Error(`HariKubePlatform: layer "${layer}" takes its topology from the operator, which is disabled`);
-        const platformRules = new AppTopology(
-          `${name}-${layer}-rules`,
-          {
-            namespace: this.namespace,
-            resourceName: dnsLabel('harikube', layer, 'platform'),
-            position: spec.topologyPosition ?? 1,
-            targetSecret: this.targetSecret!,
-            encryption: { key: this.encryptionKey!, decryptSecret: this.decryptSecret! },
-            rules: rules.map(({ target: _t, tlsSecretName, tlsMaterial: _m, ...r }) => (tlsSecretName !== undefined ? { ...r, backendTLS: mountedTls(r.name, r.backendTLS) } : r)),
-            // The operator runs in this stack: wait for its CRD and Deployment, not for Ready (the
-            // middleware that loads the rules is created after).
-            waitForReady: false,
-          },
-          { parent: this, dependsOn: this.operator.ready, ...(args.controlPlaneProvider ? { providers: [args.controlPlaneProvider] } : {}) },
-        );
-        const backendTlsMounts: BackendTlsMount[] = rules
-          .filter((r) => r.tlsSecretName !== undefined)
-          .map((r) => ({ rule: r.name, secretName: r.tlsSecretName!, mountPath: mountedTls(r.name).caFile!.replace(/\/ca\.crt$/, '') }));
-        const extraArgs = spec.migration?.keysPerSecond !== undefined ? ['--migration-rate', String(spec.migration.keysPerSecond)] : undefined;
-        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: this.targetSecret!, defaultEndpoint, backendTlsMounts, extraArgs }, { parent: this, dependsOn: [ns, platformRules, ...clientCertificates] });
-        // The platform's own rules, described from their references (applications add theirs in the cluster).
-        this.routing[layer] = pulumi.output(declaredRouting(spec, layer));
-      } else {
-        const topology = new Topology(`${name}-${layer}-topology`, { namespace: this.namespace, objectName: dnsLabel('harikube', layer), rules, defaultEndpoint, defaultTarget, migration: spec.migration }, inNs);
-        this.topologies[layer] = topology;
-        this.routing[layer] = topology.routing;
-        // The pods mount the client certificates' Secrets: wait until cert-manager has issued them.
-        this.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topology }, { parent: this, dependsOn: [ns, ...clientCertificates] });
-      }
-    }
-    this.endpoint = this.layers[plan.root]!.endpoint;
+    const layers = createLayers(name, args, platform, { databases, tls, operator });
+    this.layers = layers.layers;
+    this.topologies = layers.topologies;
+    this.routing = layers.routing;
+    this.endpoint = this.layers[this.plan.root]!.endpoint;
     this.registerOutputs({ endpoint: this.endpoint, namespace: this.namespace, targetSecret: this.targetSecret });
   }
+}
+
+/** What the platform's children share. */
+interface PlatformContext {
+  plan: PlatformPlan;
+  /** The namespace's name as declared. */
+  nsName: string;
+  /** The namespace's name once it exists. */
+  namespace: pulumi.Output<string>;
+  ns: k8s.core.v1.Namespace;
+  /** Labels of the platform's own objects. */
+  labels: Record<string, string>;
+  /** The HariKube image of the middleware and the operator. */
+  image: pulumi.Output<string>;
+  /** The HariKubePlatform: every child's parent. */
+  parent: pulumi.Resource;
+  /** Options of a child in the namespace: parented, created after the namespace. */
+  inNs: pulumi.CustomResourceOptions;
+}
+
+/** The declared databases by name. */
+interface PlatformDatabases {
+  postgres: Record<string, PostgresCluster>;
+  mariadb: Record<string, MariaDbInstance>;
+  etcd: Record<string, EtcdCluster>;
+}
+
+/** The database operators the declared databases need (unless `databaseOperators: false`), and the databases. */
+function createDatabases(name: string, args: HariKubePlatformArgs, platform: PlatformContext): PlatformDatabases {
+  const { plan, namespace, inNs } = platform;
+  let operatorsReady: pulumi.Resource[] = [];
+  if (args.databaseOperators !== false && (plan.needsCnpg || plan.needsMariadb)) {
+    const d = args.databaseOperators || {};
+    const operators = new DatabaseOperators(
+      `${name}-db-operators`,
+      {
+        cloudNativePg: { enabled: plan.needsCnpg, ...d.cloudNativePg },
+        mariadbOperator: { enabled: plan.needsMariadb, ...d.mariadbOperator },
+      },
+      { parent: platform.parent },
+    );
+    operatorsReady = operators.ready;
+  }
+  const postgres: Record<string, PostgresCluster> = {};
+  for (const [db, spec] of Object.entries(args.postgres ?? {})) {
+    const dbs = plan.postgresDatabases[db]!;
+    postgres[db] = new PostgresCluster(`${name}-pg-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'pg', db), namespace, database: BOOTSTRAP_DB, databases: dbs, operatorsReady }, inNs);
+  }
+  const mariadb: Record<string, MariaDbInstance> = {};
+  for (const [db, spec] of Object.entries(args.mariadb ?? {})) {
+    mariadb[db] = new MariaDbInstance(`${name}-mariadb-${db}`, { ...spec, instanceName: dnsLabel('harikube', 'mariadb', db), namespace, databases: plan.mariadbDatabases[db], operatorsReady }, inNs);
+  }
+  const etcd: Record<string, EtcdCluster> = {};
+  for (const [db, spec] of Object.entries(args.etcd ?? {})) {
+    etcd[db] = new EtcdCluster(`${name}-etcd-${db}`, { ...spec, clusterName: dnsLabel('harikube', 'etcd', db), namespace }, inNs);
+  }
+  return { postgres, mariadb, etcd };
+}
+
+/** TLS of the platform: the issuer every certificate comes from, and how to ask it for a client certificate. */
+interface PlatformTlsIssuer {
+  issuerRef: { name: string; kind: 'Issuer' | 'ClusterIssuer' };
+  /** Secret with the API server's client certificate for the root layer. */
+  apiServerClientSecretName: string;
+  /** A cert-manager Certificate `objectName` (also its Secret's name), issued by `issuerRef`. */
+  certificate(logical: string, objectName: string, usages: string[], commonName: string): k8s.apiextensions.CustomResource;
+}
+
+/**
+ * With `tls.enabled`: the CA issuer (given, or a self-signed CA bootstrapped in the namespace) and the API
+ * server's client certificate; none without TLS.
+ */
+function createCertificateAuthority(name: string, args: HariKubePlatformArgs, platform: PlatformContext): PlatformTlsIssuer | undefined {
+  const tls = args.tls?.enabled ? args.tls : undefined;
+  if (!tls) return undefined;
+  const { namespace, labels, inNs, parent } = platform;
+  let issuerRef: PlatformTlsIssuer['issuerRef'];
+  if (tls.issuerRef) {
+    issuerRef = { name: tls.issuerRef.name, kind: tls.issuerRef.kind ?? 'ClusterIssuer' };
+  } else {
+    const selfSigned = new k8s.apiextensions.CustomResource(
+      `${name}-selfsigned-issuer`,
+      { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-selfsigned', namespace, labels }, spec: { selfSigned: {} } },
+      inNs,
+    );
+    const ca = new k8s.apiextensions.CustomResource(
+      `${name}-ca`,
+      {
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        metadata: { name: 'harikube-ca', namespace, labels, annotations: waitForReady() },
+        spec: {
+          isCA: true,
+          commonName: 'harikube-ca',
+          secretName: 'harikube-ca',
+          duration: '87600h',
+          privateKey: { algorithm: 'ECDSA', size: 256 },
+          issuerRef: { name: 'harikube-selfsigned', kind: 'Issuer', group: 'cert-manager.io' },
+        },
+      },
+      { parent, dependsOn: [selfSigned] },
+    );
+    new k8s.apiextensions.CustomResource(
+      `${name}-ca-issuer`,
+      { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: { name: 'harikube-ca', namespace, labels, annotations: waitForReady() }, spec: { ca: { secretName: 'harikube-ca' } } },
+      { parent, dependsOn: [ca] },
+    );
+    issuerRef = { name: 'harikube-ca', kind: 'Issuer' };
+  }
+  const certificate = (logical: string, objectName: string, usages: string[], commonName: string) =>
+    new k8s.apiextensions.CustomResource(
+      `${name}-${logical}`,
+      {
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        metadata: { name: objectName, namespace, labels, annotations: waitForReady() },
+        spec: {
+          secretName: objectName,
+          commonName,
+          usages,
+          issuerRef: { ...issuerRef, group: 'cert-manager.io' },
+          privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+          duration: '2160h',
+          renewBefore: '360h',
+        },
+      },
+      inNs,
+    );
+  const apiServerClientSecretName = 'harikube-apiserver-client';
+  certificate('apiserver-client', apiServerClientSecretName, ['client auth', 'digital signature'], 'kube-apiserver');
+  return { issuerRef, apiServerClientSecretName, certificate };
+}
+
+/** The TopologyConfig operator and what application stacks need to reach it. */
+interface PlatformOperator {
+  operator: TopologyOperator;
+  settings: { targetSecret: string; decryptSecret: string; encryptionKey: pulumi.Output<string> };
+}
+
+/**
+ * The TopologyConfig operator (default on; none with `topologyOperator.enabled: false`), in the control
+ * plane's cluster, with the endpoint encryption keys (one random key per name, kept as long as the name is
+ * listed) in the Secret it decrypts with.
+ */
+function createTopologyOperator(name: string, args: HariKubePlatformArgs, platform: PlatformContext): PlatformOperator | undefined {
+  const { plan, nsName, labels, image, inNs, parent } = platform;
+  const operatorOn = args.topologyOperator?.enabled !== false;
+  const rootSpec = args.layers[plan.root]!;
+  if (operatorOn && rootSpec.topologySource === 'pulumi') {
+    throw new Error(
+      `HariKubePlatform: the root layer "${plan.root}" has topologySource: pulumi while the TopologyConfig operator is on: ` +
+        "applications' TopologyConfigs would be merged into a Secret no middleware reads. Remove topologySource (the root layer then reads the operator's Secret), or turn the operator off",
+    );
+  }
+  if (!operatorOn) return undefined;
+  const elsewhere = args.controlPlaneProvider;
+  const targetSecret = `${nsName}/topology-config`;
+  const operator = new TopologyOperator(
+    `${name}-operator`,
+    // In another cluster the namespace does not exist yet: the operator component creates it there.
+    {
+      namespace: nsName,
+      createNamespace: !!elsewhere,
+      image,
+      replicas: args.topologyOperator?.replicas,
+      resources: args.topologyOperator?.resources,
+      imagePullSecrets: args.imagePullSecrets,
+      secretNamespaces: [nsName, ...(args.topologyOperator?.secretNamespaces ?? []).filter((n) => n !== nsName)],
+    },
+    elsewhere ? { parent, providers: [elsewhere] } : inNs,
+  );
+  const names = args.topologyOperator?.keys?.length ? args.topologyOperator.keys : ['key-1'];
+  const active = args.topologyOperator?.activeKey ?? names[names.length - 1]!;
+  if (!names.includes(active)) throw new Error(`HariKubePlatform: topologyOperator.activeKey "${active}" is not one of topologyOperator.keys (${names.join(', ')})`);
+  for (const n of names) {
+    if (!SECRET_DATA_KEY.test(n)) throw new Error(`HariKubePlatform: topologyOperator.keys: "${n}" is not a valid Secret data key`);
+  }
+  // One random key per name: a name keeps its key for as long as it is listed (the state holds it).
+  const keys = Object.fromEntries(names.map((n) => [n, pulumi.secret(new random.RandomBytes(`${name}-topology-encryption-${n}`, { length: 32 }, { parent, ...(n === 'key-1' ? { aliases: [{ name: `${name}-topology-encryption-key` }] } : {}) }).base64)]));
+  new k8s.core.v1.Secret(
+    `${name}-topology-endpoint-keys`,
+    // data is base64 of the value: the key's base64 text stores the raw 32 bytes, which the operator reads.
+    { metadata: { name: 'topology-endpoint-keys', namespace: nsName, labels }, type: 'Opaque', data: keys },
+    elsewhere ? { parent, provider: elsewhere, dependsOn: [operator] } : inNs,
+  );
+  return { operator, settings: { targetSecret, decryptSecret: `${nsName}/topology-endpoint-keys`, encryptionKey: keys[active]! } };
+}
+
+/** The middleware layers by name, with the compiled topologies and the routing tables. */
+interface PlatformLayers {
+  layers: Record<string, Middleware>;
+  topologies: Record<string, Topology>;
+  routing: Record<string, pulumi.Output<RoutingTable>>;
+}
+
+/**
+ * The layers, children first (a parent's rules need its children's endpoints): each one's rules with their
+ * references resolved to endpoints (and, with TLS, a client certificate per child layer), compiled into a
+ * Topology, or published as the platform's TopologyConfig for the operator (the root, when the operator is on).
+ */
+function createLayers(
+  name: string,
+  args: HariKubePlatformArgs,
+  platform: PlatformContext,
+  made: { databases: PlatformDatabases; tls?: PlatformTlsIssuer; operator?: PlatformOperator },
+): PlatformLayers {
+  const { plan, namespace, image, ns, inNs, parent } = platform;
+  const { databases, tls, operator } = made;
+  const out: PlatformLayers = { layers: {}, topologies: {}, routing: {} };
+  const endpointOf = (ref: BackendRef): pulumi.Input<string> => {
+    if ('postgres' in ref) return databases.postgres[ref.postgres]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
+    if ('mariadb' in ref) return databases.mariadb[ref.mariadb]!.endpointFor(ref.database ?? BOOTSTRAP_DB);
+    if ('etcd' in ref) return databases.etcd[ref.etcd]!.endpoint;
+    if ('layer' in ref) return out.layers[ref.layer]!.endpoint;
+    if ('sqlite' in ref) return sqliteOnDataVolume(ref.sqlite);
+    return ref.endpoint;
+  };
+  for (const layer of plan.order) {
+    const spec = args.layers[layer]!;
+    const isRoot = layer === plan.root;
+    const clientCertificates: pulumi.Resource[] = [];
+    const rules: TopologyRuleArgs[] = spec.rules.map(({ backend, ...rule }) => {
+      const r: TopologyRuleArgs = { ...rule, endpoint: endpointOf(backend), target: targetOf(backend, layer) };
+      if (tls && 'layer' in backend) {
+        // The parent authenticates to the child with its own client certificate, mounted for this rule.
+        const secretName = dnsLabel('harikube', layer, 'to', backend.layer);
+        clientCertificates.push(tls.certificate(`client-${layer}-to-${backend.layer}`, secretName, ['client auth', 'digital signature'], `harikube-${layer}`));
+        r.tlsSecretName = secretName;
+      }
+      return r;
+    });
+    const defaultEndpoint = spec.defaultBackend ? endpointOf(spec.defaultBackend) : DEFAULT_SQLITE_ENDPOINT;
+    const defaultTarget = spec.defaultBackend ? targetOf(spec.defaultBackend, layer) : `sqlite/${layer}/default.db`;
+    const common = {
+      namespace,
+      layerName: layer,
+      image,
+      replicas: spec.replicas,
+      leaderElection: plan.leaderElection[layer],
+      storage: spec.storage,
+      resources: spec.resources,
+      imagePullSecrets: args.imagePullSecrets,
+      tls: tls ? { issuerRef: tls.issuerRef } : undefined,
+      apiServer: isRoot ? args.apiServer : undefined,
+      parentLayers: plan.parentOf[layer] ? [{ name: plan.parentOf[layer]! }] : undefined,
+    };
+    if (isRoot && operator ? spec.topologySource !== 'pulumi' : spec.topologySource === 'operator') {
+      if (!operator) throw new Error(`HariKubePlatform: layer "${layer}" takes its topology from the operator, which is disabled`);
+      const { targetSecret, encryptionKey, decryptSecret } = operator.settings;
+      const platformRules = new AppTopology(
+        `${name}-${layer}-rules`,
+        {
+          namespace,
+          resourceName: dnsLabel('harikube', layer, 'platform'),
+          position: spec.topologyPosition ?? 1,
+          targetSecret,
+          encryption: { key: encryptionKey, decryptSecret },
+          rules: rules.map(({ target: _t, tlsSecretName, tlsMaterial: _m, ...r }) => (tlsSecretName !== undefined ? { ...r, backendTLS: mountedTls(r.name, r.backendTLS) } : r)),
+          // The operator runs in this stack: wait for its CRD and Deployment, not for Ready (the
+          // middleware that loads the rules is created after).
+          waitForReady: false,
+        },
+        { parent, dependsOn: operator.operator.ready, ...(args.controlPlaneProvider ? { providers: [args.controlPlaneProvider] } : {}) },
+      );
+      const backendTlsMounts: BackendTlsMount[] = rules
+        .filter((r) => r.tlsSecretName !== undefined)
+        .map((r) => ({ rule: r.name, secretName: r.tlsSecretName!, mountPath: mountedTls(r.name).caFile!.replace(/\/ca\.crt$/, '') }));
+      const extraArgs = spec.migration?.keysPerSecond !== undefined ? ['--migration-rate', String(spec.migration.keysPerSecond)] : undefined;
+      out.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topologySecretRef: targetSecret, defaultEndpoint, backendTlsMounts, extraArgs }, { parent, dependsOn: [ns, platformRules, ...clientCertificates] });
+      // The platform's own rules, described from their references (applications add theirs in the cluster).
+      out.routing[layer] = pulumi.output(declaredRouting(spec, layer));
+    } else {
+      const topology = new Topology(`${name}-${layer}-topology`, { namespace, objectName: dnsLabel('harikube', layer), rules, defaultEndpoint, defaultTarget, migration: spec.migration }, inNs);
+      out.topologies[layer] = topology;
+      out.routing[layer] = topology.routing;
+      // The pods mount the client certificates' Secrets: wait until cert-manager has issued them.
+      out.layers[layer] = new Middleware(`${name}-${layer}`, { ...common, topology }, { parent, dependsOn: [ns, ...clientCertificates] });
+    }
+  }
+  return out;
 }
 
 const REF_TYPES: Record<string, string> = { postgres: 'postgres', mariadb: 'mysql', etcd: 'etcd', layer: 'etcd', sqlite: 'sqlite', endpoint: 'unknown' };

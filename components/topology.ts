@@ -22,15 +22,14 @@ import { TopologyValidationError, validateTopology } from '../middleware/src/top
 import {
   compileTopology,
   ROUTING_TABLE_KEY,
-  tlsMaterialFiles,
   topologyHash,
   type DeclaredRule,
-  type RuleTlsMaterial,
   type RoutingTable,
 } from '../middleware/src/topology/compile.js';
 import { standardLabels, dnsLabel } from './kube.js';
 import { BACKEND_TLS_DIR, DEFAULT_SQLITE_ENDPOINT, TOPOLOGY_MOUNT_PATH } from './paths.js';
-import { SECRET_DATA_KEY } from '../middleware/src/topology/secret-layout.js';
+import { SECRET_DATA_KEY, tlsMaterialFiles, type RuleTlsMaterial } from '../middleware/src/topology/secret-layout.js';
+import { withStandInEndpoints } from '../middleware/src/topology/stand-in-endpoints.js';
 
 /** One rule: a topology `BackendRule` whose endpoint (and TLS material) may be secret inputs. */
 export interface TopologyRuleArgs extends Omit<BackendRule, 'endpoint'> {
@@ -82,7 +81,11 @@ export const DEFAULT_ENDPOINT_KEY = 'default-endpoint';
  * are not known yet.
  */
 export function checkRuleShapes(rules: Array<Omit<TopologyRuleArgs, 'endpoint'>>): void {
-  const standIns = rules.map(({ target: _t, tlsMaterial: _m, tlsSecretName: _s, ...r }, i) => ({ ...r, endpoint: `sqlite://stand-in-${i}.db` }));
+  // Every endpoint its own: unknown inputs cannot be compared (the compiler checks the real ones).
+  const standIns = withStandInEndpoints(
+    rules.map(({ target: _t, tlsMaterial: _m, tlsSecretName: _s, ...r }) => r),
+    (_rule, index) => index,
+  );
   const result = validateTopology({ backends: standIns });
   const issues = result.ok ? [] : result.issues.filter((i) => i.field !== 'endpoint');
   if (issues.length) throw new TopologyValidationError('Topology declaration', issues);

@@ -12,6 +12,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import * as pulumi from '@pulumi/pulumi';
 import { BackendRuleSchema, MigrationSettingsSchema } from '../../middleware/src/topology/schema.js';
+import { SECRET_DATA_KEY } from '../../middleware/src/topology/secret-layout.js';
 import type { BackendRef, HariKubePlatformArgs, PlatformLayer, PlatformRule } from '../../components/platform.js';
 
 const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 40 });
@@ -79,7 +80,7 @@ export const PlatformConfigSchema = Type.Object(
     tls: Type.Boolean({ default: false }),
     tlsIssuer: Type.Optional(Type.String({ pattern: '^(Issuer|ClusterIssuer)/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$' })),
     topologyOperator: Type.Boolean({ default: true }),
-    topologyEncryptionKeys: Type.Array(Type.String({ pattern: '^[-._a-zA-Z0-9]+$' }), { default: ['key-1'], minItems: 1, description: 'Endpoint encryption key names, oldest first.' }),
+    topologyEncryptionKeys: Type.Array(Type.String({ pattern: SECRET_DATA_KEY.source }), { default: ['key-1'], minItems: 1, description: 'Endpoint encryption key names, oldest first.' }),
     topologyActiveKey: Type.Optional(Type.String({ minLength: 1, description: 'The key applications seal with; default the last one.' })),
     topologySecretNamespaces: Type.Array(Type.String(), { default: [], description: 'More namespaces whose Secrets the operator may use.' }),
     databaseOperators: Type.Boolean({ default: true }),

@@ -14,7 +14,7 @@
  * A test of the manifests alone cannot tell whether a layer accepts its own configuration; this one starts it.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -35,6 +35,7 @@ import type * as T from '../support/etcd-types.js';
 import { FakeKube } from '../support/fake-kube.js';
 import { EtcdClient } from '../support/grpc.js';
 import { issueCertificates } from '../support/local-cert-manager.js';
+import { preparePod as prepareLocalPod } from '../support/local-kubelet.js';
 import { keysIn, metricValue } from '../support/routed.js';
 import { encodeStoredSecret } from '../support/stored-secret.js';
 import { waitUntil } from '../support/wait.js';
@@ -153,39 +154,23 @@ describe('prod stack: each layer runs as its Deployment and routes as declared',
   }
 
   /** Volumes, environment and arguments of a layer's container, as the kubelet would give them. */
-  function preparePod(pod: Pod): void {
+  async function preparePod(pod: Pod): Promise<void> {
     const spec = pod.deployment.spec.template.spec;
     assert.equal(spec.containers.length, 1, `${pod.layer}: one container`);
     const c = spec.containers[0];
     assert.equal(c.command, undefined, `${pod.layer}: the image's entrypoint (harikube) runs; the test runs cli.ts in its place`);
-    for (const m of c.volumeMounts) {
-      const volume = spec.volumes.find((v: any) => v.name === m.name);
-      const local = pod.mounts.get(m.mountPath)!;
-      mkdirSync(local, { recursive: true });
-      if (volume.secret) {
-        for (const [key, value] of Object.entries(secretData(pod.layer, volume.secret.secretName))) {
-          writeFileSync(path.join(local, key), value);
-          chmodSync(path.join(local, key), volume.secret.defaultMode ?? 0o644);
-        }
-      } else if (!volume.emptyDir && !volume.persistentVolumeClaim) {
-        throw new Error(`${pod.layer}: volume ${volume.name} is of a kind this test does not mount yet`);
-      }
-    }
-    for (const e of c.env) {
-      const ref = e.valueFrom?.secretKeyRef;
-      const field = e.valueFrom?.fieldRef?.fieldPath;
-      if (e.value !== undefined) pod.env[e.name] = localize(pod.layer, e.value);
-      else if (ref) {
-        const value = secretData(pod.layer, ref.name)[ref.key];
-        assert.ok(value, `${pod.layer}: env ${e.name} refers to key ${ref.key} of Secret ${ref.name}, which has no such key`);
-        pod.env[e.name] = value.toString('utf8');
-      } else if (field === 'metadata.name') pod.env[e.name] = podName(pod);
-      else if (field === 'metadata.namespace') pod.env[e.name] = pod.deployment.metadata.namespace;
-      // the ReplicaSet's label (set by Kubernetes, not in the rendered Deployment): one pod template here
-      else if (field === "metadata.labels['pod-template-hash']") pod.env[e.name] = 'local-template';
-      else throw new Error(`${pod.layer}: env ${e.name} has a source this test does not resolve yet`);
-    }
-    pod.args = c.args.map((a: string) => localize(pod.layer, a));
+    const { env, args } = await prepareLocalPod({
+      deployment: pod.deployment,
+      paths: Object.fromEntries(pod.mounts),
+      podName: podName(pod),
+      localize: (text) => localize(pod.layer, text),
+      sources: {
+        secret: (name) => secretData(pod.layer, name),
+        configMap: (name) => Object.fromEntries(Object.entries<string>(rendered('kubernetes:core/v1:ConfigMap', name).data ?? {}).map(([k, v]) => [k, localize(pod.layer, v)])),
+      },
+    });
+    pod.env = env;
+    pod.args = args.map((a: string) => localize(pod.layer, a));
   }
 
   async function startPod(pod: Pod): Promise<void> {
@@ -274,7 +259,7 @@ describe('prod stack: each layer runs as its Deployment and routes as declared',
       const mounts = new Map<string, string>(container.volumeMounts.map((m: any) => [m.mountPath, path.join(podDir, `volume-${m.name}`)]));
       pods.set(layer, { layer, deployment, dir: podDir, mounts, port: await freePort(), metricsPort: await freePort(), args: [], env: {} });
     }
-    for (const layer of LAYERS) preparePod(pods.get(layer)!);
+    for (const layer of LAYERS) await preparePod(pods.get(layer)!);
     for (const layer of LAYERS) await startPod(pods.get(layer)!);
 
     const api = issued.get('harikube-apiserver-client')!;

@@ -7,10 +7,10 @@
  * the cluster DNS stand-in, cluster-dns.ts). Only loopback addresses: the container's 0.0.0.0 binds are rewritten
  * by the caller, and the helper refuses to start while one is left.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ServerProcess } from '../support/child.js';
 import { kubeCall, type KubeAccess } from '../support/kube-request.js';
+import { preparePod } from '../support/local-kubelet.js';
 import { REPO_ROOT } from './harness.js';
 
 const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
@@ -50,34 +50,20 @@ const decode = (v: string) => Buffer.from(v, 'base64').toString('utf8');
 /** The container's args and environment as the kubelet would give them, volumes written to their local paths. */
 export async function podCommand(o: LocalPodOptions): Promise<PodCommand> {
   const ns: string = o.deployment.metadata.namespace;
-  const pod = o.deployment.spec.template.spec;
-  const container = pod.containers[0];
   const local = localPaths(o.paths);
   const get = (kind: 'secrets' | 'configmaps', name: string) => kubeCall(o.access, 'GET', `/api/v1/namespaces/${ns}/${kind}/${name}`);
-
-  for (const mount of container.volumeMounts ?? []) {
-    const dir = o.paths[mount.mountPath];
-    if (!dir) throw new Error(`${o.deployment.metadata.name}: no local directory for the mount ${mount.mountPath} (volume ${mount.name}); add it to paths`);
-    mkdirSync(dir, { recursive: true });
-    const volume = pod.volumes.find((v: { name: string }) => v.name === mount.name);
-    const files: Record<string, string> = {};
-    if (volume?.secret) for (const [k, v] of Object.entries((await get('secrets', volume.secret.secretName)).data ?? {})) files[k] = decode(v as string);
-    if (volume?.configMap) Object.assign(files, (await get('configmaps', volume.configMap.name)).data ?? {});
-    // as mounted: file by file; their content names container paths, so those move too
-    for (const [k, text] of Object.entries(files)) writeFileSync(path.join(dir, k), local(text));
-  }
-
-  const env: Record<string, string> = {};
-  for (const e of container.env ?? []) {
-    const from = e.valueFrom;
-    if (e.value !== undefined) env[e.name] = local(e.value);
-    else if (from?.secretKeyRef) env[e.name] = local(decode((await get('secrets', from.secretKeyRef.name)).data[from.secretKeyRef.key]));
-    else if (from?.configMapKeyRef) env[e.name] = local((await get('configmaps', from.configMapKeyRef.name)).data[from.configMapKeyRef.key]);
-    else if (from?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = o.podName;
-    else if (from?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = ns;
-    else throw new Error(`${o.deployment.metadata.name}: env ${e.name} has a source this helper does not resolve: ${JSON.stringify(from)}`);
-  }
-  const args = [...(container.args ?? []).map((a: string) => local((o.rewriteArg ?? ((x: string) => x))(a))), ...(o.extraArgs ?? [])];
+  // their content names container paths, so those move too
+  const { env, args: declared } = await preparePod({
+    deployment: o.deployment,
+    paths: o.paths,
+    podName: o.podName,
+    localize: local,
+    sources: {
+      secret: async (name) => Object.fromEntries(Object.entries<string>((await get('secrets', name)).data ?? {}).map(([k, v]) => [k, Buffer.from(local(decode(v)))])),
+      configMap: async (name) => Object.fromEntries(Object.entries<string>((await get('configmaps', name)).data ?? {}).map(([k, v]) => [k, local(v)])),
+    },
+  });
+  const args = [...declared.map((a: string) => local((o.rewriteArg ?? ((x: string) => x))(a))), ...(o.extraArgs ?? [])];
   const wide = args.find((a) => /(^|[=\s])(0\.0\.0\.0)?:\d+$/.test(a) && !/127\.0\.0\.1:\d+$/.test(a));
   if (wide) throw new Error(`${o.deployment.metadata.name}: arg ${wide} would listen beyond loopback; rewrite it to 127.0.0.1`);
   return { args, env: { ...env, ...(o.extraEnv ?? {}) } };

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { ETCDCTL_BIN } from './env.js';
+import { runProcess } from './run-process.js';
 
 export interface CtlResult {
   code: number | null;
@@ -26,26 +27,7 @@ function ctlArgs(address: string, args: string[]): string[] {
 
 /** Runs one etcdctl command to completion (killed after `timeoutMs`). */
 export function etcdctl(address: string, args: string[], { input, timeoutMs = DEFAULT_TIMEOUT_MS }: { input?: string; timeoutMs?: number } = {}): Promise<CtlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ETCDCTL_BIN, ctlArgs(address, args), { env: ctlEnv() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`etcdctl ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
+  return runProcess(ETCDCTL_BIN, ctlArgs(address, args), { label: `etcdctl ${args.join(' ')}`, timeoutMs, env: ctlEnv(), input });
 }
 
 /** Runs a command that must succeed; returns its stdout. */

@@ -9,7 +9,7 @@ import type { Backend, KeyRow } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import { openBackend } from '../backends/index.js';
 import { isMovable } from '../backends/movable.js';
-import { keyAfter } from '../mvcc/key-range.js';
+import { keyAfter } from '../backends/key-range.js';
 import { routeLabel } from '../router/migration/describe.js';
 import type { RouteTable } from '../router/route-table.js';
 import { location } from '../server/topology-applier.js';

@@ -9,7 +9,7 @@
  * brought forward by the few events since, instead of being counted again.
  */
 import type { WatchEvent } from './watch-event.js';
-import { inRange } from './key-range.js';
+import { inRange } from '../backends/key-range.js';
 
 /** The events the counts are carried forward with (the watch hub). */
 export interface EventWindow {

@@ -9,7 +9,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import { WatchEvent } from './watch-event.js';
-import { inRange } from './key-range.js';
+import { inRange } from '../backends/key-range.js';
 
 /** What a watcher's stream must do for the hub. */
 export interface WatchSink {

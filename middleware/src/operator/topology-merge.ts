@@ -11,7 +11,8 @@
  */
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { formatIssue, validateTopology } from '../topology/validate.js';
-import { dataKeyFor, renderDocument, type AppliedSource, type SourceRecord } from './topology-secret.js';
+import { topologyConfigDocument, topologyConfigKey } from '../topology/secret-layout.js';
+import type { AppliedSource, SourceRecord } from './topology-secret.js';
 
 /** One TopologyConfig that targets the Secret (and is not being deleted), with its resolved rules. */
 export interface MergeMember {
@@ -213,7 +214,7 @@ export function planMerge(members: MergeMember[], applied: Map<string, AppliedSo
     const m = w.member;
     const generation = w.state === 'previous' ? w.previous!.generation : m.generation;
     const source: SourceRecord = {
-      key: dataKeyFor(index, count, m.namespace, m.name),
+      key: topologyConfigKey(index, count, m.namespace, m.name),
       namespace: m.namespace,
       name: m.name,
       uid: m.uid,
@@ -221,7 +222,7 @@ export function planMerge(members: MergeMember[], applied: Map<string, AppliedSo
       position: positionOf(w),
     };
     sources.push(source);
-    documents.push({ key: source.key, text: renderDocument(source, contentOf(w)) });
+    documents.push({ key: source.key, text: topologyConfigDocument(source, contentOf(w)) });
     outcomes.set(memberKey(m), {
       namespace: m.namespace,
       name: m.name,

@@ -1,11 +1,10 @@
 /**
- * The layout of a topology Secret as the operator writes it and the middleware reads it: one data key per
- * TopologyConfig, named `<order>-<namespace>.<name>.yaml` with a zero-padded order prefix, so sorting the keys
- * gives the rule order; each value is a topology document (`backends: [...]`). The sources annotation records
- * which resource (uid, generation, position) each key came from.
+ * What the operator records in the topology Secret besides the documents: the sources annotation says which
+ * resource (uid, generation, position) each data key came from, so the next reconcile knows what is applied.
+ * The data keys and documents themselves follow topology/secret-layout.ts (`topologyConfigKey`,
+ * `topologyConfigDocument`), the one definition the middleware reads them by.
  */
-import { createHash } from 'node:crypto';
-import { parse as parseYaml, stringify } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import type { BackendRule } from '../topology/schema.js';
 import { SOURCES_ANNOTATION } from './markers.js';
 
@@ -21,31 +20,6 @@ export interface SourceRecord {
 /** What a Secret currently holds for one resource: its record and its rules (plaintext endpoints). */
 export interface AppliedSource extends SourceRecord {
   rules: BackendRule[];
-}
-
-/** Kubernetes limits a Secret data key to 253 characters. */
-const MAX_KEY = 253;
-
-/**
- * Data key for the resource at 0-based `index` of `count` (width grows past 9999 so order still sorts).
- * Names too long for a key are cut and given a hash of `namespace/name`, so keys stay unique.
- */
-export function dataKeyFor(index: number, count: number, namespace: string, name: string): string {
-  const width = Math.max(4, String(count).length);
-  const prefix = String(index + 1).padStart(width, '0');
-  const key = `${prefix}-${namespace}.${name}.yaml`;
-  if (key.length <= MAX_KEY) return key;
-  const hash = createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 10);
-  const room = MAX_KEY - prefix.length - 1 - '.yaml'.length - hash.length - 1;
-  return `${prefix}-${`${namespace}.${name}`.slice(0, room)}-${hash}.yaml`;
-}
-
-/** The YAML document stored under a resource's key; the header comment is for humans reading the Secret. */
-export function renderDocument(source: SourceRecord, rules: BackendRule[]): string {
-  const header =
-    `# From TopologyConfig ${source.namespace}/${source.name} (generation ${source.generation}, ` +
-    `position ${source.position}). Written by the HariKube operator; edit the TopologyConfig, not this Secret.\n`;
-  return header + stringify({ backends: rules });
 }
 
 export function renderSourcesAnnotation(sources: SourceRecord[]): string {

@@ -2,7 +2,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { num, type RangeRequest, type RequestOp, type TxnRequest } from '../mvcc/api.js';
 import { errDuplicateKey, errEmptyKey, errTooManyOps } from '../mvcc/errors.js';
-import { rangeEnd, inRange } from '../mvcc/key-range.js';
+import { inRange } from '../backends/key-range.js';
+import { rangeEnd } from '../mvcc/key-range.js';
 import type { Store } from '../mvcc/store.js';
 import { checkRequestSize, unary } from './rpc.js';
 import { encodeRangeResponse } from './wire.js';

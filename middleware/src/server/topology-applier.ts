@@ -10,7 +10,7 @@ import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import { isMovable, movesRefused } from '../backends/movable.js';
 import { logger as rootLogger, type Logger } from '../log.js';
-import { keyAfter } from '../mvcc/key-range.js';
+import { keyAfter } from '../backends/key-range.js';
 import type { Store } from '../mvcc/store.js';
 import { parseEndpoint, redactEndpoint, type Endpoint } from '../topology/endpoint.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';

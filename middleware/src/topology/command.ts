@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { formatIssue, validateTopology, type TopologyIssue } from './validate.js';
 import { validateTopologyConfigResource } from './topologyconfig.js';
-import { ROUTING_TABLE_KEY, TOPOLOGY_DOCUMENT_KEY } from './compile.js';
+import { ROUTING_TABLE_KEY } from './compile.js';
+import { TOPOLOGY_DOCUMENT_KEY } from './secret-layout.js';
 import { diffTopologies, formatChange, loadTopologyView, TopologyInputError } from './diff.js';
 
 const USAGE = `usage:

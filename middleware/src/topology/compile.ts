@@ -15,17 +15,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { BackendRuleSchema, MATCH_FIELDS, MigrationSettingsSchema, type BackendRule, type BackendTLS, type MatchField, type MigrationSettings } from './schema.js';
 import { TopologyValidationError, validateTopology, type TopologyIssue } from './validate.js';
 import { parseEndpoint, redactEndpoint } from './endpoint.js';
-import { SECRET_DATA_KEY } from './secret-layout.js';
-
-/** PEM material for a rule's backend connection; written as files into the topology Secret. */
-export interface RuleTlsMaterial {
-  /** CA bundle (PEM) that verifies the backend's server certificate. */
-  ca?: string;
-  /** Client certificate (PEM) presented to the backend. */
-  cert?: string;
-  /** Private key (PEM) of the client certificate. */
-  key?: string;
-}
+import { renderTopologyDocument, SECRET_DATA_KEY, tlsMaterialFiles, TOPOLOGY_DOCUMENT_KEY, type RuleTlsMaterial } from './secret-layout.js';
 
 /** A rule as declared: a `BackendRule`, plus optional TLS material and a non-secret label of its backend. */
 export interface DeclaredRule extends BackendRule {
@@ -99,20 +89,8 @@ export interface CompiledTopology {
   routingYaml: string;
 }
 
-/** Data key of the document inside the topology Secret. */
-export const TOPOLOGY_DOCUMENT_KEY = 'topology.yaml';
-
-/** The files a rule's TLS material becomes in the topology Secret (`<rule>.ca.crt`, `.tls.crt`, `.tls.key`). */
-export function tlsMaterialFiles(rule: string, material: RuleTlsMaterial | undefined): { field: 'caFile' | 'certFile' | 'keyFile'; key: string; pem: string }[] {
-  const out: { field: 'caFile' | 'certFile' | 'keyFile'; key: string; pem: string }[] = [];
-  if (material?.ca !== undefined) out.push({ field: 'caFile', key: `${rule}.ca.crt`, pem: material.ca });
-  if (material?.cert !== undefined) out.push({ field: 'certFile', key: `${rule}.tls.crt`, pem: material.cert });
-  if (material?.key !== undefined) out.push({ field: 'keyFile', key: `${rule}.tls.key`, pem: material.key });
-  return out;
-}
 /** Data key of the routing table inside the routing ConfigMap. */
 export const ROUTING_TABLE_KEY = 'routing.yaml';
-
 
 /**
  * Orders the keys of `value` as `schema` declares its properties, recursively (arrays keep their order), so
@@ -218,7 +196,7 @@ export function compileTopology(rules: DeclaredRule[], options: CompileOptions):
   const result = validateTopology(document);
   if (!result.ok) throw new TopologyValidationError('compiled topology', result.issues);
 
-  const documentYaml = toYaml(document);
+  const documentYaml = renderTopologyDocument(document);
   const routing: RoutingTable = {
     rules: rules.map((r, i) => {
       const match: RoutingRule['match'] = {};

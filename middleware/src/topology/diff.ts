@@ -10,7 +10,8 @@
 import { parse as parseYaml } from 'yaml';
 import { MATCH_FIELDS, type BackendRule } from './schema.js';
 import { redactEndpoint } from './endpoint.js';
-import { backendType, canonicalize, ROUTING_TABLE_KEY, TOPOLOGY_DOCUMENT_KEY, type RoutingBackend } from './compile.js';
+import { backendType, canonicalize, ROUTING_TABLE_KEY, type RoutingBackend } from './compile.js';
+import { TOPOLOGY_DOCUMENT_KEY } from './secret-layout.js';
 
 /** One rule as the diff sees it, whatever the source. */
 export interface RuleView {

@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { BackendRule, TopologyConfigSpec } from './schema.js';
+import { withStandInEndpoints } from './stand-in-endpoints.js';
 import { TopologyValidationError, validateTopologyConfigSpec, type TopologyIssue, type Validation } from './validate.js';
 
 export const TOPOLOGYCONFIG_API_VERSION = 'harikube.info/v1';
@@ -95,13 +96,8 @@ export function validateTopologyConfigResource(spec: unknown): Validation<Topolo
     return validateTopologyConfigSpec(spec);
   }
   const sealed = s.backends as Array<{ endpoint?: unknown; name?: unknown }>;
-  const firstIndexOf = new Map<unknown, number>();
-  const standIns = sealed.map((rule, index) => {
-    if (!rule || typeof rule !== 'object' || typeof rule.endpoint !== 'string') return rule;
-    if (!firstIndexOf.has(rule.endpoint)) firstIndexOf.set(rule.endpoint, index);
-    // Identical ciphertexts get identical stand-ins, so the duplicate-endpoint check still sees them.
-    return { ...rule, endpoint: `sqlite://encrypted-endpoint-${firstIndexOf.get(rule.endpoint)}.db` };
-  });
+  // Identical ciphertexts are the same endpoint; a rule without a string endpoint is left to the validator.
+  const standIns = withStandInEndpoints(sealed, (rule) => (rule && typeof rule === 'object' && typeof rule.endpoint === 'string' ? rule.endpoint : undefined));
   const result = validateTopologyConfigSpec({ ...s, backends: standIns });
   const issues: TopologyIssue[] = result.ok ? [] : [...result.issues];
   sealed.forEach((rule, index) => {

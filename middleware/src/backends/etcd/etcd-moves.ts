@@ -26,7 +26,7 @@
  * Copies and drops run under the backend's write lock, so their etcd revisions never fall inside the etcd
  * revisions of one global revision. Compaction removes what no read at or above the compacted revision needs.
  */
-import { keyAfter } from '../../mvcc/key-range.js';
+import { keyAfter } from '../key-range.js';
 import type { ChangeRow, KeyRow, RangeQuery } from '../backend.js';
 import type { KeyMoves } from '../movable.js';
 import type { Lock } from '../sql/lock.js';

@@ -6,7 +6,7 @@
  * columns as one JSON array; rows come out as views of that BLOB.
  */
 import type { KeyRow, RangeQuery } from '../backend.js';
-import { keyAfter } from '../../mvcc/key-range.js';
+import { keyAfter } from '../key-range.js';
 import type { StatementCache } from './sqlite-connection.js';
 import { rangeShape, shapeId, type RangeShape, type Statements } from './statements.js';
 

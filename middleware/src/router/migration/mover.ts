@@ -15,7 +15,7 @@ import { META } from '../../backends/meta.js';
 import { isMovable, type MovableBackend } from '../../backends/movable.js';
 import { Lock } from '../../backends/sql/lock.js';
 import { logger as rootLogger, type Logger } from '../../log.js';
-import { keyAfter } from '../../mvcc/key-range.js';
+import { keyAfter } from '../../backends/key-range.js';
 import type { RouteTable } from '../route-table.js';
 import { migrationMetrics } from './metrics.js';
 import { encodeMigrationState } from './state.js';

@@ -11,7 +11,7 @@
  */
 import type { Backend, ChangeRow, KeyRow, RangeQuery } from '../../backends/backend.js';
 import { isMovable, type MovableBackend } from '../../backends/movable.js';
-import { keyAfter } from '../../mvcc/key-range.js';
+import { keyAfter } from '../../backends/key-range.js';
 import { mergeByKey, mergeByRevision } from '../merge.js';
 
 /**

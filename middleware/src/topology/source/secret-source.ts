@@ -1,9 +1,9 @@
 /**
  * `secret://namespace/name`: the topology Secret the operator writes, read straight from the middleware's own
  * store (key `/registry/secrets/<ns>/<name>`), so no Kubernetes client is needed and it works while the API
- * server is starting. Data keys apply in bytewise key order: `*.yaml`, `*.yml`, `*.json` are topology documents
- * whose rules are concatenated; every other key is TLS material, written to TOPOLOGY_CONFIG_TLS_DIR before
- * the update is delivered.
+ * server is starting. The data keys follow topology/secret-layout.ts: documents apply in bytewise key order,
+ * their rules concatenated; every other key is TLS material, written to TOPOLOGY_CONFIG_TLS_DIR before the
+ * update is delivered.
  *
  * A Secret that does not exist yet means "no topology yet"; one that is deleted later is an error, never an
  * empty topology: deleting it by accident must not try to move every key to the default backend.
@@ -27,7 +27,7 @@ import {
   type TopologySourceHandlers,
   type TopologyUpdate,
 } from './source.js';
-import { DOCUMENT_KEY, SECRET_DATA_KEY } from '../secret-layout.js';
+import { isFileKey, splitSecretData } from '../secret-layout.js';
 
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const NAME = /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
@@ -56,10 +56,6 @@ function invalid(origin: string, issues: SecretTopologyIssue[]): TopologyValidat
   return err;
 }
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
 export interface TopologySecretOptions {
   /** TOPOLOGY_CONFIG_TLS_DIR; without it, TLS data keys are an error. */
   tlsDir?: string;
@@ -78,22 +74,17 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
   } catch (e) {
     return { kind: 'error', error: new TopologySourceError(origin, (e as Error).message) };
   }
-  const entries = [...secret.data.entries()].sort(([a], [b]) => byteOrder(a, b));
+  const { documents, files: tls } = splitSecretData(secret.data.entries());
   // What the apply report names this reading by: a digest per topology document (see apply-report.ts).
   const info: SecretReadInfo = {
     revision: opts.revision ?? 0,
-    documents: entries.filter(([k]) => DOCUMENT_KEY.test(k)).map(([, bytes]) => documentDigest(bytes)),
+    documents: documents.map(([, bytes]) => documentDigest(bytes)),
   };
   const issues: SecretTopologyIssue[] = [];
   const rules: BackendRule[] = [];
   /** For each merged rule, the data key it came from and its index there. */
   const from: { dataKey: string; index: number }[] = [];
-  const tls: [string, Buffer][] = [];
-  for (const [dataKey, bytes] of entries) {
-    if (!DOCUMENT_KEY.test(dataKey)) {
-      tls.push([dataKey, bytes]);
-      continue;
-    }
+  for (const [dataKey, bytes] of documents) {
     const text = bytes.toString('utf8');
     let doc: unknown;
     try {
@@ -122,7 +113,7 @@ export function readTopologySecret(value: Buffer, origin: string, opts: Topology
     });
   }
   for (const [key] of tls) {
-    if (!SECRET_DATA_KEY.test(key) || key === '.' || key === '..') {
+    if (!isFileKey(key)) {
       issues.push({ dataKey: key, field: '(data key)', message: 'is not a valid file name for TLS material (letters, digits, "-", "_", "." only)' });
     }
   }
