@@ -14,7 +14,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MigrationStatus } from '../middleware/src/router/migration/status.js';
+import type { MigrationStatus } from '../middleware/src/migration/status.js';
 import { EtcdClient } from '../test/support/grpc.js';
 import { createScratchStore } from '../test/support/scratch-store.js';
 import { onCleanup } from './cleanup.js';

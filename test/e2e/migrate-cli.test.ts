@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { formatSeconds } from '../../middleware/src/router/migration/describe.js';
+import { formatSeconds } from '../../middleware/src/migration/describe.js';
 import { b } from '../support/bytes.js';
 import pg from 'pg';
 import { freePort, POSTGRES_URL, postgresEndpoint, skipUnless, uniqueDatabaseName } from '../support/env.js';

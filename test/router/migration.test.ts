@@ -14,7 +14,7 @@ import { isMovable, type MovableBackend } from '../../middleware/src/backends/mo
 import { WatchEvent } from '../../middleware/src/mvcc/watch-event.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { Watcher, type WatchSink } from '../../middleware/src/mvcc/watch-hub.js';
-import { Mover } from '../../middleware/src/router/migration/mover.js';
+import { Mover } from '../../middleware/src/migration/mover.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
 import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule, TopologyDocument } from '../../middleware/src/topology/schema.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import type { MigrationStatus, SourceStatus } from '../../middleware/src/router/migration/status.js';
+import type { MigrationStatus, SourceStatus } from '../../middleware/src/migration/status.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from './bytes.js';
 import type { Event, KeyValue } from './etcd-types.js';

@@ -35,7 +35,7 @@ export const META = {
   writeIntent: 'write_intent',
   /**
    * Backends that may hold keys the topology in effect routes elsewhere, being moved by the online migration
-   * (router/migration/state.ts has the format). Written with the topology that started them.
+   * (router/migration-state.ts has the format). Written with the topology that started them.
    */
   migrations: 'migrations',
 } as const;

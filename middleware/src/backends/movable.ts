@@ -1,5 +1,5 @@
 /**
- * What a backend needs to be the source or the target of an online migration (router/migration/): reads
+ * What a backend needs to be the source or the target of an online migration (migration/): reads
  * that see tombstones and whole key histories, and writes that copy rows as they are (revisions, version,
  * lease kept) or drop them. The SQL backends have it (sql/movable-sql.ts), so has the etcd backend
  * (etcd/etcd-moves.ts: an etcd numbers its own history, so copied rows are kept beside the key), and so does a

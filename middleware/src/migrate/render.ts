@@ -2,8 +2,8 @@
  * How `harikube migrate status` shows a migration: on a terminal, a progress bar per source that the command
  * redraws in place; elsewhere (logs, CI), plain lines that read well one after another. Pure functions.
  */
-import { formatSeconds, percentDone, routeLabel, sourceLabel } from '../router/migration/describe.js';
-import type { MigrationStatus, SourceStatus } from '../router/migration/status.js';
+import { formatSeconds, percentDone, routeLabel, sourceLabel } from '../migration/describe.js';
+import type { MigrationStatus, SourceStatus } from '../migration/status.js';
 
 const BAR_WIDTH = 30;
 

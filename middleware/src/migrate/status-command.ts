@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../topology/duration.js';
-import type { MigrationStatus } from '../router/migration/status.js';
+import type { MigrationStatus } from '../migration/status.js';
 import { plainLines, terminalFrame } from './render.js';
 
 export const STATUS_FLAGS = {

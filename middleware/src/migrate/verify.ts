@@ -10,7 +10,7 @@ import { META } from '../backends/meta.js';
 import { openBackend } from '../backends/index.js';
 import { isMovable } from '../backends/movable.js';
 import { keyAfter } from '../backends/key-range.js';
-import { routeLabel } from '../router/migration/describe.js';
+import { routeLabel } from '../migration/describe.js';
 import type { RouteTable } from '../router/route-table.js';
 import { location } from '../server/topology-applier.js';
 import { parseEndpoint, redactEndpoint } from '../topology/endpoint.js';

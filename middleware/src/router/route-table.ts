@@ -4,7 +4,7 @@
  */
 import type { Backend } from '../backends/backend.js';
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
-import type { SourceRecord } from './migration/state.js';
+import type { SourceRecord } from './migration-state.js';
 import { DEFAULT_BACKEND, Router } from './router.js';
 
 /** What makes two rules the same backend: a rule whose connection settings change is a new backend. */
@@ -30,7 +30,7 @@ export class RouteTable {
     /** The backend of every rule, by rule name. */
     readonly backends: ReadonlyMap<string, Backend>,
     /**
-     * Migration sources: backends that may hold keys this table routes elsewhere (router/migration/), in
+     * Migration sources: backends that may hold keys this table routes elsewhere (migration/, router/migration-reads.ts), in
      * routing or retired. Empty when no migration runs.
      */
     readonly sources: ReadonlyMap<Backend, SourceRecord> = new Map(),

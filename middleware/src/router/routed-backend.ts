@@ -19,8 +19,8 @@ import { redactEndpoint } from '../topology/endpoint.js';
 import { META } from '../backends/meta.js';
 import { isMovable, type MovableBackend } from '../backends/movable.js';
 import { mergeByKey, mergeByRevision } from './merge.js';
-import { changesAcross, countAcross, latestAcross, rangeAcross, type ReadPlan } from './migration/reads.js';
-import { decodeMigrationState, type SourceRecord } from './migration/state.js';
+import { changesAcross, countAcross, latestAcross, rangeAcross, type ReadPlan } from './migration-reads.js';
+import { decodeMigrationState, type SourceRecord } from './migration-state.js';
 import { RouteTable } from './route-table.js';
 import { Lock } from '../backends/sql/lock.js';
 import { PendingReverts } from './pending-reverts.js';
@@ -149,7 +149,7 @@ export class RoutedBackend implements Backend {
     return Math.max(...(await Promise.all(t.all().map((b) => b.maxRevision()))));
   }
 
-  /** What a read of [start, end) consults while a migration runs (migration/reads.ts). */
+  /** What a read of [start, end) consults while a migration runs (migration-reads.ts). */
   private async planFor(t: RouteTable, start: Buffer, end: Buffer | undefined): Promise<ReadPlan> {
     const owners = await this.settled(t.router.backendsFor(start, end).map((n) => t.byRouteName(n)!));
     // a source that alone owns the range holds only its own keys there: reading it as the owner is enough
@@ -275,7 +275,7 @@ export class RoutedBackend implements Backend {
 
   /**
    * Newest row of `key` (tombstones included) wherever it is while a migration runs: its sources, then its
-   * owner (migration/reads.ts explains the order). Undefined outside a migration or for a key never written.
+   * owner (migration-reads.ts explains the order). Undefined outside a migration or for a key never written.
    */
   async latest(key: Buffer): Promise<KeyRow | undefined> {
     const t = this.current;

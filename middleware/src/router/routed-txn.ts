@@ -13,7 +13,7 @@ import { inWriteTxn, BackendUnavailableError, DeferredWriteError, WriteRolledBac
 import { META, metaRevision } from '../backends/meta.js';
 import { isMovable, type MovableBackend } from '../backends/movable.js';
 import { mergeByKey } from './merge.js';
-import { latestAcross } from './migration/reads.js';
+import { latestAcross } from './migration-reads.js';
 import type { PendingReverts, WriteIntent } from './pending-reverts.js';
 import type { RouteTable } from './route-table.js';
 

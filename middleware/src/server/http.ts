@@ -1,7 +1,7 @@
 /** The HTTP side: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz` (storage answers). */
 import http from 'node:http';
 import { registry } from '../metrics.js';
-import type { MigrationStatus } from '../router/migration/status.js';
+import type { MigrationStatus } from '../migration/status.js';
 
 export interface Probes {
   ready(): Promise<boolean>;

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { openBackend, type Backend } from '../backends/index.js';
 import { META as META_NAMES } from '../backends/meta.js';
 import { RoutedBackend } from '../router/routed-backend.js';
-import { Mover } from '../router/migration/mover.js';
+import { Mover } from '../migration/mover.js';
 import type { BackendRule } from '../topology/schema.js';
 import type { TopologySource } from '../topology/source/source.js';
 import { configureLogging, logger } from '../log.js';

@@ -1,7 +1,7 @@
 /**
  * Puts a new topology document into effect (docs/architecture.md, "The topology lifecycle"): opens the backends it adds, finds the
  * backends holding keys the new routing gives to another backend, then, between two write batches, swaps
- * the routing and persists the document together with those migration sources (migration/state.ts). From
+ * the routing and persists the document together with those migration sources (router/migration-state.ts). From
  * then on writes go to the new owners and the mover (migration/mover.ts) moves the rest online. Keys that
  * would have to move into or out of a backend that cannot take part in a migration (one without `moves`,
  * backends/movable.ts) get the change refused, naming them; the routing in effect stays.
@@ -16,7 +16,7 @@ import { parseEndpoint, redactEndpoint, type Endpoint } from '../topology/endpoi
 import type { BackendRule, TopologyDocument } from '../topology/schema.js';
 import { resolve } from 'node:path';
 import { topologyMetrics } from '../router/metrics.js';
-import { encodeMigrationState, type SourceRecord } from '../router/migration/state.js';
+import { encodeMigrationState, type SourceRecord } from '../router/migration-state.js';
 import { backendIdentity, RouteTable } from '../router/route-table.js';
 import { openRuleBackends, type BackendFactory, type RoutedBackend } from '../router/routed-backend.js';
 import { DEFAULT_BACKEND } from '../router/router.js';

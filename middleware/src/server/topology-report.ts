@@ -10,8 +10,8 @@
  */
 import type { Logger } from '../log.js';
 import type { Store } from '../mvcc/store.js';
-import { migrationSummary, rulesInvolved } from '../router/migration/describe.js';
-import type { MigrationStatus } from '../router/migration/status.js';
+import { migrationSummary, rulesInvolved } from '../migration/describe.js';
+import type { MigrationStatus } from '../migration/status.js';
 import {
   REPORT_API_VERSION,
   reportName,

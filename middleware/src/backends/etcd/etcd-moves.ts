@@ -1,5 +1,5 @@
 /**
- * Online migration (router/migration/) into and out of a real etcd: the etcd backend's `moves`
+ * Online migration (migration/) into and out of a real etcd: the etcd backend's `moves`
  * (backends/movable.ts). The etcd numbers its own history, and a global revision maps to the etcd revision
  * that holds it (revision-map.ts), so rows cannot be written into the etcd at their old revisions. Instead
  * (README "What is stored in an etcd backend", layout.ts):

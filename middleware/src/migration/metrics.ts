@@ -1,6 +1,6 @@
 /** Prometheus metrics of online migration (`harikube migrate status` shows the same from /migrations). */
 import { Counter, Gauge } from 'prom-client';
-import { registry } from '../../metrics.js';
+import { registry } from '../metrics.js';
 
 export const migrationMetrics = {
   sources: new Gauge({ name: 'harikube_migration_sources', help: 'Backends that still hold keys the topology routes elsewhere (0: no migration runs).', registers: [registry] }),

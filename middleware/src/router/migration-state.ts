@@ -9,8 +9,8 @@
  * A source is either a backend of the topology in effect (`route`: its rule name, "" for the default
  * backend) or one no rule routes to any more (`rule`: the rule it had, to reopen it after a restart).
  */
-import { META } from '../../backends/meta.js';
-import type { BackendRule } from '../../topology/schema.js';
+import { META } from '../backends/meta.js';
+import type { BackendRule } from '../topology/schema.js';
 
 export interface SourceRecord {
   /** Route name of a backend the topology still has ("" = the default backend). */

@@ -10,15 +10,15 @@
  * drop removes only rows at or below the newest revision it copied (see `moveBatch`). A restart rescans from
  * the start.
  */
-import { inWriteTxn, type Backend, type KeyRow } from '../../backends/backend.js';
-import { META } from '../../backends/meta.js';
-import { isMovable, type MovableBackend } from '../../backends/movable.js';
-import { Lock } from '../../backends/sql/lock.js';
-import { logger as rootLogger, type Logger } from '../../log.js';
-import { keyAfter } from '../../backends/key-range.js';
-import type { RouteTable } from '../route-table.js';
+import { inWriteTxn, type Backend, type KeyRow } from '../backends/backend.js';
+import { META } from '../backends/meta.js';
+import { isMovable, type MovableBackend } from '../backends/movable.js';
+import { Lock } from '../backends/sql/lock.js';
+import { logger as rootLogger, type Logger } from '../log.js';
+import { keyAfter } from '../backends/key-range.js';
+import type { RouteTable } from '../router/route-table.js';
 import { migrationMetrics } from './metrics.js';
-import { encodeMigrationState } from './state.js';
+import { encodeMigrationState } from '../router/migration-state.js';
 import type { MigrationStatus, SourceStatus } from './status.js';
 
 const ALL_START = Buffer.from([0]);

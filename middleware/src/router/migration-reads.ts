@@ -9,10 +9,10 @@
  * source is read before any target. A key the source no longer has was already in the target when the
  * target was read; reading the other way round could miss it between the two reads.
  */
-import type { Backend, ChangeRow, KeyRow, RangeQuery } from '../../backends/backend.js';
-import { isMovable, type MovableBackend } from '../../backends/movable.js';
-import { keyAfter } from '../../backends/key-range.js';
-import { mergeByKey, mergeByRevision } from '../merge.js';
+import type { Backend, ChangeRow, KeyRow, RangeQuery } from '../backends/backend.js';
+import { isMovable, type MovableBackend } from '../backends/movable.js';
+import { keyAfter } from '../backends/key-range.js';
+import { mergeByKey, mergeByRevision } from './merge.js';
 
 /**
  * Sources first, then the backends that own the range (a backend may be in both: it is read twice). An

@@ -2,7 +2,7 @@
  * Words for a migration's status, shared by `harikube migrate status` and the apply report the operator turns
  * into a TopologyConfig's status, so both say the same thing the same way. Pure functions.
  */
-import { formatDuration } from '../../topology/duration.js';
+import { formatDuration } from '../topology/duration.js';
 import type { MigrationStatus, SourceStatus } from './status.js';
 
 /** `the default backend` or `rule "shop"`. */
