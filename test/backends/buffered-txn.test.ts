@@ -23,12 +23,14 @@ const row = (key: string, rev: number, deleted = false): KeyRow => ({
 function target(stored: KeyRow[]) {
   const calls: string[] = [];
   const committed: { rows: KeyRow[]; meta: Map<string, Buffer> }[] = [];
-  const live = (key: Buffer) => stored.find((r) => r.key.equals(key) && !r.deleted);
+  // the child's answers: `latest` the newest row, a tombstone included; `range` live keys only
+  const newest = (key: Buffer) => stored.filter((r) => r.key.equals(key)).sort((a, b) => b.modRevision - a.modRevision)[0];
   const t: BufferedTxnTarget = {
     description: 'child',
-    latest: async (key) => (calls.push(`latest ${key}`), live(key)),
-    latestMany: async (keys) => (calls.push(`latestMany ${keys.join(',')}`), keys.map(live)),
-    range: async (q: RangeQuery) => (calls.push(`range ${q.start}`), stored.filter((r) => !r.deleted && (q.end === undefined ? r.key.equals(q.start) : r.key >= q.start))),
+    latest: async (key) => (calls.push(`latest ${key}`), newest(key)),
+    latestMany: async (keys) => (calls.push(`latestMany ${keys.join(',')}`), keys.map(newest)),
+    range: async (q: RangeQuery) =>
+      (calls.push(`range ${q.start}`), [...new Set(stored.map((r) => r.key.toString()))].map((k) => newest(Buffer.from(k))!).filter((r) => !r.deleted && (q.end === undefined ? r.key.equals(q.start) : r.key >= q.start))),
     getMeta: async () => undefined,
     commitRows: async (rows, meta) => void committed.push({ rows, meta }),
   };
@@ -61,4 +63,20 @@ test('a transaction that wrote nothing commits without a call', async () => {
   const tx = new BufferedWriteTxn(t, () => undefined);
   await tx.commit();
   assert.deepEqual(committed, []);
+});
+
+test('a key whose newest row is a tombstone: latest is the tombstone (it hides a live copy elsewhere), a range lists nothing', async () => {
+  // while keys move, a key deleted in the child may still have its older live row in the migration source:
+  // the transaction's reads need the tombstone to tell that the key is deleted, not absent here
+  const { t } = target([row('/gone', 5), row('/gone', 8, true), row('/here', 6)]);
+  const MAX = Number.MAX_SAFE_INTEGER;
+  for (const ahead of [false, true]) {
+    const tx = new BufferedWriteTxn(t, () => undefined);
+    if (ahead) await tx.prefetch([Buffer.from('/gone'), Buffer.from('/here')]);
+    const latest = await tx.latest(Buffer.from('/gone'));
+    assert.deepEqual([latest?.modRevision, latest?.deleted], [8, true], `latest of a deleted key${ahead ? ', read ahead' : ''}`);
+    assert.deepEqual(await tx.range({ start: Buffer.from('/gone'), revision: MAX, limit: 0 }), [], `a range of a deleted key${ahead ? ', read ahead' : ''}`);
+    assert.deepEqual((await tx.range({ start: Buffer.from('/here'), revision: MAX, limit: 0 })).map((r) => r.modRevision), [6]);
+    await tx.rollback();
+  }
 });

@@ -46,7 +46,7 @@ export function layerService(store: Store): grpc.UntypedServiceImplementation {
         const rows: (KeyRow | null)[] = [];
         for (const key of q.keys) {
           const row = await tx.latest(key);
-          rows.push(row && !row.deleted ? row : null);
+          rows.push(row && (q.tombstones || !row.deleted) ? row : null);
         }
         return { rows };
       } finally {

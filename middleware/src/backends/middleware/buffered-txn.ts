@@ -8,7 +8,10 @@ import type { KeyRow, RangeQuery, WriteTxn } from '../backend.js';
 /** What the transaction reads from and commits to. */
 export interface BufferedTxnTarget {
   readonly description: string;
-  /** The live (not deleted) latest version of `key`, undefined when it does not exist. */
+  /**
+   * The newest row of `key`, a tombstone included (as `WriteTxn.latest`), undefined when it was never
+   * written or was compacted away.
+   */
   latest(key: Buffer): Promise<KeyRow | undefined>;
   /** `latest` of several keys in one round trip. */
   latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]>;
@@ -58,7 +61,8 @@ export class BufferedWriteTxn implements WriteTxn {
     // a single key at the newest revision (a delete of one key) is known when it was read ahead
     if (mine.length === 0 && q.end === undefined && q.revision === Number.MAX_SAFE_INTEGER && this.fetched.has(q.start.toString('latin1'))) {
       const row = this.fetched.get(q.start.toString('latin1'));
-      return row ? [q.keysOnly ? { ...row, value: Buffer.alloc(0) } : row] : [];
+      // the read-ahead keeps tombstones (see `latest`); a range lists live keys only
+      return row && !row.deleted ? [q.keysOnly ? { ...row, value: Buffer.alloc(0) } : row] : [];
     }
     if (mine.length === 0) return this.target.range(q);
     const byKey = new Map<string, KeyRow>();

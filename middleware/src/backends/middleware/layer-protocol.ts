@@ -71,8 +71,12 @@ export interface CompactRequest {
 export interface LayerMethods {
   Hello: [Record<string, never>, HelloResponse];
   Range: [RangeQuery, { rows: KeyRow[] }];
-  /** The live newest row of each key (null: none), for a write transaction's reads ahead. */
-  Latest: [{ keys: Buffer[] }, { rows: (KeyRow | null)[] }];
+  /**
+   * The newest row of each key (null: none), for a write transaction's reads: with `tombstones`, a
+   * tombstone too (`WriteTxn.latest`: while keys move, the tombstone in the target is what hides a live
+   * copy still in the source); without (a parent of an older version), the live newest row only.
+   */
+  Latest: [{ keys: Buffer[]; tombstones?: boolean }, { rows: (KeyRow | null)[] }];
   Count: [{ start: Buffer; end?: Buffer; revision: number }, { count: number }];
   Changes: [{ from: number; to: number; limit: number }, { rows: ChangeRow[] }];
   MaxRevision: [Record<string, never>, { revision: number }];

@@ -101,13 +101,14 @@ export class MiddlewareBackend implements Backend {
     return new BufferedWriteTxn(this, release);
   }
 
+  /** The newest row of each of `keys`, a tombstone included (a transaction's reads, `WriteTxn.latest`). */
   async latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]> {
-    return (await this.live().call('Latest', { keys })).rows.map((r) => r ?? undefined);
+    return (await this.live().call('Latest', { keys, tombstones: true })).rows.map((r) => r ?? undefined);
   }
 
-  /** The live latest version of `key` (a transaction's reads). */
+  /** The newest row of `key`, a tombstone included (a transaction's reads, `WriteTxn.latest`). */
   async latest(key: Buffer): Promise<KeyRow | undefined> {
-    return (await this.range({ start: key, revision: Number.MAX_SAFE_INTEGER, limit: 1 }))[0];
+    return (await this.latestMany([key]))[0];
   }
 
   /**
