@@ -87,7 +87,7 @@ describe('the etcd backend write transaction on a real etcd', { skip }, () => {
       await tx.prefetch!(keys);
       for (const k of keys) assert.deepEqual(await tx.latest(k), await backend.latest(k), `latest ${k.toString()}`);
       assert.equal((await tx.latest(b('a')))!.value.toString(), 'a4');
-      assert.equal(await tx.latest(b('b')), undefined, 'a deleted key reads as absent');
+      assert.deepEqual([(await tx.latest(b('b')))?.deleted, (await tx.latest(b('b')))?.modRevision], [true, 5], 'a deleted key reads as its tombstone (WriteTxn.latest)');
       await tx.insert([row('a', 'a7', 7, await tx.latest(b('a')))]);
       assert.equal((await tx.latest(b('a')))!.value.toString(), 'a7', 'its own write wins over what was read ahead');
     } finally {
@@ -110,5 +110,24 @@ describe('the etcd backend write transaction on a real etcd', { skip }, () => {
     await next.insert([row('e', 'e9', 9)]);
     await next.commit();
     assert.deepEqual(view(await backend.range({ start: b('e'), revision: 9, limit: 0 })), ['e=e9@9']);
+  });
+
+  it("answers latest() with a key's tombstone when its delete is its newest row, as every backend does", async () => {
+    // while keys move into this etcd, a delete here must beat an older live row still in the source
+    const base = await backend.maxRevision();
+    const t1 = row('t', 't1', base + 1);
+    let tx = await backend.begin();
+    await tx.insert([t1, tombstone(t1, base + 2)]);
+    await tx.commit();
+    tx = await backend.begin();
+    const gone = await tx.latest(b('t'));
+    assert.deepEqual([gone?.deleted, gone?.modRevision, gone?.version], [true, base + 2, 0]);
+    await tx.prefetch!([b('t'), b('never')]);
+    assert.deepEqual([(await tx.latest(b('t')))?.deleted, await tx.latest(b('never'))], [true, undefined]);
+    // written again: the live version is the newest
+    await tx.insert([row('t', 't3', base + 3)]);
+    await tx.commit();
+    const again = await backend.latestMany([b('t')]);
+    assert.deepEqual([again[0]?.deleted, again[0]?.value.toString()], [false, 't3']);
   });
 });

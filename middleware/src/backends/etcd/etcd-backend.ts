@@ -394,25 +394,37 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   }
 
   /**
-   * The latest version of each of `keys` (undefined: it does not exist), read in etcd transactions of
-   * range requests sent together: one round trip for a whole write batch instead of one per request.
+   * The newest row of each of `keys`, its tombstone included (undefined: never written here, or compacted),
+   * as every backend's `WriteTxn.latest` answers: while keys move, the owner's tombstone must beat an older
+   * live row still in the source. Read in etcd transactions of range requests sent together (the key and
+   * its tombstone key): one round trip for a whole write batch instead of one per request.
    */
   async latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]> {
     const chunks: Buffer[][] = [];
-    for (let i = 0; i < keys.length; i += MAX_TXN_OPS) chunks.push(keys.slice(i, i + MAX_TXN_OPS));
-    const answers = await Promise.all(chunks.map((chunk) => this.live().txn({ compare: [], success: chunk.map((key) => ({ request_range: { key } })), failure: [] })));
-    return answers.flatMap((res) =>
-      res.responses.map((r) => {
-        const kv = r.response_range?.kvs[0];
-        return kv && decodeValue(kv.key, kv.value, this.description);
-      }),
+    const perTxn = Math.floor(MAX_TXN_OPS / 2);
+    for (let i = 0; i < keys.length; i += perTxn) chunks.push(keys.slice(i, i + perTxn));
+    const answers = await Promise.all(
+      chunks.map((chunk) =>
+        this.live().txn({ compare: [], success: chunk.flatMap((key) => [{ request_range: { key } }, { request_range: { key: deletedKey(key) } }]), failure: [] }),
+      ),
+    );
+    return answers.flatMap((res, c) =>
+      chunks[c]!.map((key, i) => this.newestOf(key, res.responses[2 * i]?.response_range?.kvs[0], res.responses[2 * i + 1]?.response_range?.kvs[0])),
     );
   }
 
-  /** The latest version of `key`, undefined when it does not exist. */
+  /** The newest row of `key`, its tombstone included (undefined: never written here, or compacted). */
   async latest(key: Buffer): Promise<KeyRow | undefined> {
-    const kv = (await this.live().range({ key })).kvs[0];
-    return kv && decodeValue(kv.key, kv.value, this.description);
+    return (await this.latestMany([key]))[0];
+  }
+
+  /** The newer of a key's live version and its tombstone (etcd keeps none: each delete leaves one beside the key). */
+  private newestOf(key: Buffer, live: EtcdKeyValue | undefined, tombstone: EtcdKeyValue | undefined): KeyRow | undefined {
+    const a = live && decodeValue(live.key, live.value, this.description);
+    const b = tombstone && decodeValue(key, tombstone.value, this.description);
+    if (!a) return b;
+    if (!b) return a;
+    return b.modRevision > a.modRevision ? b : a;
   }
 
   /** The etcd revision to read for global `revision`; -1 when nothing was written at or below it. */
