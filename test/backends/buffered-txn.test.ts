@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KeyRow, RangeQuery } from '../../middleware/src/backends/backend.js';
-import { BufferedWriteTxn, type BufferedTxnTarget } from '../../middleware/src/backends/middleware/buffered-txn.js';
+import { BufferedWriteTxn, type BufferedTxnTarget } from '../../middleware/src/backends/buffered-txn.js';
 
 const row = (key: string, rev: number, deleted = false): KeyRow => ({
   key: Buffer.from(key),

@@ -10,6 +10,7 @@
 import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
+import { BufferedWriteTxn } from '../buffered-txn.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -223,7 +224,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       release();
       throw err;
     }
-    return new EtcdWriteTxn(this, release);
+    return new BufferedWriteTxn(this, release);
   }
 
   /**
@@ -492,106 +493,4 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
     if (!this.client) throw new Error(`${this.description}: the backend is not open (call open() first, and not after close())`);
     return this.client;
   }
-}
-
-/** The write transaction: rows and meta values collected, reads see them, commit writes them to the etcd. */
-class EtcdWriteTxn implements WriteTxn {
-  private readonly rows: KeyRow[] = [];
-  /** Newest pending row of each key (latin1). */
-  private readonly pending = new Map<string, KeyRow>();
-  private readonly meta = new Map<string, Buffer>();
-  /** Latest versions read ahead (`prefetch`), as stored before this transaction (latin1 keys). */
-  private readonly ahead = new Map<string, KeyRow | undefined>();
-  private active = true;
-
-  constructor(
-    private readonly backend: EtcdBackend,
-    private readonly release: () => void,
-  ) {}
-
-  async latest(key: Buffer): Promise<KeyRow | undefined> {
-    this.check();
-    const id = key.toString('latin1');
-    const mine = this.pending.get(id);
-    if (mine) return mine;
-    // read ahead under this transaction's lock: nothing else has written the etcd since
-    if (this.ahead.has(id)) return this.ahead.get(id);
-    return this.backend.latest(key);
-  }
-
-  /** Reads the latest versions of `keys` in one round trip, so the `latest` calls of a batch need none. */
-  async prefetch(keys: Buffer[]): Promise<void> {
-    this.check();
-    const ids = [...new Set(keys.map((k) => k.toString('latin1')))].filter((id) => !this.ahead.has(id) && !this.pending.has(id));
-    if (ids.length === 0) return;
-    const rows = await this.backend.latestMany(ids.map((id) => Buffer.from(id, 'latin1')));
-    ids.forEach((id, i) => this.ahead.set(id, rows[i]));
-  }
-
-  async range(q: RangeQuery): Promise<KeyRow[]> {
-    this.check();
-    const mine = [...this.pending.values()].filter((r) => r.modRevision <= q.revision && inRange(r.key, q.start, q.end));
-    if (mine.length === 0) return this.backend.range(q);
-    const byKey = new Map<string, KeyRow>();
-    for (const r of await this.backend.range({ ...q, limit: 0 })) byKey.set(r.key.toString('latin1'), r);
-    for (const r of mine) {
-      if (r.deleted) byKey.delete(r.key.toString('latin1'));
-      else byKey.set(r.key.toString('latin1'), q.keysOnly ? { ...r, value: Buffer.alloc(0) } : r);
-    }
-    const out = [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
-    return q.limit > 0 ? out.slice(0, q.limit) : out;
-  }
-
-  insert(rows: KeyRow[]): void {
-    this.check();
-    for (const r of rows) {
-      this.rows.push(r);
-      this.pending.set(r.key.toString('latin1'), r);
-    }
-  }
-
-  setMeta(name: string, value: Buffer): void {
-    this.check();
-    this.meta.set(name, value);
-  }
-
-  async lockMeta(name: string): Promise<Buffer | undefined> {
-    this.check();
-    return this.meta.get(name) ?? (await this.backend.getMeta(name));
-  }
-
-  putLease(): void {
-    throw new Error(`${this.backend.description}: an etcd backend keeps no leases (they live in the default backend)`);
-  }
-
-  deleteLease(): void {
-    throw new Error(`${this.backend.description}: an etcd backend keeps no leases (they live in the default backend)`);
-  }
-
-  async commit(): Promise<void> {
-    this.check();
-    try {
-      await this.backend.commitRows(this.rows, this.meta);
-    } finally {
-      this.end();
-    }
-  }
-
-  async rollback(): Promise<void> {
-    if (this.active) this.end();
-  }
-
-  private end(): void {
-    this.active = false;
-    this.release();
-  }
-
-  private check(): void {
-    if (!this.active) throw new Error('write transaction already ended: begin() a new one');
-  }
-}
-
-function inRange(key: Buffer, start: Buffer, end: Buffer | undefined): boolean {
-  if (end === undefined) return key.equals(start);
-  return Buffer.compare(key, start) >= 0 && (end.length === 0 || Buffer.compare(key, end) < 0);
 }

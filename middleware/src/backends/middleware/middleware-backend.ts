@@ -10,7 +10,7 @@ import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { Lock } from '../sql/lock.js';
-import { BufferedWriteTxn } from './buffered-txn.js';
+import { BufferedWriteTxn } from '../buffered-txn.js';
 import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
 import { LayerMoves } from './layer-moves.js';

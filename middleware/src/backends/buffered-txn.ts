@@ -1,9 +1,10 @@
 /**
  * A write transaction kept in memory until commit, for a backend whose database is reached by RPC and
- * takes a whole transaction in one call (a child middleware): rows and meta values are collected, reads
- * see them on top of the committed state, and `commit()` hands everything over at once.
+ * takes a whole transaction's rows at commit (a child middleware, a real etcd): rows and meta values are
+ * collected, reads see them on top of the committed state, and `commit()` hands everything over at once.
+ * Such a backend keeps no leases: they live in the default backend, with the middleware's lessor.
  */
-import type { KeyRow, RangeQuery, WriteTxn } from '../backend.js';
+import type { KeyRow, RangeQuery, WriteTxn } from './backend.js';
 
 /** What the transaction reads from and commits to. */
 export interface BufferedTxnTarget {
@@ -28,7 +29,8 @@ export class BufferedWriteTxn implements WriteTxn {
   /**
    * Newest committed rows read ahead (`prefetch`), undefined for a key that has none. They stay true for
    * the whole transaction: the backend begins one transaction at a time, and only this middleware writes
-   * to the database behind it (a child layer takes writes from its parent alone).
+   * to the database behind it (a child layer takes writes from its parent alone; an etcd of a rule is the
+   * middleware's own).
    */
   private readonly fetched = new Map<string, KeyRow | undefined>();
   private active = true;
@@ -94,7 +96,7 @@ export class BufferedWriteTxn implements WriteTxn {
   }
 
   putLease(): void {
-    throw new Error(`${this.target.description}: a child middleware keeps no leases (the parent's lessor owns them, in its default backend)`);
+    throw new Error(`${this.target.description}: this backend keeps no leases (the middleware's lessor owns them, in its default backend)`);
   }
 
   deleteLease(): void {
