@@ -19,7 +19,8 @@ import { marks, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { mysqlConnectionLost, mysqlTransient } from './mysql-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import { DedicatedWriteConnection, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
+import { DedicatedWriteConnection, type ServerDriver } from './server-store.js';
+import type { SqlRunner, WriteConnection } from './write-connection.js';
 import { Statements } from './statements.js';
 import { mysqlTls } from './tls.js';
 

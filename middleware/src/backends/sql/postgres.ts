@@ -15,7 +15,8 @@ import { onConflictUpsert, type SqlDialect } from './dialect.js';
 import { errorCode, messageOf } from './errors.js';
 import { postgresConnectionLost, postgresTransient } from './postgres-errors.js';
 import { MAX_KEY_BYTES, checkKeyLength, rowParams, type DbRow } from './rows.js';
-import { DedicatedWriteConnection, type ServerDriver, type SqlRunner, type WriteConnection } from './server-store.js';
+import { DedicatedWriteConnection, type ServerDriver } from './server-store.js';
+import type { SqlRunner, WriteConnection } from './write-connection.js';
 import { Statements } from './statements.js';
 import { postgresTls } from './tls.js';
 

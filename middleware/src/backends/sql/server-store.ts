@@ -19,6 +19,7 @@ import { SqlMoves } from './movable-sql.js';
 import { migrate } from './schema.js';
 import { GetBatcher } from './get-batcher.js';
 import { ServerWriteTxn } from './server-write-txn.js';
+import type { ConnectionControl, ConnectionEvents, SqlRunner, WriteConnection } from './write-connection.js';
 import { Statements, rangeShape } from './statements.js';
 
 /**
@@ -26,38 +27,6 @@ import { Statements, rangeShape } from './statements.js';
  * database busy while the next batch gathers, with few enough statements to save their round trips.
  */
 const GET_QUERIES_IN_FLIGHT = 2;
-
-/** Something that runs statements: the pool, or one connection. */
-export interface SqlRunner {
-  query(sql: string, params: unknown[]): Promise<DbRow[]>;
-  /** Runs a statement and returns the number of rows it changed. */
-  execute(sql: string, params: unknown[]): Promise<number>;
-}
-
-/** The connection of the write transaction. */
-export interface WriteConnection extends SqlRunner {
-  begin(): Promise<void>;
-  commit(): Promise<void>;
-  rollback(): Promise<void>;
-  /** False once the driver saw it break, or it outlived the pool's maxLifeTime: it is replaced. */
-  readonly usable: boolean;
-  /** Closes it without waiting for the server (it may be gone). */
-  destroy(): void;
-}
-
-/** What a write connection watches on the driver's own connection object. */
-export interface ConnectionEvents {
-  on(event: 'error' | 'end', listener: (err?: unknown) => void): unknown;
-}
-
-/** The driver's side of a dedicated connection: how it runs plain SQL, starts a transaction and closes. */
-export interface ConnectionControl {
-  /** The statement that starts a transaction. */
-  begin: string;
-  run(sql: string): Promise<unknown>;
-  /** Closes without waiting for the server (it may be gone). */
-  close(): void;
-}
 
 /**
  * The write transaction's connection: statements through the driver's runner on it, transaction control,

@@ -17,8 +17,30 @@ import { BackendUnavailableError, DeferredWriteError, type KeyRow, type LeaseRow
 import { HeldRows } from './held-rows.js';
 import type { SqlWriteTxn } from './movable-sql.js';
 import type { DbRow } from './rows.js';
-import type { ServerLogStore, WriteConnection } from './server-store.js';
 import { TxnLifecycle } from './txn-lifecycle.js';
+import type { SqlRunner, WriteConnection } from './write-connection.js';
+
+/** What the write transaction asks of its store (server-store.ts's ServerLogStore): statements on a connection, and its connection handling. */
+export interface WriteTxnStore {
+  readonly description: string;
+  startWriteTimer(): () => void;
+  latestManyOn(c: SqlRunner, keys: Buffer[]): Promise<KeyRow[]>;
+  latestOn(c: SqlRunner, key: Buffer): Promise<KeyRow | undefined>;
+  rangeOn(c: SqlRunner, q: RangeQuery): Promise<KeyRow[]>;
+  checkKeys(rows: KeyRow[]): void;
+  insertOn(c: SqlRunner, rows: KeyRow[]): Promise<void>;
+  insertIsOneStatement(rows: KeyRow[]): boolean;
+  setMetaOn(c: SqlRunner, name: string, value: Buffer): Promise<void>;
+  lockMetaOn(c: SqlRunner, name: string): Promise<Buffer | undefined>;
+  putLeaseOn(c: SqlRunner, lease: LeaseRow): Promise<void>;
+  deleteLeaseOn(c: SqlRunner, id: string): Promise<void>;
+  /** Whether `err` broke the connection (it is then replaced). */
+  connectionLost(err: unknown): boolean;
+  replaceWriter(err: unknown): Promise<WriteConnection>;
+  beginOn(c: WriteConnection): Promise<WriteConnection>;
+  abandon(conn: WriteConnection, err: unknown): Promise<void>;
+  wrap(err: unknown, what: string): unknown;
+}
 
 export class ServerWriteTxn implements SqlWriteTxn {
   private readonly life: TxnLifecycle;
@@ -32,7 +54,7 @@ export class ServerWriteTxn implements SqlWriteTxn {
   private holding = false;
 
   constructor(
-    private readonly store: ServerLogStore,
+    private readonly store: WriteTxnStore,
     private c: WriteConnection,
     release: () => void,
   ) {
