@@ -6,9 +6,6 @@
  * lose no acknowledged write and hand no revision out twice.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
 import { assertAckedWritesKept, type AckedWrites } from '../support/acked-writes.js';
@@ -16,8 +13,8 @@ import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { etcdctlJson } from '../support/etcdctl.js';
 import { EtcdClient } from '../support/grpc.js';
+import { startEtcdRule, type EtcdRuleRig } from '../support/etcd-rule.js';
 import { Middleware } from '../support/middleware.js';
-import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('etcd');
@@ -49,28 +46,18 @@ async function counter(mw: Middleware, name: string, labels = ''): Promise<numbe
 }
 
 describe('group-commit batches on an etcd rule backend', { skip }, () => {
+  let rig: EtcdRuleRig;
   let etcd: Etcd;
-  let sqlite: ScratchStore;
   let mw: Middleware;
   let client: EtcdClient;
-  let dir: string;
 
   before(async () => {
-    etcd = await Etcd.start();
-    sqlite = await createScratchStore('sqlite');
-    dir = await mkdtemp(path.join(os.tmpdir(), 'hk-etcd-batch-'));
-    const topology = path.join(dir, 'topology.yaml');
-    await writeFile(topology, `backends:\n- name: etcd\n  endpoint: ${etcd.clientUrl}\n  regexp: { key: "^batch/|^crash/.*[02468]$" }\n`);
-    mw = await Middleware.start({ endpoint: sqlite.endpoint, compactInterval: '0', extraArgs: ['--topology-config', `file://${topology}`, '--query-timeout', '3s'] });
-    client = new EtcdClient(mw.address);
+    rig = await startEtcdRule('^batch/|^crash/.*[02468]$');
+    ({ etcd, mw, client } = rig);
   });
 
   after(async () => {
-    client?.close();
-    await mw?.stop();
-    await etcd?.destroy();
-    await sqlite?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   it('concurrent writes read back exactly at their own revisions and at every revision between them', async () => {

@@ -5,9 +5,6 @@
  * Unavailable, the rest keeps serving, and the middleware recovers by itself when the etcd is back.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
 import { assertAckedWritesKept, type AckedWrites } from '../support/acked-writes.js';
@@ -15,8 +12,8 @@ import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { etcdctl } from '../support/etcdctl.js';
 import { EtcdClient } from '../support/grpc.js';
+import { startEtcdRule, type EtcdRuleRig } from '../support/etcd-rule.js';
 import { Middleware } from '../support/middleware.js';
-import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('etcd');
@@ -26,28 +23,18 @@ const b = (s: string) => Buffer.from(s);
 const inEtcd = (key: string) => /[02468]$/.test(key);
 
 describe('a real etcd as a rule backend', { skip }, () => {
+  let rig: EtcdRuleRig;
   let etcd: Etcd;
-  let sqlite: ScratchStore;
   let mw: Middleware;
   let client: EtcdClient;
-  let dir: string;
 
   before(async () => {
-    etcd = await Etcd.start();
-    sqlite = await createScratchStore('sqlite');
-    dir = await mkdtemp(path.join(os.tmpdir(), 'hk-etcd-rule-'));
-    const topology = path.join(dir, 'topology.yaml');
-    await writeFile(topology, `backends:\n- name: etcd\n  endpoint: ${etcd.clientUrl}\n  regexp: { key: "[02468]$" }\n`);
-    mw = await Middleware.start({ endpoint: sqlite.endpoint, compactInterval: '0', extraArgs: ['--topology-config', `file://${topology}`, '--query-timeout', '3s'] });
-    client = new EtcdClient(mw.address);
+    rig = await startEtcdRule('[02468]$');
+    ({ etcd, mw, client } = rig);
   });
 
   after(async () => {
-    client?.close();
-    await mw?.stop();
-    await etcd?.destroy();
-    await sqlite?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await rig?.stop();
   });
 
   it('stores routed keys under their own names, with the global revisions readable by etcdctl', async () => {

@@ -7,43 +7,30 @@
  * backend, `status` says it is safe to delete and `verify --retired-endpoint` agrees.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { formatSeconds } from '../../middleware/src/migration/describe.js';
 import { b } from '../support/bytes.js';
 import pg from 'pg';
 import { freePort, POSTGRES_URL, postgresEndpoint, skipUnless, uniqueDatabaseName } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
+import { harikube, CLI_ARGS } from '../support/harikube-cli.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
 import { keysIn } from '../support/routed.js';
 import { waitUntil } from '../support/wait.js';
 
-const run = promisify(execFile);
-const CLI = ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts')];
 
-/** Runs `harikube ARGS`; resolves with its exit code and output whatever the code. */
-async function harikube(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string; killed?: boolean };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** A running `harikube ARGS`, optionally on a pseudo-terminal (script(1)), with its output so far. */
 function follow(args: string[], tty: boolean): { output: () => string; exited: Promise<number | null>; kill: () => void } {
-  const command = [process.execPath, ...CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const command = [process.execPath, ...CLI_ARGS, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const child = tty
     ? spawn('script', ['-qec', `stty cols 160; ${command}`, '/dev/null'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn(process.execPath, [...CLI_ARGS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString('utf8')));

@@ -13,16 +13,14 @@
  * directly); and `harikube migrate verify` finds every key in place.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
-import { promisify } from 'node:util';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import type { Event } from '../support/etcd-types.js';
 import { EtcdClient } from '../support/grpc.js';
 import { kubeCreate } from '../support/kube-txn.js';
-import { Middleware, REPO_ROOT } from '../support/middleware.js';
+import { harikube } from '../support/harikube-cli.js';
+import { Middleware } from '../support/middleware.js';
 import { checkReadableAtRevision, keyNames, listAll, loadKeys, MigrationRig, watchFrom, type SourceStatus } from '../support/migration-rig.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { storedKeys, storedRevisions } from '../support/stored-keys.js';
@@ -42,7 +40,6 @@ const RATE = 100;
  */
 const MOVED_AT_KILL = 100;
 const LEFT_AT_KILL = 100;
-const run = promisify(execFile);
 
 const inTeam = (team: string) => (k: string) => k.includes(`/${team}/`);
 const every = (keys: string[], step: number, offset = 0) => keys.filter((_, i) => i % step === offset);
@@ -271,14 +268,3 @@ async function finished(rig: MigrationRig, source: string): Promise<SourceStatus
   return done;
 }
 
-/** Runs `harikube ARGS`; resolves with its exit code and output whatever the code. */
-async function harikube(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts'), ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}

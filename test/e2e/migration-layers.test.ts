@@ -12,20 +12,19 @@
  * its layer service still reads its deleted keys (the parent's reads during any migration need them).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { status as Status } from '@grpc/grpc-js';
 import { LayerClient } from '../../middleware/src/backends/middleware/layer-client.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import { EtcdClient } from '../support/grpc.js';
-import { Middleware, REPO_ROOT } from '../support/middleware.js';
+import { harikube } from '../support/harikube-cli.js';
+import { Middleware } from '../support/middleware.js';
 import { checkReadableAtRevision, keyNames, listAll, loadKeys, MigrationRig, pagedList, watchFrom } from '../support/migration-rig.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { storedKeys } from '../support/stored-keys.js';
@@ -35,7 +34,6 @@ import { Writers } from '../support/writers.js';
 
 /** Keys per second the mover may move: low enough that the writers overlap several of its batches. */
 const RATE = 200;
-const run = promisify(execFile);
 
 const inTeam = (team: string) => (k: string) => k.includes(`/${team}/`);
 const every = (keys: string[], step: number, offset = 0) => keys.filter((_, i) => i % step === offset);
@@ -195,14 +193,3 @@ describe('online migration into and out of a child middleware', () => {
   });
 });
 
-/** Runs `harikube ARGS`; resolves with its exit code and output whatever the code. */
-async function harikube(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts'), ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
