@@ -5,7 +5,7 @@
  * that database, and once it has, the keys stored there are moved out online (migration) for a while. The
  * finalizer is held until both are over, so the database is empty of live keys when the delete completes.
  */
-import type { ApplyReport } from '../topology/apply-report.js';
+import { sameDocuments, type ApplyReport } from '../topology/apply-report.js';
 import type { StatusReport } from './status.js';
 
 /**
@@ -20,10 +20,9 @@ export function deletionHold(
   reports: readonly ApplyReport[] | undefined,
 ): StatusReport | undefined {
   if (!reports?.length) return undefined;
-  const want = [...current].sort().join(',');
-  const unseen = reports.filter((r) => [...(r.applied?.documents ?? [])].sort().join(',') !== want);
+  const unseen = reports.filter((r) => !sameDocuments(r.applied?.documents ?? [], current));
   if (unseen.length) {
-    const refused = unseen.find((r) => r.refused && [...r.refused.documents].sort().join(',') === want);
+    const refused = unseen.find((r) => r.refused && sameDocuments(r.refused.documents, current));
     return {
       deployStatus: 'Pending',
       conditionReason: 'WaitingToRemove',

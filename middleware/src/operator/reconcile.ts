@@ -26,7 +26,7 @@ import { KeyLookupError, resolveRules, targetOf } from './resolve.js';
 import { eventFor, nextStatus, sameStatus, type StatusReport } from './status.js';
 import { deletionHold } from './deletion-hold.js';
 import { readAppliedSources, renderSourcesAnnotation, type AppliedSource } from './topology-secret.js';
-import { documentDigest, documentState, type ApplyReport } from '../topology/apply-report.js';
+import { documentDigest, documentState, sameDocuments, type ApplyReport } from '../topology/apply-report.js';
 import { redactEndpoint } from '../topology/endpoint.js';
 
 /** A TopologyConfig as read from the API (spec not yet validated). */
@@ -342,8 +342,8 @@ function routingReports(
   const ids = reports.map((r) => r.middleware).sort();
   // A refusal counts only while it is about the Secret as written now: once the operator wrote it again
   // (without the rules a refusal was about), the middleware's answer to the new content is awaited instead.
-  const current = plan.documents.map((d) => documentDigest(d.text)).sort().join(',');
-  reports = reports.map((r) => (r.refused && [...r.refused.documents].sort().join(',') !== current ? { ...r, refused: undefined } : r));
+  const current = plan.documents.map((d) => documentDigest(d.text));
+  reports = reports.map((r) => (r.refused && !sameDocuments(r.refused.documents, current) ? { ...r, refused: undefined } : r));
   const refused: Array<{ key: string; reason: string; rules: string[]; middleware: string }> = [];
   for (const [key, outcome] of plan.outcomes) {
     if (outcome.state !== 'current' || !outcome.key) continue;

@@ -144,6 +144,11 @@ export type DocumentState =
   | { state: 'migrating'; progress: string }
   | { state: 'unseen' };
 
+/** Whether two readings name the same documents (digests), whatever their order. */
+export function sameDocuments(a: readonly string[], b: readonly string[]): boolean {
+  return [...a].sort().join(',') === [...b].sort().join(',');
+}
+
 /**
  * Where `report` stands on the document `digest`, whose rules are named `rules`: migrating while keys of those
  * rules move (or while the middleware still counts what moves), else applied once in effect.
