@@ -19,6 +19,8 @@ export interface BenchFlags {
   memorySizes: number[];
   /** Rows run (unprofiled) on the same server before each profiled row, as the full bench runs them. */
   profileAfter: string[];
+  /** The middleware target profiled (mw-sqlite unless --profile-target). */
+  profileTarget: TargetName;
   /** Keep the raw .cpuprofile files (printed paths) instead of deleting them. */
   keepProfiles: boolean;
   /** Run the middleware compiled (tsc + plain node, as production does); false with --tsx. */
@@ -41,7 +43,7 @@ export interface BenchFlags {
 export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,kube-watch] [--targets etcd,kine-sqlite,mw-sqlite]
                         [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
                         [--skip-migration | --migration-only] [--migration-keys N] [--skip-kube | --kube-only]
-                        [--profile put-64,get-16 [--profile-after put-64] [--keep-profiles]]
+                        [--profile put-64,get-16 [--profile-target mw-routed] [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
   --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named; and the
                     rows through kube-apiserver: ${KUBE_ROW_NAMES.join(', ')})
@@ -63,6 +65,8 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,ku
   --tsx             run the middleware from source under tsx (default: compiled with tsc and run under plain
                     node, as production runs it; tsx adds ~35 MiB of RSS and its own startup)
   --profile ROWS    run ROWS against the SQLite middleware under node --cpu-prof and summarise self time
+  --profile-target T  profile another middleware target instead (mw-postgres, mw-routed, ...; a layered
+                    target's parent and child middleware are each summarised)
   --profile-after ROWS  run ROWS first on the same server (not profiled): the state the full bench leaves
   --keep-profiles   keep the .cpuprofile files (in a temp dir; the path is printed)`;
 
@@ -81,6 +85,7 @@ export function parseFlags(argv: string[]): BenchFlags {
       'skip-memory': { type: 'boolean', default: false },
       'keep-profiles': { type: 'boolean', default: false },
       'profile-after': { type: 'string' },
+      'profile-target': { type: 'string' },
       tsx: { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
       'memory-targets': { type: 'string' },
@@ -110,10 +115,13 @@ export function parseFlags(argv: string[]): BenchFlags {
   const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
   const layered = memoryTargets.filter((t) => LAYERED_TARGETS.includes(t));
   if (layered.length) throw new Error(`--memory-targets: ${layered.join(', ')} run as several processes; the memory phase measures one server's RSS (give single-server targets)`);
+  const [profileTarget = 'mw-sqlite', ...extra] = targetList('--profile-target', list(values['profile-target']) ?? []);
+  if (extra.length || !profileTarget.startsWith('mw-')) throw new Error(`--profile-target: give one middleware target (mw-...), not "${values['profile-target']}"`);
   return {
     strict: values.strict!,
     profile: list(values.profile) ?? [],
     profileAfter: list(values['profile-after']) ?? [],
+    profileTarget,
     rows: list(values.rows),
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
     skipMemory: values['skip-memory']!,

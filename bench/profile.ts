@@ -1,7 +1,8 @@
 /**
- * `--profile ROWS`: each row against a fresh SQLite middleware started as
- * `node --cpu-prof --cpu-prof-dir=<tmp> --import tsx cli.ts serve ...`, then the main thread's profile
- * summarised over the measured window only.
+ * `--profile ROWS`: each row against a fresh middleware target (SQLite by default, `--profile-target` picks
+ * another, the layered ones included) whose node processes run under `node --cpu-prof
+ * --cpu-prof-dir=<tmp>`, then each process's main-thread profile summarised over the measured window only
+ * (a layered target: the parent first, then its child middleware).
  */
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,20 +11,24 @@ import { onCleanup } from './cleanup.js';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './cpuprofile.js';
 import { measureRow, type Measurement } from './measure.js';
 import { rowNamed } from './rows.js';
-import { startMiddleware } from './servers.js';
+import type { TargetName } from './servers.js';
+import { startTarget } from './targets.js';
 
 export interface ProfileRun {
   row: string;
   measurement: Measurement;
-  profileFile: string | undefined;
-  summary: ProfileSummary;
+  target: TargetName;
+  /** One per node process of the target, the server kube-apiserver would talk to first. */
+  processes: { pid: number; profileFile: string | undefined; summary: ProfileSummary }[];
 }
 
 /** The main thread's profile: names are CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile, main thread 0. */
-async function mainThreadProfile(dir: string, pid: number): Promise<string> {
+async function mainThreadProfile(dir: string, pid: number, only: boolean): Promise<string | undefined> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
   const main = files.find((f) => f.split('.')[3] === String(pid) && f.split('.')[4] === '0');
   if (main) return path.join(dir, main);
+  // a helper process (etcd) writes none
+  if (!only) return undefined;
   // fall back to the largest profile (the main thread does nearly all the work)
   const sized = await Promise.all(files.map(async (f) => ({ f, size: (await stat(path.join(dir, f))).size })));
   sized.sort((a, b) => b.size - a.size);
@@ -31,13 +36,20 @@ async function mainThreadProfile(dir: string, pid: number): Promise<string> {
   return path.join(dir, sized[0].f);
 }
 
-export async function profileRow(rowName: string, keep: boolean, log: (s: string) => void, compiledCli?: string, after: string[] = []): Promise<ProfileRun> {
+export async function profileRow(
+  rowName: string,
+  keep: boolean,
+  log: (s: string) => void,
+  compiledCli?: string,
+  after: string[] = [],
+  target: TargetName = 'mw-sqlite',
+): Promise<ProfileRun> {
   const workload = rowNamed(rowName);
   const before = after.map(rowNamed);
   const dir = await mkdtemp(path.join(os.tmpdir(), `hk-bench-prof-${rowName}-`));
   const removeDir = onCleanup(`remove ${dir}`, () => (keep ? undefined : rm(dir, { recursive: true, force: true })));
   // a generous grace: the profile is serialised at exit and only on a clean exit
-  const server = await startMiddleware('sqlite', { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], stopGraceMs: 60_000, compiledCli });
+  const server = await startTarget(target, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], stopGraceMs: 60_000, compiledCli });
   let measurement: Measurement;
   try {
     for (const w of before) {
@@ -49,8 +61,11 @@ export async function profileRow(rowName: string, keep: boolean, log: (s: string
   } finally {
     await server.stop();
   }
-  const file = await mainThreadProfile(dir, server.pid);
-  const summary = await summarizeProfile(file, measurement.windowUs);
+  const processes: ProfileRun['processes'] = [];
+  for (const pid of [server.pid, ...(server.helperPids ?? [])]) {
+    const file = await mainThreadProfile(dir, pid, pid === server.pid);
+    if (file) processes.push({ pid, profileFile: keep ? file : undefined, summary: await summarizeProfile(file, measurement.windowUs) });
+  }
   const m = measurement;
   log(
     `  ${rowName}: ${Math.round(m.opsPerSec)} ops/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms under --cpu-prof; ` +
@@ -60,8 +75,11 @@ export async function profileRow(rowName: string, keep: boolean, log: (s: string
   // the profiler samples wall time of the main thread: a synchronous call blocked in the kernel (fsync)
   // counts as "busy" there but not as CPU in /proc
   log(`  note: profile "busy" is main-thread wall time; compare with the server CPU above to see time blocked in synchronous calls`);
-  log(formatProfile(rowName, summary));
-  if (keep) log(`  profile kept: ${file}`);
+  for (const [i, p] of processes.entries()) {
+    if (processes.length > 1) log(`  ${i === 0 ? 'the server' : 'a helper'} (pid ${p.pid}):`);
+    log(formatProfile(rowName, p.summary));
+    if (p.profileFile) log(`  profile kept: ${p.profileFile}`);
+  }
   await removeDir();
-  return { row: rowName, measurement, profileFile: keep ? file : undefined, summary };
+  return { row: rowName, target, measurement, processes };
 }

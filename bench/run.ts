@@ -59,7 +59,7 @@ async function bench(flags: BenchFlags): Promise<number> {
 async function profile(flags: BenchFlags): Promise<number> {
   const runs: ProfileRun[] = [];
   const compiledCli = flags.compiled ? await compileMiddleware() : undefined;
-  for (const row of flags.profile) runs.push(await profileRow(row, flags.keepProfiles, (s) => process.stdout.write(s + '\n'), compiledCli, flags.profileAfter));
+  for (const row of flags.profile) runs.push(await profileRow(row, flags.keepProfiles, (s) => process.stdout.write(s + '\n'), compiledCli, flags.profileAfter, flags.profileTarget));
   const file = await writeResults(`profile-${timestamp()}`, runs);
   process.stdout.write(`results: ${file}\n`);
   return 0;

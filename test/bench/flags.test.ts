@@ -48,3 +48,11 @@ test('--memory-targets refuses the layered targets (several processes, one RSS)'
   assert.throws(() => parseFlags(['--memory-targets', 'mw-two-layer']), /mw-two-layer run as several processes/);
   assert.deepEqual(parseFlags(['--targets', 'mw-routed']).memoryTargets, ['etcd', 'mw-sqlite'], 'the default memory targets stay single servers');
 });
+
+test('--profile-target picks one middleware target to profile (mw-sqlite by default)', () => {
+  assert.equal(parseFlags(['--profile', 'put-64']).profileTarget, 'mw-sqlite');
+  assert.equal(parseFlags(['--profile', 'put-64', '--profile-target', 'mw-routed']).profileTarget, 'mw-routed');
+  assert.throws(() => parseFlags(['--profile-target', 'etcd']), /give one middleware target/);
+  assert.throws(() => parseFlags(['--profile-target', 'mw-routed,mw-sqlite']), /give one middleware target/);
+  assert.throws(() => parseFlags(['--profile-target', 'mw-nope']), /unknown target "mw-nope"/);
+});
