@@ -23,6 +23,8 @@ export interface ChildLayerOptions {
   queue: WriteQueue;
   compaction: Compaction;
   clusterId: () => string;
+  /** Called after a step that changed stored rows without publishing events (the store's read cache). */
+  changedWithoutEvents: () => void;
   log: Logger;
 }
 
@@ -129,16 +131,25 @@ export class ChildLayer {
    */
   async moveStep<T>(caller: string, step: () => Promise<T>): Promise<T> {
     this.check(caller);
-    return this.o.queue.submit(true, async () => undefined as T, step);
+    return this.o.queue.submit(true, async () => undefined as T, () => this.withoutEvents(step));
   }
 
   async revert(caller: string, from: number, to: number): Promise<void> {
     this.check(caller);
-    await this.o.queue.submit(true, async () => undefined, () => this.o.backend.revert(from, to));
+    await this.o.queue.submit(true, async () => undefined, () => this.withoutEvents(() => this.o.backend.revert(from, to)));
   }
 
   async recover(caller: string): Promise<void> {
     this.check(caller);
-    await this.o.queue.submit(true, async () => undefined, () => this.o.backend.recover());
+    await this.o.queue.submit(true, async () => undefined, () => this.withoutEvents(() => this.o.backend.recover()));
+  }
+
+  /** Runs `step`, then tells the store that rows changed without events (whether or not it failed midway). */
+  private async withoutEvents<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } finally {
+      this.o.changedWithoutEvents();
+    }
   }
 }

@@ -19,5 +19,12 @@ export const storeMetrics = {
   }),
   compactedRows: new Counter({ name: 'harikube_compacted_rows_total', help: 'Rows removed by compaction.', registers: [registry] }),
   leases: new Gauge({ name: 'harikube_leases', help: 'Leases held.', registers: [registry] }),
+  readCacheRequests: new Counter({
+    name: 'harikube_read_cache_requests_total',
+    help: 'Gets (Ranges of one key at the newest revision) looked up in the read cache, by result (hit, miss).',
+    labelNames: ['result'],
+    registers: [registry],
+  }),
+  readCacheBytes: new Gauge({ name: 'harikube_read_cache_bytes', help: 'Bytes held by the read cache (estimated: keys, values, per-entry overhead).', registers: [registry] }),
   expiredLeases: new Counter({ name: 'harikube_leases_expired_total', help: 'Leases revoked by expiry.', registers: [registry] }),
 };

@@ -6,7 +6,7 @@
  * under it.
  */
 import { META, metaRevision } from '../backends/meta.js';
-import { inWriteTxn, type Backend, type WriteTxn } from '../backends/backend.js';
+import { inWriteTxn, type Backend, type KeyRow, type WriteTxn } from '../backends/backend.js';
 import { logger as rootLogger, type Logger } from '../log.js';
 import {
   num,
@@ -25,6 +25,7 @@ import { ChildLayer } from './child-layer.js';
 import { Compaction } from './compaction.js';
 import { errCompacted, errFutureRev } from './errors.js';
 import { rangeEnd } from './key-range.js';
+import { LatestCache } from './latest-cache.js';
 import { LeaseTable, type LeaseState } from './leases.js';
 import { Lessor } from './lessor.js';
 import { randomId } from './random-id.js';
@@ -47,6 +48,8 @@ export interface StoreOptions {
   ringEvents?: number;
   /** Smallest lease TTL granted, seconds (etcd raises smaller ones; default 2, etcd's with its default timing). */
   minLeaseTtl?: number;
+  /** Bytes of newest rows kept in memory for Gets (latest-cache.ts; default 64 MiB, 0: none). */
+  readCacheBytes?: number;
   /** Rows deleted per compaction step (default 1,000). */
   compactBatchSize?: number;
   /** Longest one compaction step may take, ms (default 5,000). */
@@ -59,6 +62,9 @@ export interface StoreOptions {
   fence?: (tx: WriteTxn) => Promise<void>;
 }
 
+/** Default of StoreOptions.readCacheBytes. */
+export const DEFAULT_READ_CACHE_BYTES = 64 * 1024 * 1024;
+
 export class Store {
   readonly leases = new LeaseTable();
   hub!: WatchHub;
@@ -70,6 +76,7 @@ export class Store {
   private lessor!: Lessor;
   /** Child mode: what a parent layer hands down (child-layer.ts). */
   child!: ChildLayer;
+  private readonly cache: LatestCache;
   private readonly log: Logger;
 
   private constructor(
@@ -77,6 +84,7 @@ export class Store {
     private readonly opts: StoreOptions,
   ) {
     this.log = (opts.logger ?? rootLogger).child({ component: 'store' });
+    this.cache = new LatestCache(opts.readCacheBytes ?? DEFAULT_READ_CACHE_BYTES);
   }
 
   /** Opens the backend, restores revision, compaction and lease state, starts lease expiry. */
@@ -123,6 +131,7 @@ export class Store {
       leases: this.leases,
       hub: this.hub,
       header,
+      cache: this.cache,
       maxBatch: this.opts.maxBatch ?? 512,
       fence: this.opts.fence,
       reloadAfterDoubt: () => this.reloadAfterDoubt(),
@@ -139,7 +148,16 @@ export class Store {
       timeoutMs: this.opts.compactTimeoutMs,
       log: this.log,
     });
-    this.child = new ChildLayer({ backend: b, seq: this.seq, queue: this.queue, compaction: this.compaction, clusterId: () => this.clusterId, log: this.log });
+    this.child = new ChildLayer({
+      backend: b,
+      seq: this.seq,
+      queue: this.queue,
+      compaction: this.compaction,
+      clusterId: () => this.clusterId,
+      // a revert, a recovery or a migration step handed down changes rows without events
+      changedWithoutEvents: () => this.cache.clear(),
+      log: this.log,
+    });
     await this.child.load();
     this.lessor = new Lessor({ leases: this.leases, queue: this.queue, header: () => this.header(), minLeaseTtl: this.opts.minLeaseTtl, log: this.log });
     this.leases.load(await b.leases(), await b.leasedKeys());
@@ -158,6 +176,7 @@ export class Store {
 
   /** After a failed write batch: lease and compaction state as the database holds them (see WriteQueue). */
   private async reloadAfterDoubt(): Promise<void> {
+    this.cache.clear();
     const [leases, leasedKeys, compact] = await Promise.all([
       this.backend.leases(),
       this.backend.leasedKeys(),
@@ -204,6 +223,7 @@ export class Store {
     const rev = this.readRevision(num(req.revision));
     const header = this.header();
     const end = rangeEnd(req.range_end);
+    if (end === undefined && rev === this.seq.watermark && this.cache.enabled) return this.get(req, rev, header);
     try {
       if (req.count_only) {
         return finishRange(req, [], await this.count(req.key, end, rev), header);
@@ -220,6 +240,26 @@ export class Store {
     } catch (err) {
       throw storageError(err, this.log);
     }
+  }
+
+  /** A Range of one key at the watermark `rev`: from the read cache, or read and cached (latest-cache.ts). */
+  private async get(req: RangeRequest, rev: number, header: ResponseHeader): Promise<RangeResponse> {
+    let row = this.cache.get(req.key);
+    if (row === undefined) {
+      // taken in the same step as the watermark `rev`: a write published from now on keeps this read out
+      const fill = this.cache.beginFill(req.key);
+      let read: KeyRow | undefined;
+      try {
+        [read] = await this.backend.range({ start: req.key, revision: rev, limit: 0, keysOnly: false });
+      } catch (err) {
+        this.cache.endFill(fill, undefined, false);
+        throw storageError(err, this.log);
+      }
+      this.cache.endFill(fill, read, true);
+      row = read ?? null;
+    }
+    const rows = row ? [row] : [];
+    return finishRange(req, rows, rows.length, header);
   }
 
   /** Live keys of [start, end) at `rev`: from a count already taken when the events since are known. */
@@ -257,6 +297,8 @@ export class Store {
     return this.queue.submit(true, async (ctx) => {
       if (!(await fn(ctx.tx, this.seq.watermark))) return false;
       await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(this.seq.lastAllocated)));
+      // a routing change reads keys from other databases from now on: nothing cached from the old routing stays
+      ctx.afterCommit.push(() => this.cache.clear());
       ctx.afterCommit.push(then);
       return true;
     });

@@ -11,6 +11,7 @@ import type { ResponseHeader } from './api.js';
 import { ApplyContext } from './apply.js';
 import { EtcdError, errKeyTooLong, errUnavailable } from './errors.js';
 import { WatchEvent } from './watch-event.js';
+import type { LatestCache } from './latest-cache.js';
 import type { LeaseTable } from './leases.js';
 import { storeMetrics } from './metrics.js';
 import type { Sequencer } from './sequencer.js';
@@ -24,6 +25,8 @@ export interface WriteQueueOptions {
   hub: WatchHub;
   /** The response header at a revision (the store's cluster and member IDs). */
   header: (revision: number) => ResponseHeader;
+  /** Takes every committed event as the watermark passes it, before the hub (the store's read cache). */
+  cache?: LatestCache;
   /** Most client writes committed in one database transaction. */
   maxBatch: number;
   /** Runs first in every write transaction (leader fencing, see StoreOptions.fence). */
@@ -326,6 +329,7 @@ export class WriteQueue {
     while (n < this.pendingEvents.length && this.pendingEvents[n]!.revision <= watermark) n++;
     const ready = n === this.pendingEvents.length ? this.pendingEvents : this.pendingEvents.slice(0, n);
     this.pendingEvents = n === this.pendingEvents.length ? [] : this.pendingEvents.slice(n);
+    this.o.cache?.apply(ready);
     this.o.hub.publish(ready, watermark);
     storeMetrics.revision.set(watermark);
   }

@@ -73,6 +73,12 @@ export const SERVE_FLAGS = {
     description:
       'Longest one statement on a PostgreSQL or MySQL database may take (a hung server or a silent network): the request then fails with Unavailable and the connection is replaced. 0: no limit.',
   },
+  'read-cache-size': {
+    type: 'string',
+    default: '64',
+    description:
+      'MiB of newest rows of recently read keys kept in memory, so a Get needs no database round trip (exact: this middleware is the only writer of its databases); 0 disables it.',
+  },
   'topology-config': {
     type: 'string',
     description:
@@ -136,6 +142,8 @@ export interface ServeConfig extends DatabaseConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   compactTimeoutMs: number;
+  /** Bytes of the read cache (--read-cache-size, given in MiB); 0: none. */
+  readCacheBytes: number;
   /** TOPOLOGY_CONFIG source spec; undefined: no source. */
   topologyConfig?: string;
   topologyPollMs: number;
@@ -261,6 +269,7 @@ export function parseServeFlags(args: string[]): ServeConfig {
     compactMinRetain: count('compact-min-retain', str('compact-min-retain')!, 0),
     compactBatchSize: count('compact-batch-size', str('compact-batch-size')!, 1),
     compactTimeoutMs: duration('compact-timeout', str('compact-timeout')!),
+    readCacheBytes: count('read-cache-size', str('read-cache-size')!, 0) * 1024 * 1024,
     topologyConfig: str('topology-config') ?? (process.env[SERVE_ENV.topologyConfig] || undefined),
     topologyPollMs: positive('topology-poll-interval', duration('topology-poll-interval', str('topology-poll-interval')!)),
     topologyTlsDir: str('topology-tls-dir') ?? (process.env[SERVE_ENV.topologyTlsDir] || undefined),

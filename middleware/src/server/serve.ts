@@ -183,6 +183,7 @@ export async function startServer(cfg: ServeConfig, opts: { fence?: StoreOptions
     backend: routed,
     compactBatchSize: cfg.compactBatchSize,
     compactTimeoutMs: cfg.compactTimeoutMs,
+    readCacheBytes: cfg.readCacheBytes,
     fence: opts.fence,
   });
   // moves keys that a topology change (now or before a restart) routed to another backend
