@@ -249,7 +249,7 @@ export async function reconcileTarget(target: string, deps: ReconcileDeps): Prom
 
   // 6. Status and Events.
   const outcomeOf = (tc: TopologyConfigResource) => plan.outcomes.get(memberKey(tc.metadata as { namespace: string; name: string }))!;
-  const routed = deps.reports ? routingReports(plan, members, inSecret, deps.reports(target), target) : undefined;
+  const routed = deps.reports ? routingReports(plan, currentDigests, members, inSecret, deps.reports(target), target) : undefined;
   for (const [key, report] of routed ?? []) {
     if (report.deployStatus !== 'Active') continue;
     const source = plan.sources.find((x) => memberKey(x) === key);
@@ -326,13 +326,15 @@ function waitingReport(outcome: MergeOutcome): StatusReport {
  */
 function routingReports(
   plan: MergePlan,
+  /** `documentDigest` of each of `plan.documents`, in order. */
+  current: string[],
   members: MergeMember[],
   applied: Map<string, AppliedSource>,
   reports: ApplyReport[],
   target: string,
 ): Map<string, StatusReport> {
   const out = new Map<string, StatusReport>();
-  const textOf = new Map(plan.documents.map((d) => [d.key, d.text]));
+  const digestOf = new Map(plan.documents.map((d, i) => [d.key, current[i]!]));
   // refusal reasons may quote endpoints (redacted); a sealed endpoint must not show at all, so none does
   const endpoints = plan.merged.backends.map((r) => r.endpoint);
   const hide = (text: string) =>
@@ -342,12 +344,11 @@ function routingReports(
   const ids = reports.map((r) => r.middleware).sort();
   // A refusal counts only while it is about the Secret as written now: once the operator wrote it again
   // (without the rules a refusal was about), the middleware's answer to the new content is awaited instead.
-  const current = plan.documents.map((d) => documentDigest(d.text));
   reports = reports.map((r) => (r.refused && !sameDocuments(r.refused.documents, current) ? { ...r, refused: undefined } : r));
   const refused: Array<{ key: string; reason: string; rules: string[]; middleware: string }> = [];
   for (const [key, outcome] of plan.outcomes) {
     if (outcome.state !== 'current' || !outcome.key) continue;
-    const digest = documentDigest(textOf.get(outcome.key) ?? '');
+    const digest = digestOf.get(outcome.key) ?? documentDigest('');
     const where = `Secret ${target} as ${outcome.key}`;
     if (reports.length === 0) {
       out.set(key, {
