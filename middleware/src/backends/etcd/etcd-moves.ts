@@ -15,7 +15,8 @@
  * - **Tombstones**: etcd keeps none, but reads across a migration need the target's (a key deleted in the
  *   target must not show the copy still in the source, reads.ts), and a copy must not bring back a key
  *   deleted in the target. Every delete puts the key's tombstone under `harikube/deleted/<hex key>` in its
- *   own etcd transaction; reads at a revision read it at the same etcd revision as the keys.
+ *   own etcd transaction; reads at a revision read it at the same etcd revision as the keys (inside a
+ *   group, minus the group's later changes, as for the keys: group-undo.ts).
  * - **As a source**, `history` walks each key's versions back through the etcd's revisions (live versions
  *   and tombstones) down to the oldest revision still readable, plus its copied rows. A drop deletes the key,
  *   its tombstone and its copied rows up to the moved revision, at an etcd revision without a revision-map
@@ -49,6 +50,7 @@ import {
   parseCopiedKey,
   type EtcdSpan,
 } from './layout.js';
+import type { Undone } from './group-undo.js';
 import { MAX_TXN_OPS, del, put, type Op } from './txn-ops.js';
 
 /** etcd's `range_end` for "to the end of the keyspace". */
@@ -68,6 +70,10 @@ export interface EtcdStore {
   freshLocked(): Promise<void>;
   /** The etcd revision to read for global `revision`; -1 when nothing was written at or below it. */
   etcdRevisionAt(revision: number): number;
+  /** The newest etcd revision holding nothing above global `revision`; -1 for none. */
+  settledAt(revision: number): number;
+  /** Inside a group: per key, what it changed above `revision`, as it was at `revision` (group-undo.ts). */
+  undoAt(revision: number): Promise<Map<string, Undone> | undefined>;
   /** The etcd revision of the oldest global revision still readable; -1 when none is. */
   oldestReadable(): number;
   /** A copy or drop committed at etcd revision `rev` (write lock held): reads at the newest revision read there. */
@@ -147,6 +153,9 @@ export class EtcdMoves implements KeyMoves {
     const at = this.store.etcdRevisionAt(q.revision);
     const withCopies = this.needsCopies(q.revision, at);
     if (at < 0 && !withCopies) return [];
+    // inside a group: the keys and tombstones it changed later are read as they were, so no limit goes to
+    // the etcd (rare: a migration and a read inside a group)
+    const undo = at >= 0 ? await this.store.undoAt(q.revision) : undefined;
     const drops = this.drops.count > 0 && at < this.drops.etcdHigh ? await this.dropsIn(q.start, q.end) : undefined;
     // a row of the etcd's snapshot that an older etcd revision still shows although it was moved out
     const moved = (r: KeyRow) => {
@@ -159,7 +168,7 @@ export class EtcdMoves implements KeyMoves {
       // the etcd's internal keys are not keys: a page stops before them, the next one starts after them
       if (q.end !== undefined && isInternal(start)) start = INTERNAL_END;
       if (q.end !== undefined && q.end.length > 0 && Buffer.compare(start, q.end) >= 0) return out;
-      const want = q.limit > 0 ? q.limit - out.length : 0;
+      const want = q.limit > 0 && !undo ? q.limit - out.length : 0;
       // what this page covers: [start, bound), bound undefined = to the end
       let bound: Buffer | undefined = q.end !== undefined && q.end.length > 0 ? q.end : undefined;
       const lower = (b: Buffer) => {
@@ -178,8 +187,15 @@ export class EtcdMoves implements KeyMoves {
         const dead = await c.range({ ...deletedSpan(start, end), revision: String(at), limit: String(want) });
         const deadKeys = dead.kvs.map((kv) => keyOfDeleted(kv.key));
         cut(deadKeys);
-        for (const kv of own.kvs) if (!isInternal(kv.key)) snapshot.push(decodeValue(kv.key, kv.value, this.store.description));
-        dead.kvs.forEach((kv, i) => snapshot.push(decodeValue(deadKeys[i]!, kv.value, this.store.description)));
+        for (const kv of own.kvs) if (!isInternal(kv.key) && !undo?.get(id(kv.key))?.live) snapshot.push(decodeValue(kv.key, kv.value, this.store.description));
+        dead.kvs.forEach((kv, i) => {
+          if (!undo?.get(id(deadKeys[i]!))?.tombstone) snapshot.push(decodeValue(deadKeys[i]!, kv.value, this.store.description));
+        });
+        for (const u of undo?.values() ?? []) {
+          if (q.end === undefined ? !u.key.equals(start) : Buffer.compare(u.key, start) < 0 || (end !== undefined && end.length > 0 && Buffer.compare(u.key, end) >= 0)) continue;
+          if (u.live?.row) snapshot.push(u.live.row);
+          if (u.tombstone?.row) snapshot.push(u.tombstone.row);
+        }
       }
       const rows = snapshot.filter((r) => !moved(r));
       if (withCopies) {
@@ -377,7 +393,8 @@ export class EtcdMoves implements KeyMoves {
    */
   async compact(revision: number): Promise<number> {
     const c = this.store.live();
-    const at = this.store.etcdRevisionAt(revision);
+    // inside a group the etcd revision holds later changes: the one before it is kept by the compaction
+    const at = this.store.settledAt(revision);
     const all = Buffer.alloc(0);
     const ops: Op[] = [];
     const tombstoneAt = new Map<string, number>();

@@ -1,8 +1,12 @@
 /**
- * The map between global revisions and the etcd revisions that hold them (layout.ts), in memory. Every
- * global revision is written in its own etcd transactions (several when it has more rows than one etcd
- * transaction takes), in order, so both sides ascend together: global G spans etcd revisions
- * [first, last], and the state at G is the etcd state at `last`.
+ * The map between global revisions and the etcd revisions that hold them (layout.ts), in memory. A commit
+ * writes the global revisions of its batch together in one etcd transaction (a group: they share one etcd
+ * revision), or, for one revision with more rows than one etcd transaction takes, in several transactions
+ * of its own; everything in order, so both sides ascend together: global G spans etcd revisions
+ * [first, last] (first = last but for such a large one), and several globals may share one `last`. The
+ * state at G is the etcd state at `last` when G is the top of its group, else that state minus the group's
+ * changes above G (etcd-backend.ts). Data written before grouping has one global per etcd revision: groups
+ * of one.
  */
 export interface RevisionSpan {
   global: number;
@@ -53,7 +57,21 @@ export class RevisionMap {
     return i < 0 ? undefined : this.spans[i];
   }
 
-  /** The global revision whose etcd transactions include etcd revision `etcd`, undefined for none. */
+  /**
+   * Whether a global revision above `global` shares its etcd revision: a read at `global` (or at a revision
+   * between it and the next mapped one) is then inside a group and must undo the group's later changes.
+   */
+  midGroup(global: number): boolean {
+    const i = this.floorIndex(global);
+    if (i < 0) return false;
+    const next = this.spans[i + 1];
+    return next !== undefined && next.first <= this.spans[i]!.last;
+  }
+
+  /**
+   * The lowest global revision whose etcd transactions include etcd revision `etcd` (the only one, but for a
+   * group), undefined for none: a revision no client sees (copies, drops, reverts, compaction).
+   */
   globalOf(etcd: number): number | undefined {
     let lo = 0;
     let hi = this.spans.length;

@@ -1,0 +1,196 @@
+/**
+ * The etcd backend against a real etcd, below the middleware: a batch's global revisions committed in one
+ * etcd transaction (a group: they share one etcd revision). Every read at every global revision inside and
+ * around the group (range with and without limit, keysOnly, count, single keys) and watch catch-up from
+ * every revision must answer exactly the state an independent model of the same writes gives, before and
+ * after a compaction at a revision inside the group.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ChangeRow, KeyRow } from '../../middleware/src/backends/backend.js';
+import { EtcdBackend } from '../../middleware/src/backends/etcd/etcd-backend.js';
+import { parseEndpoint, type EtcdEndpoint } from '../../middleware/src/topology/endpoint.js';
+import { skipUnless } from '../support/env.js';
+import { Etcd } from '../support/etcd.js';
+import { etcdctl, etcdctlJson, etcdctlOk } from '../support/etcdctl.js';
+
+const skip = await skipUnless('etcd');
+
+const b = (s: string) => Buffer.from(s);
+
+/** One write of the test: a put (value) or a delete (value undefined) of `key` at global `rev`. */
+type Write = { rev: number; key: string; value?: string };
+
+/** The model: per key its live version and its tombstone, as every backend's rows are; the changes in order. */
+class Model {
+  readonly live = new Map<string, KeyRow>();
+  readonly changes: ChangeRow[] = [];
+  /** The live state after each global revision written (a snapshot per revision). */
+  readonly states = new Map<number, Map<string, KeyRow>>();
+
+  /** Rows of one batch (subs numbered per revision), applied to the model. */
+  apply(writes: Write[]): KeyRow[] {
+    const rows: KeyRow[] = [];
+    const subs = new Map<number, number>();
+    for (const w of writes) {
+      const sub = subs.get(w.rev) ?? 0;
+      subs.set(w.rev, sub + 1);
+      const prev = this.live.get(w.key);
+      let row: KeyRow;
+      if (w.value === undefined) {
+        assert.ok(prev, `the test deletes ${w.key} only while it exists`);
+        row = { ...prev, value: b(''), modRevision: w.rev, sub, prevRevision: prev.modRevision, version: 0, deleted: true };
+        this.live.delete(w.key);
+      } else {
+        row = { key: b(w.key), value: b(w.value), modRevision: w.rev, sub, createRevision: prev?.createRevision ?? w.rev, prevRevision: prev?.modRevision ?? 0, version: (prev?.version ?? 0) + 1, lease: '0', deleted: false };
+        this.live.set(w.key, row);
+      }
+      rows.push(row);
+      this.changes.push({ ...row, prev });
+      this.states.set(w.rev, new Map(this.live));
+    }
+    return rows;
+  }
+
+  /** The live state at global `rev`. */
+  at(rev: number): KeyRow[] {
+    let best = 0;
+    for (const r of this.states.keys()) if (r <= rev && r > best) best = r;
+    return [...(this.states.get(best)?.values() ?? [])].sort((x, y) => Buffer.compare(x.key, y.key));
+  }
+}
+
+const view = (r: KeyRow) => `${r.key.toString()}=${r.value.toString()} mod=${r.modRevision} create=${r.createRevision} v=${r.version}`;
+const change = (c: ChangeRow) => `${c.modRevision}.${c.sub} ${c.deleted ? 'DEL' : 'PUT'} ${c.key.toString()}=${c.value.toString()} prev=${c.prev ? `${c.prev.value.toString()}@${c.prev.modRevision}` : '-'}`;
+
+describe('global revisions grouped in one etcd transaction, read at every revision', { skip }, () => {
+  let etcd: Etcd;
+  let backend: EtcdBackend;
+  const model = new Model();
+  const keys = ['k/a', 'k/b', 'k/c', 'k/d', 'k/e', 'k/f', 'k/g', 'k/h', 'k/x'];
+
+  const commit = async (writes: Write[]) => {
+    const tx = await backend.begin();
+    await tx.insert(model.apply(writes));
+    await tx.commit();
+  };
+
+  before(async () => {
+    etcd = await Etcd.start();
+    backend = new EtcdBackend(parseEndpoint(etcd.clientUrl) as EtcdEndpoint, etcd.clientUrl, { queryTimeoutMs: 5000 });
+    await backend.open();
+  });
+
+  after(async () => {
+    await backend?.close();
+    await etcd?.destroy();
+  });
+
+  /** Every read at every revision in [lo, hi] against the model. */
+  async function checkReads(lo: number, hi: number): Promise<void> {
+    for (let rev = lo; rev <= hi; rev++) {
+      const want = model.at(rev);
+      const all = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
+      assert.deepEqual(all.map(view), want.map(view), `range at ${rev}`);
+      const everything = await backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 });
+      assert.deepEqual(everything.map(view), want.map(view), `range over the whole keyspace at ${rev}`);
+      for (let limit = 1; limit <= want.length + 1; limit++) {
+        const got = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit });
+        assert.deepEqual(got.map(view), want.slice(0, limit).map(view), `range at ${rev} limit ${limit}`);
+      }
+      const keysOnly = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 3, keysOnly: true });
+      assert.deepEqual(keysOnly.map((r) => [r.key.toString(), r.value.length, r.modRevision]), want.slice(0, 3).map((r) => [r.key.toString(), 0, r.modRevision]), `keysOnly at ${rev}`);
+      for (const [start, end] of [['k/', 'k0'], ['k/b', 'k/f'], ['k/d', ''], ['k/c', 'k/d']]) {
+        const n = want.filter((r) => r.key.toString() >= start! && (end === '' || r.key.toString() < end!)).length;
+        assert.equal(await backend.count(b(start!), b(end!), rev), n, `count [${start}, ${end || 'end'}) at ${rev}`);
+      }
+      for (const key of [...keys, 'k/never']) {
+        const got = await backend.range({ start: b(key), revision: rev, limit: 0 });
+        assert.deepEqual(got.map(view), want.filter((r) => r.key.toString() === key).map(view), `get ${key} at ${rev}`);
+        assert.equal(await backend.count(b(key), undefined, rev), got.length, `count ${key} at ${rev}`);
+      }
+    }
+  }
+
+  /** Watch catch-up from every revision in [lo, hi] to `to`, all of it and cut at a few limits, against the model. */
+  async function checkChanges(lo: number, hi: number, to: number): Promise<void> {
+    for (let from = lo; from <= hi; from++) {
+      for (const upTo of [to, from + 1, from + 3]) {
+        const want = model.changes.filter((c) => c.modRevision >= from && c.modRevision <= upTo);
+        assert.deepEqual((await backend.changes(from, upTo, 0)).map(change), want.map(change), `changes ${from}-${upTo}`);
+        for (const limit of [1, 2, 5]) assert.deepEqual((await backend.changes(from, upTo, limit)).map(change), want.slice(0, limit).map(change), `changes ${from}-${upTo} limit ${limit}`);
+      }
+    }
+  }
+
+  it('reads every global revision inside and around a group exactly, and reports its changes in order', async () => {
+    // before: keys written one commit per revision (groups of one), as data of the old layout reads too
+    await commit([{ rev: 1, key: 'k/a', value: 'a1' }]);
+    await commit([{ rev: 2, key: 'k/b', value: 'b2' }, { rev: 2, key: 'k/c', value: 'c2' }]);
+    await commit([{ rev: 3, key: 'k/d', value: 'd3' }]);
+    await commit([{ rev: 4, key: 'k/e', value: 'e4' }]);
+    await commit([{ rev: 5, key: 'k/x', value: 'x5' }]);
+    // the group: a batch of several global revisions with gaps (other databases' revisions), creates,
+    // overwrites and deletes of keys that existed before, one revision writing two keys
+    await commit([
+      { rev: 10, key: 'k/a', value: 'a10' },
+      { rev: 11, key: 'k/f', value: 'f11' },
+      { rev: 13, key: 'k/b' },
+      { rev: 14, key: 'k/g', value: 'g14' },
+      { rev: 14, key: 'k/c', value: 'c14' },
+      { rev: 16, key: 'k/d' },
+      { rev: 17, key: 'k/h', value: 'h17' },
+    ]);
+    // after: a second batch, grouped too, then one revision alone
+    await commit([
+      { rev: 19, key: 'k/e', value: 'e19' },
+      { rev: 20, key: 'k/x' },
+    ]);
+    await commit([{ rev: 22, key: 'k/a', value: 'a22' }]);
+
+    // in the etcd: the group's map entries share one etcd revision, above the one of revision 5
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const entries = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
+    assert.deepEqual([...entries.keys()], [1, 2, 3, 4, 5, 10, 11, 13, 14, 16, 17, 19, 20, 22]);
+    const group = [10, 11, 13, 14, 16, 17].map((g) => entries.get(g));
+    assert.equal(new Set(group).size, 1, `one etcd revision for the whole batch: ${group.join(', ')}`);
+    assert.equal(group[0], entries.get(5)! + 1, 'the batch is the next etcd revision');
+    assert.equal(entries.get(19), entries.get(20), 'the second batch shares one too');
+    // the tombstones of the deletes say their own global revision
+    const tomb = await etcdctlJson<{ kvs: { value: string; mod_revision: number }[] }>(etcd.address, ['get', `harikube/deleted/${b('k/b').toString('hex')}`]);
+    assert.match(Buffer.from(tomb.kvs[0]!.value, 'base64').toString(), /^harikube\/v1 mod=13 create=2 prev=2 version=0 lease=0 sub=0 deleted\n$/);
+    assert.equal(tomb.kvs[0]!.mod_revision, group[0]);
+
+    await checkReads(0, 23);
+    await checkChanges(1, 23, 23);
+  });
+
+  it('splits a batch that writes a key twice, each part one etcd transaction, and reads inside both parts', async () => {
+    await commit([
+      { rev: 30, key: 'k/x', value: 'x30' },
+      { rev: 31, key: 'k/f', value: 'f31' },
+      { rev: 32, key: 'k/x', value: 'x32' },
+      { rev: 33, key: 'k/g' },
+      { rev: 34, key: 'k/x' },
+      { rev: 35, key: 'k/b', value: 'b35' },
+    ]);
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const at = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
+    const parts = [30, 31, 32, 33, 34, 35].map((g) => at.get(g)!);
+    assert.deepEqual(parts.map((e) => e - parts[0]!), [0, 0, 1, 1, 2, 2], 'a new etcd transaction where the key comes again');
+    await checkReads(29, 36);
+    await checkChanges(20, 36, 36);
+  });
+
+  it('compacts at a revision inside a group and still reads there and above exactly', async () => {
+    // 15: no revision of its own, inside the group (16 and 17 follow it in the same etcd revision)
+    await backend.compact(15);
+    await checkReads(15, 36);
+    await checkChanges(15, 36, 36);
+    // the etcd keeps the revision before the group (the state below 16 and 17 there), no older one
+    const entry = await etcdctlJson<{ kvs: { mod_revision: number }[] }>(etcd.address, ['get', `harikube/revision/${'16'.padStart(20, '0')}`]);
+    const group = entry.kvs[0]!.mod_revision;
+    await etcdctlOk(etcd.address, ['get', 'k/a', '--rev', String(group - 1)]);
+    assert.match((await etcdctl(etcd.address, ['get', 'k/a', '--rev', String(group - 2)])).stderr, /compacted/);
+  });
+});
