@@ -35,6 +35,7 @@ import {
   metaKey,
   revisionKey,
 } from './layout.js';
+import { etcdBackendMetrics } from './metrics.js';
 import { RevisionMap } from './revision-map.js';
 import { applyChain, type ChainStep } from './txn-chain.js';
 import { MAX_TXN_BYTES, MAX_TXN_OPS, del, put, type Op } from './txn-ops.js';
@@ -279,6 +280,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
    * first, then the map entry, which names the first part's etcd revision).
    */
   async commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void> {
+    etcdBackendMetrics.commits.inc({ backend: this.description });
     const byRevision = new Map<number, KeyRow[]>();
     for (const r of rows) {
       const g = byRevision.get(r.modRevision);
