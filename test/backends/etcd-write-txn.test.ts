@@ -1,8 +1,8 @@
 /**
  * The etcd backend's write transaction against a real etcd, below the middleware: a batch whose global
- * revisions go out as one pipelined chain, one of them too large for one etcd transaction (its map entry
- * waits for its first part's etcd revision); reads at every global revision; keys read ahead in one round
- * trip; a revert that moves the commit head.
+ * revisions go out grouped in etcd transactions, one of them too large for one etcd transaction (alone in
+ * its own, its map entry naming its first part's etcd revision); reads at every global revision; keys read
+ * ahead in one round trip; a revert that moves the commit head.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -25,7 +25,9 @@
  *   skip them (they live in the target now).
  *
  * Copies and drops run under the backend's write lock, so their etcd revisions never fall inside the etcd
- * revisions of one global revision. Compaction removes what no read at or above the compacted revision needs.
+ * revisions of one commit, and a group's etcd revision holds commit writes only (group-undo.ts). Compaction
+ * removes what no read at or above the compacted revision needs (inside a group: from the etcd revision
+ * before it, which the compaction keeps).
  */
 import { keyAfter } from '../key-range.js';
 import type { ChangeRow, KeyRow, RangeQuery } from '../backend.js';

@@ -8,14 +8,21 @@
  *   envelope is what the middleware reports, so `etcdctl get KEY` shows both;
  * - `harikube/revision/<global revision, 20 digits>`: one key per global revision written to this etcd, put
  *   in the same etcd transaction as that revision's keys, so its `mod_revision` is the etcd revision that
- *   holds the state at that global revision: the durable map between the two revision spaces
- *   (`etcdctl get --prefix harikube/revision/ -w json`). Compaction deletes the entries below it;
+ *   holds them: the durable map between the two revision spaces (`etcdctl get --prefix harikube/revision/
+ *   -w json`). A commit writes the global revisions of its batch in one etcd transaction (a group; more
+ *   only when they exceed etcd's limits on one, or a key comes again), so several entries may share a
+ *   `mod_revision` E: E holds the state at the group's top global revision, and the state at a lower one
+ *   g is E's minus the group's changes above g (each row's envelope says its global revision, a delete's
+ *   tombstone too; the version before is E-1's: group-undo.ts). One global revision larger than one etcd
+ *   transaction spans several, consecutive: its entry's value is the first one's etcd revision (empty
+ *   otherwise). Data written before grouping has one global revision per etcd revision, and reads the same.
+ *   Compaction deletes the entries below it;
  * - `harikube/head`: the commit head, a token naming the last etcd transaction the middleware wrote (the
- *   global revision it completed, `<G>.<i>` for the i-th of several transactions of one revision, or
- *   `revert <from>-<to> at <etcd revision>.<i>`). Every commit transaction compares it with the token before its own and
- *   sets it to its own, so transactions sent without waiting for each other apply only in order, and a
- *   write still in flight from a failed attempt can never apply after the middleware moved on (it finds
- *   the head moved and changes nothing);
+ *   top global revision of the group it wrote, `<G>.<i>` for the i-th of several transactions of one
+ *   revision, or `revert <from>-<to> at <etcd revision>.<i>`). Every commit transaction compares it with the
+ *   token before its own and sets it to its own, so transactions apply only in order, and a write still in
+ *   flight from a failed attempt can never apply after the middleware moved on (it finds the head moved and
+ *   changes nothing);
  * - `harikube/meta/<name>`: the backend's meta values (the owning middleware's cluster ID);
  * - `harikube/deleted/<hex key>`: the tombstone of the key's last delete (the envelope line ending in
  *   ` deleted`, no value), put in the etcd transaction of the delete: etcd keeps no tombstones, and reads
