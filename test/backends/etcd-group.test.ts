@@ -52,6 +52,13 @@ class Model {
     return rows;
   }
 
+  /** Per key its newest row at global `rev`, a tombstone too (what a read across a migration sees). */
+  newestAt(rev: number): KeyRow[] {
+    const byKey = new Map<string, KeyRow>();
+    for (const c of this.changes) if (c.modRevision <= rev) byKey.set(c.key.toString(), c);
+    return [...byKey.values()].sort((x, y) => Buffer.compare(x.key, y.key));
+  }
+
   /** The live state at global `rev`. */
   at(rev: number): KeyRow[] {
     let best = 0;
@@ -86,10 +93,15 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     await etcd?.destroy();
   });
 
-  /** Every read at every revision in [lo, hi] against the model. */
-  async function checkReads(lo: number, hi: number): Promise<void> {
+  /** Every read at every revision in [lo, hi] against the model (`compacted`: the revision compacted at). */
+  async function checkReads(lo: number, hi: number, compacted = 0): Promise<void> {
     for (let rev = lo; rev <= hi; rev++) {
       const want = model.at(rev);
+      // the reads of an online migration (etcd-moves.ts), tombstones included
+      // (a tombstone below a compacted revision may show or not: no read needs it)
+      const withTombstones = await backend.moves.rangeWithTombstones({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
+      const tombView = (rows: KeyRow[]) => rows.filter((r) => !r.deleted || r.modRevision >= compacted).map((r) => `${view(r)}${r.deleted ? ' deleted' : ''}`);
+      assert.deepEqual(tombView(withTombstones), tombView(model.newestAt(rev)), `range with tombstones at ${rev}`);
       const all = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
       assert.deepEqual(all.map(view), want.map(view), `range at ${rev}`);
       const everything = await backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 });
@@ -163,6 +175,11 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
 
     await checkReads(0, 23);
     await checkChanges(1, 23, 23);
+    // a migration out of the etcd reads each key's whole history, walking back through the etcd's revisions
+    const history = await backend.moves.history(b('k/'), b('k0'), 1000);
+    const rowView = (r: KeyRow) => `${r.key.toString()}@${r.modRevision}${r.deleted ? ' deleted' : `=${r.value.toString()}`}`;
+    const byKey = (rows: KeyRow[]) => [...rows].sort((x, y) => Buffer.compare(x.key, y.key) || x.modRevision - y.modRevision).map(rowView);
+    assert.deepEqual(byKey(history), byKey(model.changes));
   });
 
   it('splits a batch that writes a key twice, each part one etcd transaction, and reads inside both parts', async () => {
@@ -185,8 +202,15 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
   it('compacts at a revision inside a group and still reads there and above exactly', async () => {
     // 15: no revision of its own, inside the group (16 and 17 follow it in the same etcd revision)
     await backend.compact(15);
-    await checkReads(15, 36);
+    await checkReads(15, 36, 15);
     await checkChanges(15, 36, 36);
+    // a migration out of the etcd reads each key's history from its row at the oldest readable revision on
+    // (14, the last one at or below 15): 16 deleted k/d in the group, its version before is one etcd revision earlier
+    const history = await backend.moves.history(b('k/'), b('k0'), 1000);
+    const wanted = model.changes.filter((c) => c.modRevision > 14 || c === model.newestAt(14).find((r) => r.key.equals(c.key)));
+    const rowView = (r: KeyRow) => `${r.key.toString()}@${r.modRevision}${r.deleted ? ' deleted' : `=${r.value.toString()}`}`;
+    const byKey = (rows: KeyRow[]) => [...rows].sort((x, y) => Buffer.compare(x.key, y.key) || x.modRevision - y.modRevision).map(rowView);
+    assert.deepEqual(byKey(history), byKey(wanted));
     // the etcd keeps the revision before the group (the state below 16 and 17 there), no older one
     const entry = await etcdctlJson<{ kvs: { mod_revision: number }[] }>(etcd.address, ['get', `harikube/revision/${'16'.padStart(20, '0')}`]);
     const group = entry.kvs[0]!.mod_revision;

@@ -532,11 +532,14 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
     return undoAbove(await events, revision, this.description);
   }
 
-  /** The etcd revision of the oldest global revision still readable (inside a group: the one before it); -1 when none is. */
-  oldestReadable(): number {
+  /**
+   * The oldest global revision still readable and the oldest etcd revision its reads need (inside a group:
+   * the one before it, which compaction keeps); undefined when none is.
+   */
+  oldestReadable(): { global: number; etcdRevision: number } | undefined {
     const first = this.map.first;
-    if (!first) return -1;
-    return this.map.midGroup(first.global) ? first.first - 1 : first.last;
+    if (!first) return undefined;
+    return { global: first.global, etcdRevision: this.map.midGroup(first.global) ? first.first - 1 : first.last };
   }
 
   /** A migration's copy or drop committed at etcd revision `rev` (write lock held): reads at the newest revision see it. */

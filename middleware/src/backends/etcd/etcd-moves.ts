@@ -76,8 +76,11 @@ export interface EtcdStore {
   settledAt(revision: number): number;
   /** Inside a group: per key, what it changed above `revision`, as it was at `revision` (group-undo.ts). */
   undoAt(revision: number): Promise<Map<string, Undone> | undefined>;
-  /** The etcd revision of the oldest global revision still readable; -1 when none is. */
-  oldestReadable(): number;
+  /**
+   * The oldest global revision still readable and the oldest etcd revision its reads need (inside a group:
+   * the one before it); undefined when none is.
+   */
+  oldestReadable(): { global: number; etcdRevision: number } | undefined;
   /** A copy or drop committed at etcd revision `rev` (write lock held): reads at the newest revision read there. */
   advanced(rev: number): void;
   /** Runs `ops` in as few etcd transactions as etcd takes; the etcd revision of the last one. */
@@ -326,7 +329,7 @@ export class EtcdMoves implements KeyMoves {
     const oldest = this.store.oldestReadable();
     // from the newest etcd revision down: the key's version or its tombstone, whichever is newer, then the etcd revision before it
     let at: number | undefined;
-    for (let steps = 0; oldest >= 0 && steps < 1_000_000; steps++) {
+    for (let steps = 0; oldest && steps < 1_000_000; steps++) {
       const rev = at === undefined ? {} : { revision: String(at) };
       const [live, dead] = await Promise.all([c.range({ key, ...rev }), c.range({ key: deletedKey(key), ...rev })]);
       const kv: EtcdKeyValue | undefined = [live.kvs[0], dead.kvs[0]].filter((x) => x !== undefined).sort((a, b) => Number(b!.mod_revision) - Number(a!.mod_revision))[0];
@@ -336,7 +339,8 @@ export class EtcdMoves implements KeyMoves {
       // a copied version put under the key is among the copied rows too (same revision: one row); moved out: gone
       const movedOut = drop !== undefined && etcdRev < drop.etcdRevision && r.modRevision <= drop.upTo;
       if (!movedOut) rows.set(r.modRevision, r);
-      if (etcdRev - 1 < oldest) break;
+      // the key's row at the oldest readable revision: nothing older is needed
+      if (etcdRev - 1 < oldest.etcdRevision || r.modRevision <= oldest.global) break;
       at = etcdRev - 1;
     }
     return [...rows.values()].sort((a, b) => a.modRevision - b.modRevision);
