@@ -199,6 +199,25 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     await checkChanges(20, 36, 36);
   });
 
+  it('splits a batch larger than etcd takes in one request, and reverts only whole commits', async () => {
+    // 5 x 400 KB: one transaction would exceed etcd's 1.5 MiB request limit
+    const big = 'v'.repeat(400 * 1024);
+    await commit([40, 41, 42, 43, 44].map((rev) => ({ rev, key: `k/big${rev}`, value: `${rev}${big}` })));
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const at = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
+    const parts = [40, 41, 42, 43, 44].map((g) => at.get(g)!);
+    assert.deepEqual(parts.map((e) => e - parts[0]!), [0, 0, 1, 1, 2], 'two revisions of 400 KB per etcd transaction');
+    assert.deepEqual((await backend.range({ start: b('k/big'), end: b('k/big99'), revision: 42, limit: 0, keysOnly: true })).map((r) => r.key.toString()), ['k/big40', 'k/big41', 'k/big42']);
+    await assert.rejects(backend.revert(41, 44), /global revision 40 was committed in the same etcd transaction as one of them; a revert must take back whole commits/);
+    await assert.rejects(backend.revert(40, 40), /global revision 41 was committed in the same etcd transaction/);
+    await backend.revert(40, 44);
+    assert.deepEqual(await backend.range({ start: b('k/big'), end: b('k/big99'), revision: 44, limit: 0 }), []);
+    for (const r of model.changes.filter((c) => c.modRevision >= 40)) model.changes.splice(model.changes.indexOf(r), 1);
+    for (const rev of [40, 41, 42, 43, 44]) model.states.delete(rev);
+    for (const key of ['k/big40', 'k/big41', 'k/big42', 'k/big43', 'k/big44']) model.live.delete(key);
+    await checkReads(35, 45);
+  });
+
   it('compacts at a revision inside a group and still reads there and above exactly', async () => {
     // 15: no revision of its own, inside the group (16 and 17 follow it in the same etcd revision)
     await backend.compact(15);
