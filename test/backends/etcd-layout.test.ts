@@ -67,3 +67,20 @@ test('the revision map: floor reads, etcd revisions of split global revisions, r
   assert.equal(m.dropBelow(10), 1);
   assert.deepEqual(m.between(0, 99).map((s) => s.global), [10, 12]);
 });
+
+test('the revision map: global revisions of one group share an etcd revision; reads below its top are inside it', () => {
+  const m = new RevisionMap();
+  // 3 alone (old layout), 5, 7 and 9 in one etcd transaction (etcd revision 4), 11 spanning 5..6, 12 and 13 at 7
+  m.load([
+    { global: 3, first: 2, last: 2 },
+    { global: 5, first: 4, last: 4 },
+    { global: 7, first: 4, last: 4 },
+    { global: 9, first: 4, last: 4 },
+    { global: 11, first: 5, last: 6 },
+    { global: 12, first: 7, last: 7 },
+    { global: 13, first: 7, last: 7 },
+  ]);
+  assert.deepEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map((g) => m.midGroup(g)), [false, false, false, true, true, true, true, false, false, false, true, false]);
+  assert.deepEqual([2, 3, 4, 5, 6, 7, 8].map((e) => m.globalOf(e)), [3, undefined, 5, 11, 11, 12, undefined]);
+  assert.deepEqual([m.floor(6)?.last, m.floor(10)?.last], [4, 4]);
+});
