@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { KeyRow } from '../../middleware/src/backends/backend.js';
-import { EtcdBackend } from '../../middleware/src/backends/etcd/etcd-backend.js';
-import { parseEndpoint, type EtcdEndpoint } from '../../middleware/src/topology/endpoint.js';
+import type { EtcdBackend } from '../../middleware/src/backends/etcd/etcd-backend.js';
 import { skipUnless } from '../support/env.js';
-import { Etcd } from '../support/etcd.js';
+import type { Etcd } from '../support/etcd.js';
+import { startEtcdBackend, type EtcdBackendRig } from '../support/etcd-backend-rig.js';
 import { etcdctl } from '../support/etcdctl.js';
 
 const skip = await skipUnless('etcd');
@@ -29,15 +29,15 @@ describe('the etcd backend write transaction on a real etcd', { skip }, () => {
   let etcd: Etcd;
   let backend: EtcdBackend;
 
+  let rig: EtcdBackendRig | undefined;
+
   before(async () => {
-    etcd = await Etcd.start();
-    backend = new EtcdBackend(parseEndpoint(etcd.clientUrl) as EtcdEndpoint, etcd.clientUrl, { queryTimeoutMs: 5000 });
-    await backend.open();
+    rig = await startEtcdBackend();
+    ({ etcd, backend } = rig);
   });
 
   after(async () => {
-    await backend?.close();
-    await etcd?.destroy();
+    await rig?.stop();
   });
 
   it('commits a batch of revisions, one too large for one etcd transaction, and reads every revision exactly', async () => {
