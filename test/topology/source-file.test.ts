@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { TopologyValidationError } from '../../middleware/src/topology/validate.js';
 import {
@@ -211,4 +213,38 @@ test('stop() ends watching: later edits are not delivered', async (t) => {
   await new Promise((r) => setTimeout(r, 300)); // longer than the debounce: an event would have been handled
   assert.equal(s.updates.length, 1);
   await assert.rejects(s.source.reload(), /needs a started source/);
+});
+
+test('async hooks are on only while onUpdate runs (every promise of the process pays for them)', async (t) => {
+  // node:test itself turns async hooks on, so the check runs in a process of its own
+  const dir = await mkdtemp(path.join(tmpdir(), 'hk-file-source-hooks-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'topology.yaml');
+  await writeFile(file, doc('a'));
+  const script = `
+    import { executionAsyncId } from 'node:async_hooks';
+    const { createTopologySource } = await import(${JSON.stringify(new URL('../../middleware/src/topology/source/index.ts', import.meta.url).href)});
+    // with async hooks on, each promise continuation runs under an async ID of its own
+    const hooksOn = async () => { await null; const a = executionAsyncId(); await null; return a !== executionAsyncId(); };
+    const before = await hooksOn();
+    const source = createTopologySource(${JSON.stringify(file)}, { fileStatIntervalMs: 60_000 });
+    let inside;
+    let reloaded = 0;
+    await source.start({
+      onUpdate: async () => {
+        inside = await hooksOn();
+        // from inside the handler: must not wait for itself
+        if (reloaded++ === 0) await source.reload();
+      },
+      onError: (e) => { throw e; },
+    });
+    // the reload queued from inside runs after start() resolved: wait for it
+    while (reloaded < 2) await new Promise((r) => setTimeout(r, 10));
+    await source.reload();
+    const after = await hooksOn();
+    await source.stop();
+    console.log(JSON.stringify({ before, inside, after, reloaded }));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 });
+  assert.deepEqual(JSON.parse(stdout.trim().split('\n').pop()!), { before: false, inside: true, after: false, reloaded: 3 });
 });

@@ -137,8 +137,13 @@ interface Job {
   waiters: (() => void)[];
 }
 
-/** Marks code running inside `onUpdate`, so reload()/stop() from there do not wait for themselves. */
+/**
+ * Marks code running inside `onUpdate`, so reload()/stop() from there do not wait for themselves. While an
+ * AsyncLocalStorage is enabled, Node runs async hooks for every promise of the process (a few percent of a
+ * busy server's CPU), so it is enabled only while some source's `onUpdate` runs (`handlersRunning`).
+ */
 const inHandler = new AsyncLocalStorage<boolean>();
+let handlersRunning = 0;
 
 /**
  * The part of every source that is not about reading: start/stop state, one read at a time (so results are
@@ -278,10 +283,14 @@ export class SourceCore {
     if (this.stopped) return;
     // recorded before the call: a refused document is not delivered again until it changes or reload()
     this.lastHash = hash;
+    handlersRunning++;
     try {
       await inHandler.run(true, () => handlers.onUpdate({ ...extra, document: reading.document, origin: reading.origin, hash, secret: reading.secret }));
     } catch (e) {
       this.reportError(toError(e));
+    } finally {
+      // a continuation of this handler that runs later is no longer inside it: waiting is right there
+      if (--handlersRunning === 0) inHandler.disable();
     }
   }
 
