@@ -57,14 +57,17 @@ export function checkRequestSize(req: object): void {
 
 /** A unary handler from an async function, with metrics and etcd error mapping. */
 export function unary<Req extends object, Res>(method: string, fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+  // bound on the first request (a series appears once its method was called), not looked up by label on every one
+  let timer: { startTimer: () => () => void } | undefined;
+  let ok: { inc: () => void } | undefined;
   return (call, callback) => {
-    const end = latency.startTimer({ method });
+    const end = (timer ??= latency.labels({ method })).startTimer();
     Promise.resolve()
       .then(() => fn(call.request))
       .then(
         (res) => {
           end();
-          requests.inc({ method, code: 'OK' });
+          (ok ??= requests.labels({ method, code: 'OK' })).inc();
           callback(null, res);
         },
         (err: unknown) => {
