@@ -62,7 +62,8 @@ export function markdown(result: SuiteResult): string {
   })]);
   const cpu = rows.map((row) => [row, ...targets.map((t) => {
     const m = find(row, t);
-    return m ? `${m.serverCpuSeconds.toFixed(1)} / ${m.cpuSeconds.toFixed(1)}` : failed(row, t);
+    const parent = m?.processCpuSeconds?.parent;
+    return m ? `${m.serverCpuSeconds.toFixed(1)} / ${m.cpuSeconds.toFixed(1)}${parent === undefined ? '' : ` (parent ${parent.toFixed(1)})`}` : failed(row, t);
   })]);
   const header = ['row', ...targets.map((t) => TITLES[t])];
   const out = !rows.length ? [] : [
@@ -74,7 +75,7 @@ export function markdown(result: SuiteResult): string {
     '',
     table(header, latency),
     '',
-    '**CPU seconds over the measured phase, server / load generator** (5 s for the closed-loop rows; one core for 5 s = 5.0)',
+    '**CPU seconds over the measured phase, server / load generator** (5 s for the closed-loop rows; one core for 5 s = 5.0; a layered target\'s server is all its processes, its parent middleware in brackets)',
     '',
     table(header, cpu),
   ];

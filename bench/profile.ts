@@ -62,7 +62,7 @@ export async function profileRow(
     await server.stop();
   }
   const processes: ProfileRun['processes'] = [];
-  for (const pid of [server.pid, ...(server.helperPids ?? [])]) {
+  for (const pid of [server.pid, ...(server.helpers ?? []).map((h) => h.pid)]) {
     const file = await mainThreadProfile(dir, pid, pid === server.pid);
     if (file) processes.push({ pid, profileFile: keep ? file : undefined, summary: await summarizeProfile(file, measurement.windowUs) });
   }

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FloorResult } from './floors.js';
-import type { Measurement } from './measure.js';
+import { processSplit, type Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
 import type { MigrationResult } from './migration.js';
 import { LATENCY_ROWS } from './rows.js';
@@ -57,7 +57,9 @@ export function formatTable(ms: Measurement[]): string {
     ]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  return [pad(header, widths), ...lines.map((l) => pad(l, widths))].join('\n');
+  // a layered target's server CPU by process: its parent is one event loop, the others are its backends
+  const split = ms.filter((m) => m.processCpuSeconds).map((m) => `${m.row} ${m.target}: server cpu${processSplit(m)}`);
+  return [pad(header, widths), ...lines.map((l) => pad(l, widths)), ...(split.length ? ['', ...split] : [])].join('\n');
 }
 
 export function formatMemory(results: MemoryResult[]): string {

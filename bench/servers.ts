@@ -57,7 +57,7 @@ export interface BenchServer {
   /** The last few KiB of its output, for error messages (middleware only). */
   logTail?(): string;
   /** Other processes of a layered target (child middleware, etcd backend): their CPU counts as the server's. */
-  readonly helperPids?: readonly number[];
+  readonly helpers?: readonly { pid: number; label: string }[];
   /** loadgen flags placing a row's keys (--prefix ...); default a prefix of the row's own (measure.ts). */
   keyArgs?(row: string): string[];
   /** Layered targets: bench keys stored in each backend, read from the backends themselves. */

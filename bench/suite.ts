@@ -12,7 +12,7 @@ import { toolDir } from '../test/support/tools.js';
 import type { BenchFlags } from './flags.js';
 import { judgeFloors, type FloorResult } from './floors.js';
 import { loadgenBin } from './loadgen.js';
-import { measureRow, type Measurement } from './measure.js';
+import { measureRow, processSplit, type Measurement } from './measure.js';
 import { measureMemory, type MemoryResult } from './memory.js';
 import { DEFAULT_MIGRATION_RATE, measureMigration, type MigrationResult } from './migration.js';
 import { ROWS, rowNamed, type Row } from './rows.js';
@@ -121,7 +121,7 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
         measurements.push(m);
         log(
           `  ${row.name.padEnd(10)} ${server.target.padEnd(13)} ${Math.round(m.opsPerSec).toString().padStart(7)} ops/s  ` +
-            `p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu: server ${m.serverCpuSeconds.toFixed(2)} s, loadgen ${m.cpuSeconds.toFixed(2)} s` +
+            `p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  cpu: server ${m.serverCpuSeconds.toFixed(2)} s${processSplit(m)}, loadgen ${m.cpuSeconds.toFixed(2)} s` +
             (m.errors ? `  ${m.errors} errors (${m.firstError})` : ''),
         );
       }
