@@ -29,3 +29,19 @@ test('a truncated or malformed message is refused, saying what is wrong', () => 
   head.writeUInt32BE(json.length);
   assert.throws(() => decodeMessage(Buffer.concat([head, json])), /missing byte string/);
 });
+
+test('the wire format is exactly u32 length | JSON with {"$b": i} references | (u32 length | bytes)* (what older layers speak)', () => {
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const json = '{"rows":[{"key":{"$b":0},"n":1},null],"meta":{"value":{"$b":1}},"s":"x"}';
+  const expected = Buffer.concat([u32(json.length), Buffer.from(json), u32(2), Buffer.from('ab'), u32(0)]);
+  const msg = { rows: [{ key: Buffer.from('ab'), n: 1 }, null], meta: { value: Buffer.alloc(0) }, s: 'x' };
+  assert.deepEqual(encodeMessage(msg), expected);
+  const back = decodeMessage<typeof msg>(expected);
+  assert.equal(back.rows[1], null);
+  assert.ok(Buffer.isBuffer(back.rows[0]!.key) && back.rows[0]!.key.toString() === 'ab');
+  assert.ok(Buffer.isBuffer(back.meta.value) && back.meta.value.length === 0);
+});

@@ -98,23 +98,56 @@ export type LayerMethod = keyof LayerMethods;
 
 const METHODS: LayerMethod[] = ['Hello', 'Range', 'Latest', 'Count', 'Changes', 'MaxRevision', 'GetMeta', 'LeasedKeys', 'SizeBytes', 'Write', 'Compact', 'Revert', 'Recover', 'RangeWithTombstones', 'History', 'CopyIn', 'DropOut'];
 
+/**
+ * `value` with every byte string replaced by its `{"$b": i}` reference (appended to `blobs`). A walk of our
+ * own, not a JSON.stringify replacer: stringify calls a Buffer's toJSON (an array of every byte) before any
+ * replacer sees it, which made encoding a batch of rows cost more than sending it.
+ */
+function withReferences(value: unknown, blobs: Buffer[]): unknown {
+  if (Buffer.isBuffer(value)) {
+    blobs.push(value);
+    return { $b: blobs.length - 1 };
+  }
+  if (Array.isArray(value)) return value.map((v) => withReferences(v, blobs));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) out[k] = withReferences((value as Record<string, unknown>)[k], blobs);
+  return out;
+}
+
 /** Encodes a message (see the wire format above). */
 export function encodeMessage(msg: unknown): Buffer {
   const blobs: Buffer[] = [];
-  const json = Buffer.from(
-    JSON.stringify(msg, function (this: Record<string, unknown>, k: string, v: unknown) {
-      // JSON.stringify calls toJSON first: look at the holder's own property to see the Buffer
-      const raw = k === '' ? v : this[k];
-      if (Buffer.isBuffer(raw)) {
-        blobs.push(raw);
-        return { $b: blobs.length - 1 };
-      }
-      return v;
-    }),
-  );
-  const parts: Buffer[] = [u32(json.length), json];
-  for (const b of blobs) parts.push(u32(b.length), b);
-  return Buffer.concat(parts);
+  const json = JSON.stringify(withReferences(msg, blobs));
+  const jsonBytes = Buffer.byteLength(json);
+  let size = 4 + jsonBytes;
+  for (const b of blobs) size += 4 + b.length;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(jsonBytes, 0);
+  let at = 4 + out.write(json, 4);
+  for (const b of blobs) {
+    out.writeUInt32BE(b.length, at);
+    at += 4 + b.copy(out, at + 4);
+  }
+  return out;
+}
+
+/** `value` with every `{"$b": i}` reference replaced by its byte string (the inverse of withReferences). */
+function withBlobs(value: unknown, blobs: Buffer[]): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = withBlobs(value[i], blobs);
+    return value;
+  }
+  const o = value as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (keys.length === 1 && keys[0] === '$b') {
+    const b = blobs[o.$b as number];
+    if (!b) throw new Error('layer protocol: reference to a missing byte string');
+    return b;
+  }
+  for (const k of keys) o[k] = withBlobs(o[k], blobs);
+  return o;
 }
 
 /** Decodes a message; throws on a malformed one (naming what is wrong). */
@@ -130,20 +163,7 @@ export function decodeMessage<T>(buf: Buffer): T {
     blobs.push(buf.subarray(at + 4, at + 4 + len));
     at += 4 + len;
   }
-  return JSON.parse(buf.subarray(4, 4 + n).toString(), (_k, v: unknown) => {
-    if (v && typeof v === 'object' && '$b' in v && Object.keys(v).length === 1) {
-      const b = blobs[(v as { $b: number }).$b];
-      if (!b) throw new Error('layer protocol: reference to a missing byte string');
-      return b;
-    }
-    return v;
-  }) as T;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
+  return withBlobs(JSON.parse(buf.toString('utf8', 4, 4 + n)), blobs) as T;
 }
 
 /** The service definition, for the child's server and the parent's client alike. */
