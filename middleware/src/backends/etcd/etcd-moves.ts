@@ -430,8 +430,10 @@ export class EtcdMoves implements KeyMoves {
             const hidden = (tombstoneAt.get(id(key)) ?? 0) > newest.row.modRevision && (tombstoneAt.get(id(key)) ?? 0) <= revision;
             let carried = false;
             if (!hidden && !(newest.row.deleted && newest.row.modRevision < revision) && at >= 0) {
-              const own = (await c.range({ key, revision: String(at), keys_only: true })).kvs[0];
-              carried = own !== undefined && Number(own.mod_revision) >= newest.etcdRevision;
+              // the key's own version at the compacted revision supersedes the copy when it is the copy (put
+              // by it) or newer: a write that reached the etcd before the mover copied the key's history
+              const own = (await c.range({ key, revision: String(at) })).kvs[0];
+              carried = own !== undefined && (Number(own.mod_revision) >= newest.etcdRevision || decodeValue(key, own.value, this.store.description, true).modRevision >= newest.row.modRevision);
             }
             if (hidden || carried || (newest.row.deleted && newest.row.modRevision < revision)) gone.push(newest);
             for (const e of gone) ops.push(del(e.etcdKey));
