@@ -97,6 +97,13 @@ export interface WriteTxn {
    */
   holdWrites?(): void;
   /**
+   * Optional, for a backend reached over the network: `keys` the next write transaction will read (the
+   * requests queued behind this batch). A backend that can answer them with its commit keeps their newest
+   * rows for its next transaction, which then needs no read-ahead round trip. A hint: it changes nothing
+   * the transaction writes, and a backend may ignore it.
+   */
+  readAheadAfterCommit?(keys: Buffer[]): void;
+  /**
    * Makes every write durable. When it fails the transaction is over and its outcome may be unknown
    * (`BackendUnavailableError`: the database may have committed before the connection broke).
    */

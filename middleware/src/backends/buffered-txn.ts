@@ -5,6 +5,7 @@
  * Such a backend keeps no leases: they live in the default backend, with the middleware's lessor.
  */
 import type { KeyRow, RangeQuery, WriteTxn } from './backend.js';
+import type { Lock } from './sql/lock.js';
 
 /** What the transaction reads from and commits to. */
 export interface BufferedTxnTarget {
@@ -18,7 +19,41 @@ export interface BufferedTxnTarget {
   latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]>;
   range(q: RangeQuery): Promise<KeyRow[]>;
   getMeta(name: string): Promise<Buffer | undefined>;
-  commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void>;
+  /** Commits; `readAhead`: keys whose newest rows the target may fetch with it, for its next transaction. */
+  commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void>;
+}
+
+/** Newest rows by key (latin1), undefined for a key with none: what a transaction knows without asking. */
+export type KnownRows = Map<string, KeyRow | undefined>;
+
+/**
+ * The newest rows of the keys a commit read ahead (`WriteTxn.readAheadAfterCommit`), for the target's next
+ * transaction. Only this middleware changes the database behind the target, and only while holding its
+ * write lock: the rows hold for the next transaction if it is the next holder of the lock; after a revert,
+ * recovery, compaction or migration step in between (each holds the lock), they are dropped.
+ */
+export class RowsReadAhead {
+  private rows: KnownRows | undefined;
+  private takenAt = -1;
+
+  constructor(private readonly lock: Lock) {}
+
+  /** By the commit that read them, holding the lock. */
+  set(rows: KnownRows): void {
+    this.rows = rows;
+    this.takenAt = this.lock.taken;
+  }
+
+  /** By a transaction that has just taken the lock: the rows, if nobody held the lock since they were read. */
+  take(): KnownRows | undefined {
+    const rows = this.lock.taken === this.takenAt + 1 ? this.rows : undefined;
+    this.rows = undefined;
+    return rows;
+  }
+
+  clear(): void {
+    this.rows = undefined;
+  }
 }
 
 export class BufferedWriteTxn implements WriteTxn {
@@ -32,13 +67,23 @@ export class BufferedWriteTxn implements WriteTxn {
    * to the database behind it (a child layer takes writes from its parent alone; an etcd of a rule is the
    * middleware's own).
    */
-  private readonly fetched = new Map<string, KeyRow | undefined>();
+  private readonly fetched: KnownRows;
   private active = true;
+  /** Keys the next transaction will read (`readAheadAfterCommit`). */
+  private nextKeys: Buffer[] | undefined;
 
   constructor(
     private readonly target: BufferedTxnTarget,
     private readonly release: () => void,
-  ) {}
+    /** Rows the target read with its last commit, exact until it changes again (it begins one transaction at a time). */
+    known?: KnownRows,
+  ) {
+    this.fetched = known ?? new Map();
+  }
+
+  readAheadAfterCommit(keys: Buffer[]): void {
+    this.nextKeys = keys;
+  }
 
   async prefetch(keys: Buffer[]): Promise<void> {
     this.check();
@@ -106,7 +151,7 @@ export class BufferedWriteTxn implements WriteTxn {
   async commit(): Promise<void> {
     this.check();
     try {
-      if (this.rows.length > 0 || this.meta.size > 0) await this.target.commitRows(this.rows, this.meta);
+      if (this.rows.length > 0 || this.meta.size > 0) await this.target.commitRows(this.rows, this.meta, this.nextKeys);
     } finally {
       this.end();
     }

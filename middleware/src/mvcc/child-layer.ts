@@ -61,10 +61,10 @@ export class ChildLayer {
   /**
    * Stores a transaction of the parent: `claim` (its cluster ID, when it sets the owner meta) first, then
    * its rows at their revisions, in one transaction of this child. `caller` is the cluster ID the call
-   * came with.
+   * came with. Answers the newest rows of `readAhead` (tombstones included) as that transaction leaves them.
    */
-  async write(caller: string, rows: KeyRow[], claim: string | undefined): Promise<void> {
-    await this.o.queue.submit(true, async (ctx) => {
+  async write(caller: string, rows: KeyRow[], claim: string | undefined, readAhead: Buffer[] = []): Promise<(KeyRow | null)[]> {
+    return this.o.queue.submit(true, async (ctx) => {
       if (claim !== undefined) await this.checkClaim(claim);
       const parent = claim ?? this.owner;
       if (parent === undefined) throw errChildLayer('this middleware is not a child layer yet: the parent claims it (sets its owner) before handing rows down');
@@ -87,6 +87,10 @@ export class ChildLayer {
       // a restart starts above these even if compaction or a revert removes their rows
       const last = sorted[sorted.length - 1]?.modRevision;
       if (last !== undefined) await ctx.tx.setMeta(META.revisionHighWater, Buffer.from(String(last)));
+      // read in this transaction, after its rows: answered only once it committed
+      const ahead: (KeyRow | null)[] = [];
+      for (const key of readAhead) ahead.push((await ctx.tx.latest(key)) ?? null);
+      return ahead;
     });
   }
 

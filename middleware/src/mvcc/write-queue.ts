@@ -106,6 +106,17 @@ export class WriteQueue {
     return batch;
   }
 
+  /** Keys the requests queued now would read as the next batch (see takeBatch and WriteTxn.readAheadAfterCommit). */
+  private nextBatchKeys(): Buffer[] {
+    const keys: Buffer[] = [];
+    for (let i = 0; i < this.queue.length && i < this.o.maxBatch; i++) {
+      const job = this.queue[i]!;
+      if (job.barrier || job.direct || job.alone) break;
+      if (job.keys) keys.push(...job.keys);
+    }
+    return keys;
+  }
+
   /** The single writer loop: group commit of everything queued, in arrival order. */
   private async pump(): Promise<void> {
     if (this.pumping) return;
@@ -250,6 +261,10 @@ export class WriteQueue {
           failure = err;
           throw err;
         }
+      }
+      if (tx.readAheadAfterCommit) {
+        const next = this.nextBatchKeys();
+        if (next.length > 0) tx.readAheadAfterCommit(next);
       }
       committing = true;
       await tx.commit();

@@ -38,6 +38,8 @@ export class RoutedTxn implements WriteTxn {
   private ended = false;
   /** Set by `holdWrites`. */
   private holding = false;
+  /** Keys the next transaction will read, by owner (`readAheadAfterCommit`). */
+  private nextKeys: Map<Backend, Buffer[]> | undefined;
 
   constructor(
     private readonly table: RouteTable,
@@ -149,6 +151,17 @@ export class RoutedTxn implements WriteTxn {
     for (const [b, g] of groups) await (await this.changing(b)).insert(g);
   }
 
+  /** Passed on at commit to the transactions of the keys' owners that this one changed. */
+  readAheadAfterCommit(keys: Buffer[]): void {
+    this.nextKeys = new Map();
+    for (const key of keys) {
+      const owner = this.table.ownerOf(key);
+      const g = this.nextKeys.get(owner);
+      if (g) g.push(key);
+      else this.nextKeys.set(owner, [key]);
+    }
+  }
+
   /** Every transaction begun, now and later, holds its inserted rows until commit (see `WriteTxn.holdWrites`). */
   holdWrites(): void {
     this.holding = true;
@@ -176,6 +189,10 @@ export class RoutedTxn implements WriteTxn {
     const begun = await this.begun();
     this.ended = true;
     const writers = begun.filter((b) => this.changed.has(b.backend));
+    for (const w of writers) {
+      const keys = this.nextKeys?.get(w.backend);
+      if (keys) w.tx.readAheadAfterCommit?.(keys);
+    }
     // transactions that only read hold locks and nothing to keep
     await Promise.all(begun.filter((b) => !this.changed.has(b.backend)).map((b) => b.tx.rollback()));
     if (writers.length === 0) return;

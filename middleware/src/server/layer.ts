@@ -69,8 +69,8 @@ export function layerService(store: Store): grpc.UntypedServiceImplementation {
         if (m.name !== META.owner) throw errChildLayer(`the parent set meta value "${m.name}": a child layer keeps only its owner`);
         claim = m.value.toString();
       }
-      await store.child.write(caller, req.rows, claim);
-      return {};
+      const readAhead = await store.child.write(caller, req.rows, claim, req.readAhead);
+      return req.readAhead ? { readAhead } : {};
     },
     Compact: (req, caller) => store.child.compact(caller, req.revision, req.batchSize, req.deadline),
     Revert: async (req, caller) => {

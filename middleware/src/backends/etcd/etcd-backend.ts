@@ -12,7 +12,7 @@
 import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
-import { BufferedWriteTxn } from '../buffered-txn.js';
+import { BufferedWriteTxn, RowsReadAhead, type KnownRows } from '../buffered-txn.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -86,6 +86,8 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   /** The commit head's value in the etcd (layout.ts), undefined while the key does not exist. */
   private headToken: string | undefined;
   readonly writeLock = new Lock();
+  /** The newest rows of the keys the last commit read ahead (`commitRows`), for the next transaction. */
+  private readonly readAhead = new RowsReadAhead(this.writeLock);
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();
@@ -261,7 +263,33 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       release();
       throw err;
     }
-    return new BufferedWriteTxn(this, release);
+    return new BufferedWriteTxn(this, release, this.readAhead.take());
+  }
+
+  /**
+   * Writes the rows of a transaction (`writeRows`); with `readAhead`, the newest rows of those keys are
+   * kept for the next transaction (`BufferedWriteTxn`), which then reads nothing ahead itself.
+   */
+  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void> {
+    // The next transaction's keys are read while this one commits: a key it writes is known (its newest row
+    // here), and no other is changed by it, nor by anyone else while the write lock is held.
+    const written = new Map<string, KeyRow>();
+    for (const r of rows) {
+      const id = r.key.toString('latin1');
+      const seen = written.get(id);
+      if (!seen || r.modRevision > seen.modRevision || (r.modRevision === seen.modRevision && r.sub > seen.sub)) written.set(id, r);
+    }
+    const unknown = (readAhead ?? []).filter((k) => !written.has(k.toString('latin1')));
+    const reading = unknown.length > 0 ? this.latestMany(unknown).catch(() => undefined) : Promise.resolve([]);
+    await this.writeRows(rows, meta);
+    const read = await reading;
+    if (!readAhead?.length || !read) return;
+    const known: KnownRows = new Map(unknown.map((k, i) => [k.toString('latin1'), read[i]]));
+    for (const k of readAhead) {
+      const id = k.toString('latin1');
+      if (written.has(id)) known.set(id, written.get(id));
+    }
+    this.readAhead.set(known);
   }
 
   /**
@@ -279,7 +307,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
    * (txn-chain.ts), a rare case: a batch larger than one, or one revision larger than one (its parts go
    * first, then the map entry, which names the first part's etcd revision).
    */
-  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void> {
+  private async writeRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void> {
     etcdBackendMetrics.commits.inc({ backend: this.description });
     const byRevision = new Map<number, KeyRow[]>();
     for (const r of rows) {

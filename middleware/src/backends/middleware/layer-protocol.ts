@@ -58,6 +58,16 @@ export interface WriteRequest {
   rows: KeyRow[];
   /** Meta values the parent sets (`owner_cluster_id`: the claim that puts the child in child mode). */
   meta: { name: string; value: Buffer }[];
+  /**
+   * Keys the parent's next write transaction will read: the child answers their newest rows (tombstones
+   * included, null: none) as they are once this Write committed, which saves the next batch's `Latest`.
+   */
+  readAhead?: Buffer[];
+}
+
+export interface WriteResponse {
+  /** The newest rows of `WriteRequest.readAhead`, in its order; absent from a child of an older version. */
+  readAhead?: (KeyRow | null)[];
 }
 
 export interface CompactRequest {
@@ -83,7 +93,7 @@ export interface LayerMethods {
   GetMeta: [{ name: string }, { value?: Buffer }];
   LeasedKeys: [Record<string, never>, { keys: { key: Buffer; lease: string }[] }];
   SizeBytes: [Record<string, never>, { bytes: number }];
-  Write: [WriteRequest, Record<string, never>];
+  Write: [WriteRequest, WriteResponse];
   Compact: [CompactRequest, CompactResult];
   Revert: [{ from: number; to: number }, Record<string, never>];
   Recover: [Record<string, never>, Record<string, never>];

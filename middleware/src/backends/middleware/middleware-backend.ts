@@ -10,7 +10,7 @@ import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { Lock } from '../sql/lock.js';
-import { BufferedWriteTxn } from '../buffered-txn.js';
+import { BufferedWriteTxn, RowsReadAhead } from '../buffered-txn.js';
 import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
 import { LayerMoves } from './layer-moves.js';
@@ -39,6 +39,8 @@ export class MiddlewareBackend implements Backend {
    */
   moves?: KeyMoves;
   movesRefused = 'not open';
+  /** The newest rows of the keys the last Write read ahead, as the child held them once it committed. */
+  private readonly readAhead = new RowsReadAhead(this.writeLock);
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -98,7 +100,7 @@ export class MiddlewareBackend implements Backend {
       release();
       throw err;
     }
-    return new BufferedWriteTxn(this, release);
+    return new BufferedWriteTxn(this, release, this.readAhead.take());
   }
 
   /** The newest row of each of `keys`, a tombstone included (a transaction's reads, `WriteTxn.latest`). */
@@ -115,13 +117,16 @@ export class MiddlewareBackend implements Backend {
    * Hands a transaction's rows down, whole revisions per call. A failure after a first call committed
    * leaves the later revisions out: the caller's in-doubt handling reads back what the child holds.
    */
-  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>): Promise<void> {
+  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void> {
     const c = await this.asParent();
     const sorted = [...rows].sort((a, b) => a.modRevision - b.modRevision || a.sub - b.sub);
     let chunk: KeyRow[] = [];
     let bytes = 0;
-    const send = async (withMeta: boolean) => {
-      await c.call('Write', { rows: chunk, meta: withMeta ? [...meta].map(([name, value]) => ({ name, value })) : [] });
+    const send = async (last: boolean) => {
+      const ahead = last && readAhead?.length ? readAhead : undefined;
+      const res = await c.call('Write', { rows: chunk, meta: last ? [...meta].map(([name, value]) => ({ name, value })) : [], ...(ahead ? { readAhead: ahead } : {}) });
+      // a child of an older version answers no rows: the next transaction reads its keys itself
+      if (ahead && res.readAhead?.length === ahead.length) this.readAhead.set(new Map(ahead.map((k, i) => [k.toString('latin1'), res.readAhead![i] ?? undefined])));
       chunk = [];
       bytes = 0;
     };
@@ -145,6 +150,8 @@ export class MiddlewareBackend implements Backend {
   }
 
   async compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
+    // compaction (which does not take the write lock here) removes tombstones the rows read ahead may hold
+    this.readAhead.clear();
     // the child's step ends at the deadline: the call may take a little longer to answer
     const t = this.opts.queryTimeoutMs;
     return (await this.asParent()).call('Compact', { revision, batchSize, deadline }, t > 0 ? Math.max(t, deadline - Date.now() + t) : 0);

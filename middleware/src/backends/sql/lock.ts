@@ -1,9 +1,14 @@
 /** A FIFO async mutex: serialises the write transaction and compaction batches on one connection. */
 export class Lock {
   private tail: Promise<unknown> = Promise.resolve();
+  /** Times the lock was taken (by `run` or `acquire`): a holder can tell later whether anyone held it since. */
+  taken = 0;
 
   run<T>(fn: () => Promise<T> | T): Promise<T> {
-    const result = this.tail.then(fn);
+    const result = this.tail.then(() => {
+      this.taken++;
+      return fn();
+    });
     this.tail = result.then(
       () => undefined,
       () => undefined,
@@ -16,6 +21,7 @@ export class Lock {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const acquired = this.tail.then(() => {
+      this.taken++;
       let done = false;
       return () => {
         if (done) return;
