@@ -19,8 +19,13 @@ export interface BufferedTxnTarget {
   latestMany(keys: Buffer[]): Promise<(KeyRow | undefined)[]>;
   range(q: RangeQuery): Promise<KeyRow[]>;
   getMeta(name: string): Promise<Buffer | undefined>;
-  /** Commits; `readAhead`: keys whose newest rows the target may fetch with it, for its next transaction. */
-  commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void>;
+  /**
+   * Commits. With `readAhead` (keys the commit does not write), a target that reads ahead answers their newest rows
+   * (undefined: none) in its order, as they are once the commit is done; else nothing.
+   */
+  commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void>;
+  /** Where a target that reads ahead with its commits keeps the rows for its next transaction. */
+  readonly readAhead?: RowsReadAhead;
 }
 
 /** Newest rows by key (latin1), undefined for a key with none: what a transaction knows without asking. */
@@ -72,13 +77,12 @@ export class BufferedWriteTxn implements WriteTxn {
   /** Keys the next transaction will read (`readAheadAfterCommit`). */
   private nextKeys: Buffer[] | undefined;
 
+  /** Begun holding the target's write lock: the rows its last commit read ahead, if still exact, are known. */
   constructor(
     private readonly target: BufferedTxnTarget,
     private readonly release: () => void,
-    /** Rows the target read with its last commit, exact until it changes again (it begins one transaction at a time). */
-    known?: KnownRows,
   ) {
-    this.fetched = known ?? new Map();
+    this.fetched = target.readAhead?.take() ?? new Map();
   }
 
   readAheadAfterCommit(keys: Buffer[]): void {
@@ -151,10 +155,27 @@ export class BufferedWriteTxn implements WriteTxn {
   async commit(): Promise<void> {
     this.check();
     try {
-      if (this.rows.length > 0 || this.meta.size > 0) await this.target.commitRows(this.rows, this.meta, this.nextKeys);
+      if (this.rows.length > 0 || this.meta.size > 0) await this.commitReadingAhead();
     } finally {
       this.end();
     }
+  }
+
+  /**
+   * Commits; with `nextKeys`, keeps their newest rows for the next transaction: those it writes are its own
+   * newest rows, the others the target reads with the commit (which changes none of them).
+   */
+  private async commitReadingAhead(): Promise<void> {
+    const next = this.target.readAhead ? this.nextKeys : undefined;
+    const others = next?.filter((k) => !this.pending.has(k.toString('latin1'))) ?? [];
+    const read = await this.target.commitRows(this.rows, this.meta, others.length > 0 ? others : undefined);
+    if (!next || (others.length > 0 && read?.length !== others.length)) return;
+    const known: KnownRows = new Map(others.map((k, i) => [k.toString('latin1'), read![i]]));
+    for (const k of next) {
+      const mine = this.pending.get(k.toString('latin1'));
+      if (mine) known.set(k.toString('latin1'), mine);
+    }
+    this.target.readAhead!.set(known);
   }
 
   async rollback(): Promise<void> {

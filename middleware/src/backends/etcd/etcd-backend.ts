@@ -12,7 +12,7 @@
 import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
-import { BufferedWriteTxn, RowsReadAhead, type KnownRows } from '../buffered-txn.js';
+import { BufferedWriteTxn, RowsReadAhead } from '../buffered-txn.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -87,7 +87,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   private headToken: string | undefined;
   readonly writeLock = new Lock();
   /** The newest rows of the keys the last commit read ahead (`commitRows`), for the next transaction. */
-  private readonly readAhead = new RowsReadAhead(this.writeLock);
+  readonly readAhead = new RowsReadAhead(this.writeLock);
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();
@@ -263,33 +263,17 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       release();
       throw err;
     }
-    return new BufferedWriteTxn(this, release, this.readAhead.take());
+    return new BufferedWriteTxn(this, release);
   }
 
   /**
-   * Writes the rows of a transaction (`writeRows`); with `readAhead`, the newest rows of those keys are
-   * kept for the next transaction (`BufferedWriteTxn`), which then reads nothing ahead itself.
+   * Writes the rows of a transaction (`writeRows`). The keys of `readAhead` are read while it commits: the
+   * commit writes none of them, and nobody else changes the etcd while the write lock is held.
    */
-  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void> {
-    // The next transaction's keys are read while this one commits: a key it writes is known (its newest row
-    // here), and no other is changed by it, nor by anyone else while the write lock is held.
-    const written = new Map<string, KeyRow>();
-    for (const r of rows) {
-      const id = r.key.toString('latin1');
-      const seen = written.get(id);
-      if (!seen || r.modRevision > seen.modRevision || (r.modRevision === seen.modRevision && r.sub > seen.sub)) written.set(id, r);
-    }
-    const unknown = (readAhead ?? []).filter((k) => !written.has(k.toString('latin1')));
-    const reading = unknown.length > 0 ? this.latestMany(unknown).catch(() => undefined) : Promise.resolve([]);
+  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void> {
+    const reading = readAhead ? this.latestMany(readAhead).catch(() => undefined) : undefined;
     await this.writeRows(rows, meta);
-    const read = await reading;
-    if (!readAhead?.length || !read) return;
-    const known: KnownRows = new Map(unknown.map((k, i) => [k.toString('latin1'), read[i]]));
-    for (const k of readAhead) {
-      const id = k.toString('latin1');
-      if (written.has(id)) known.set(id, written.get(id));
-    }
-    this.readAhead.set(known);
+    return reading;
   }
 
   /**

@@ -40,7 +40,7 @@ export class MiddlewareBackend implements Backend {
   moves?: KeyMoves;
   movesRefused = 'not open';
   /** The newest rows of the keys the last Write read ahead, as the child held them once it committed. */
-  private readonly readAhead = new RowsReadAhead(this.writeLock);
+  readonly readAhead = new RowsReadAhead(this.writeLock);
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -100,7 +100,7 @@ export class MiddlewareBackend implements Backend {
       release();
       throw err;
     }
-    return new BufferedWriteTxn(this, release, this.readAhead.take());
+    return new BufferedWriteTxn(this, release);
   }
 
   /** The newest row of each of `keys`, a tombstone included (a transaction's reads, `WriteTxn.latest`). */
@@ -117,16 +117,16 @@ export class MiddlewareBackend implements Backend {
    * Hands a transaction's rows down, whole revisions per call. A failure after a first call committed
    * leaves the later revisions out: the caller's in-doubt handling reads back what the child holds.
    */
-  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<void> {
+  async commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void> {
     const c = await this.asParent();
+    let ahead: (KeyRow | null)[] | undefined;
     const sorted = [...rows].sort((a, b) => a.modRevision - b.modRevision || a.sub - b.sub);
     let chunk: KeyRow[] = [];
     let bytes = 0;
     const send = async (last: boolean) => {
-      const ahead = last && readAhead?.length ? readAhead : undefined;
-      const res = await c.call('Write', { rows: chunk, meta: last ? [...meta].map(([name, value]) => ({ name, value })) : [], ...(ahead ? { readAhead: ahead } : {}) });
-      // a child of an older version answers no rows: the next transaction reads its keys itself
-      if (ahead && res.readAhead?.length === ahead.length) this.readAhead.set(new Map(ahead.map((k, i) => [k.toString('latin1'), res.readAhead![i] ?? undefined])));
+      const res = await c.call('Write', { rows: chunk, meta: last ? [...meta].map(([name, value]) => ({ name, value })) : [], ...(last && readAhead ? { readAhead } : {}) });
+      // a child of an older version answers none: the next transaction reads its keys itself
+      if (last) ahead = res.readAhead;
       chunk = [];
       bytes = 0;
     };
@@ -137,8 +137,9 @@ export class MiddlewareBackend implements Backend {
       const revisionEnds = i + 1 === sorted.length || sorted[i + 1]!.modRevision !== r.modRevision;
       if (revisionEnds && bytes >= MAX_HANDED_DOWN_BYTES && i + 1 < sorted.length) await send(false);
     }
-    // the meta values (the claim) go with the last rows, or alone
+    // the meta values (the claim) and the keys to read ahead go with the last rows, or alone
     await send(true);
+    return ahead?.map((r) => r ?? undefined);
   }
 
   async revert(from: number, to: number): Promise<void> {
