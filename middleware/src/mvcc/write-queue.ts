@@ -57,6 +57,11 @@ type Job = {
   error?: unknown;
 };
 
+/** True for a request that may share its batch with others (see takeBatch). */
+function groups(job: Job): boolean {
+  return !job.barrier && !job.direct && !job.alone;
+}
+
 /** How long a batch keeps retrying without requests that found their database unavailable (see commitBatch). */
 const UNAVAILABLE_RETRY_BUDGET_MS = 2000;
 
@@ -98,22 +103,16 @@ export class WriteQueue {
 
   private takeBatch(): Job[] {
     const first = this.queue.shift()!;
-    if (first.barrier || first.direct || first.alone) return [first];
+    if (!groups(first)) return [first];
     const batch = [first];
-    while (batch.length < this.o.maxBatch && this.queue.length && !this.queue[0]!.barrier && !this.queue[0]!.direct && !this.queue[0]!.alone) {
-      batch.push(this.queue.shift()!);
-    }
+    while (batch.length < this.o.maxBatch && this.queue.length && groups(this.queue[0]!)) batch.push(this.queue.shift()!);
     return batch;
   }
 
   /** Keys the requests queued now would read as the next batch (see takeBatch and WriteTxn.readAheadAfterCommit). */
   private nextBatchKeys(): Buffer[] {
     const keys: Buffer[] = [];
-    for (let i = 0; i < this.queue.length && i < this.o.maxBatch; i++) {
-      const job = this.queue[i]!;
-      if (job.barrier || job.direct || job.alone) break;
-      if (job.keys) keys.push(...job.keys);
-    }
+    for (let i = 0; i < this.queue.length && i < this.o.maxBatch && groups(this.queue[i]!); i++) keys.push(...(this.queue[i]!.keys ?? []));
     return keys;
   }
 

@@ -83,15 +83,8 @@ export class RoutedTxn implements WriteTxn {
 
   /** Passes each key to its owner's transaction, where that backend reads ahead (see `WriteTxn.prefetch`). */
   async prefetch(keys: Buffer[]): Promise<void> {
-    const byOwner = new Map<Backend, Buffer[]>();
-    for (const key of keys) {
-      const owner = this.table.ownerOf(key);
-      const g = byOwner.get(owner);
-      if (g) g.push(key);
-      else byOwner.set(owner, [key]);
-    }
     await Promise.all(
-      [...byOwner].map(async ([owner, ks]) => {
+      [...this.byOwner(keys)].map(async ([owner, ks]) => {
         // only a backend with reads ahead is begun here; the others are begun by the request that touches them
         if (!owner.readsAhead) return;
         const tx = await this.txFor(owner);
@@ -153,13 +146,19 @@ export class RoutedTxn implements WriteTxn {
 
   /** Passed on at commit to the transactions of the keys' owners that this one changed. */
   readAheadAfterCommit(keys: Buffer[]): void {
-    this.nextKeys = new Map();
+    this.nextKeys = this.byOwner(keys);
+  }
+
+  /** `keys` grouped by the backend that owns each. */
+  private byOwner(keys: Buffer[]): Map<Backend, Buffer[]> {
+    const groups = new Map<Backend, Buffer[]>();
     for (const key of keys) {
       const owner = this.table.ownerOf(key);
-      const g = this.nextKeys.get(owner);
+      const g = groups.get(owner);
       if (g) g.push(key);
-      else this.nextKeys.set(owner, [key]);
+      else groups.set(owner, [key]);
     }
+    return groups;
   }
 
   /** Every transaction begun, now and later, holds its inserted rows until commit (see `WriteTxn.holdWrites`). */
