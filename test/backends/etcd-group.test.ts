@@ -6,12 +6,10 @@
  * after a compaction at a revision inside the group.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ChangeRow, KeyRow } from '../../middleware/src/backends/backend.js';
-import type { EtcdBackend } from '../../middleware/src/backends/etcd/etcd-backend.js';
 import { skipUnless } from '../support/env.js';
-import type { Etcd } from '../support/etcd.js';
-import { startEtcdBackend, type EtcdBackendRig } from '../support/etcd-backend-rig.js';
+import { etcdBackendForSuite } from '../support/etcd-backend-rig.js';
 import { etcdctl, etcdctlJson, etcdctlOk } from '../support/etcdctl.js';
 
 const skip = await skipUnless('etcd');
@@ -71,27 +69,16 @@ const view = (r: KeyRow) => `${r.key.toString()}=${r.value.toString()} mod=${r.m
 const change = (c: ChangeRow) => `${c.modRevision}.${c.sub} ${c.deleted ? 'DEL' : 'PUT'} ${c.key.toString()}=${c.value.toString()} prev=${c.prev ? `${c.prev.value.toString()}@${c.prev.modRevision}` : '-'}`;
 
 describe('global revisions grouped in one etcd transaction, read at every revision', { skip }, () => {
-  let etcd: Etcd;
-  let backend: EtcdBackend;
+  const rig = etcdBackendForSuite();
   const model = new Model();
   const keys = ['k/a', 'k/b', 'k/c', 'k/d', 'k/e', 'k/f', 'k/g', 'k/h', 'k/x'];
 
   const commit = async (writes: Write[]) => {
-    const tx = await backend.begin();
+    const tx = await rig.backend.begin();
     await tx.insert(model.apply(writes));
     await tx.commit();
   };
 
-  let rig: EtcdBackendRig | undefined;
-
-  before(async () => {
-    rig = await startEtcdBackend();
-    ({ etcd, backend } = rig);
-  });
-
-  after(async () => {
-    await rig?.stop();
-  });
 
   /** Every read at every revision in [lo, hi] against the model (`compacted`: the revision compacted at). */
   async function checkReads(lo: number, hi: number, compacted = 0): Promise<void> {
@@ -99,27 +86,27 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
       const want = model.at(rev);
       // the reads of an online migration (etcd-moves.ts), tombstones included
       // (a tombstone below a compacted revision may show or not: no read needs it)
-      const withTombstones = await backend.moves.rangeWithTombstones({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
+      const withTombstones = await rig.backend.moves.rangeWithTombstones({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
       const tombView = (rows: KeyRow[]) => rows.filter((r) => !r.deleted || r.modRevision >= compacted).map((r) => `${view(r)}${r.deleted ? ' deleted' : ''}`);
       assert.deepEqual(tombView(withTombstones), tombView(model.newestAt(rev)), `range with tombstones at ${rev}`);
-      const all = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
+      const all = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
       assert.deepEqual(all.map(view), want.map(view), `range at ${rev}`);
-      const everything = await backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 });
+      const everything = await rig.backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 });
       assert.deepEqual(everything.map(view), want.map(view), `range over the whole keyspace at ${rev}`);
       for (let limit = 1; limit <= want.length + 1; limit++) {
-        const got = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit });
+        const got = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit });
         assert.deepEqual(got.map(view), want.slice(0, limit).map(view), `range at ${rev} limit ${limit}`);
       }
-      const keysOnly = await backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 3, keysOnly: true });
+      const keysOnly = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 3, keysOnly: true });
       assert.deepEqual(keysOnly.map((r) => [r.key.toString(), r.value.length, r.modRevision]), want.slice(0, 3).map((r) => [r.key.toString(), 0, r.modRevision]), `keysOnly at ${rev}`);
       for (const [start, end] of [['k/', 'k0'], ['k/b', 'k/f'], ['k/d', ''], ['k/c', 'k/d']]) {
         const n = want.filter((r) => r.key.toString() >= start! && (end === '' || r.key.toString() < end!)).length;
-        assert.equal(await backend.count(b(start!), b(end!), rev), n, `count [${start}, ${end || 'end'}) at ${rev}`);
+        assert.equal(await rig.backend.count(b(start!), b(end!), rev), n, `count [${start}, ${end || 'end'}) at ${rev}`);
       }
       for (const key of [...keys, 'k/never']) {
-        const got = await backend.range({ start: b(key), revision: rev, limit: 0 });
+        const got = await rig.backend.range({ start: b(key), revision: rev, limit: 0 });
         assert.deepEqual(got.map(view), want.filter((r) => r.key.toString() === key).map(view), `get ${key} at ${rev}`);
-        assert.equal(await backend.count(b(key), undefined, rev), got.length, `count ${key} at ${rev}`);
+        assert.equal(await rig.backend.count(b(key), undefined, rev), got.length, `count ${key} at ${rev}`);
       }
     }
   }
@@ -129,8 +116,8 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     for (let from = lo; from <= hi; from++) {
       for (const upTo of [to, from + 1, from + 3]) {
         const want = model.changes.filter((c) => c.modRevision >= from && c.modRevision <= upTo);
-        assert.deepEqual((await backend.changes(from, upTo, 0)).map(change), want.map(change), `changes ${from}-${upTo}`);
-        for (const limit of [1, 2, 5]) assert.deepEqual((await backend.changes(from, upTo, limit)).map(change), want.slice(0, limit).map(change), `changes ${from}-${upTo} limit ${limit}`);
+        assert.deepEqual((await rig.backend.changes(from, upTo, 0)).map(change), want.map(change), `changes ${from}-${upTo}`);
+        for (const limit of [1, 2, 5]) assert.deepEqual((await rig.backend.changes(from, upTo, limit)).map(change), want.slice(0, limit).map(change), `changes ${from}-${upTo} limit ${limit}`);
       }
     }
   }
@@ -161,7 +148,7 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     await commit([{ rev: 22, key: 'k/a', value: 'a22' }]);
 
     // in the etcd: the group's map entries share one etcd revision, above the one of revision 5
-    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(rig.etcd.address, ['get', '--prefix', 'harikube/revision/']);
     const entries = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
     assert.deepEqual([...entries.keys()], [1, 2, 3, 4, 5, 10, 11, 13, 14, 16, 17, 19, 20, 22]);
     const group = [10, 11, 13, 14, 16, 17].map((g) => entries.get(g));
@@ -169,14 +156,14 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     assert.equal(group[0], entries.get(5)! + 1, 'the batch is the next etcd revision');
     assert.equal(entries.get(19), entries.get(20), 'the second batch shares one too');
     // the tombstones of the deletes say their own global revision
-    const tomb = await etcdctlJson<{ kvs: { value: string; mod_revision: number }[] }>(etcd.address, ['get', `harikube/deleted/${b('k/b').toString('hex')}`]);
+    const tomb = await etcdctlJson<{ kvs: { value: string; mod_revision: number }[] }>(rig.etcd.address, ['get', `harikube/deleted/${b('k/b').toString('hex')}`]);
     assert.match(Buffer.from(tomb.kvs[0]!.value, 'base64').toString(), /^harikube\/v1 mod=13 create=2 prev=2 version=0 lease=0 sub=0 deleted\n$/);
     assert.equal(tomb.kvs[0]!.mod_revision, group[0]);
 
     await checkReads(0, 23);
     await checkChanges(1, 23, 23);
     // a migration out of the etcd reads each key's whole history, walking back through the etcd's revisions
-    const history = await backend.moves.history(b('k/'), b('k0'), 1000);
+    const history = await rig.backend.moves.history(b('k/'), b('k0'), 1000);
     const rowView = (r: KeyRow) => `${r.key.toString()}@${r.modRevision}${r.deleted ? ' deleted' : `=${r.value.toString()}`}`;
     const byKey = (rows: KeyRow[]) => [...rows].sort((x, y) => Buffer.compare(x.key, y.key) || x.modRevision - y.modRevision).map(rowView);
     assert.deepEqual(byKey(history), byKey(model.changes));
@@ -191,7 +178,7 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
       { rev: 34, key: 'k/x' },
       { rev: 35, key: 'k/b', value: 'b35' },
     ]);
-    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(rig.etcd.address, ['get', '--prefix', 'harikube/revision/']);
     const at = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
     const parts = [30, 31, 32, 33, 34, 35].map((g) => at.get(g)!);
     assert.deepEqual(parts.map((e) => e - parts[0]!), [0, 0, 1, 1, 2, 2], 'a new etcd transaction where the key comes again');
@@ -203,15 +190,15 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
     // 5 x 400 KB: one transaction would exceed etcd's 1.5 MiB request limit
     const big = 'v'.repeat(400 * 1024);
     await commit([40, 41, 42, 43, 44].map((rev) => ({ rev, key: `k/big${rev}`, value: `${rev}${big}` })));
-    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(etcd.address, ['get', '--prefix', 'harikube/revision/']);
+    const map = await etcdctlJson<{ kvs: { key: string; mod_revision: number }[] }>(rig.etcd.address, ['get', '--prefix', 'harikube/revision/']);
     const at = new Map(map.kvs.map((kv) => [Number(Buffer.from(kv.key, 'base64').toString().slice('harikube/revision/'.length)), kv.mod_revision]));
     const parts = [40, 41, 42, 43, 44].map((g) => at.get(g)!);
     assert.deepEqual(parts.map((e) => e - parts[0]!), [0, 0, 1, 1, 2], 'two revisions of 400 KB per etcd transaction');
-    assert.deepEqual((await backend.range({ start: b('k/big'), end: b('k/big99'), revision: 42, limit: 0, keysOnly: true })).map((r) => r.key.toString()), ['k/big40', 'k/big41', 'k/big42']);
-    await assert.rejects(backend.revert(41, 44), /global revision 40 was committed in the same etcd transaction as one of them; a revert must take back whole commits/);
-    await assert.rejects(backend.revert(40, 40), /global revision 41 was committed in the same etcd transaction/);
-    await backend.revert(40, 44);
-    assert.deepEqual(await backend.range({ start: b('k/big'), end: b('k/big99'), revision: 44, limit: 0 }), []);
+    assert.deepEqual((await rig.backend.range({ start: b('k/big'), end: b('k/big99'), revision: 42, limit: 0, keysOnly: true })).map((r) => r.key.toString()), ['k/big40', 'k/big41', 'k/big42']);
+    await assert.rejects(rig.backend.revert(41, 44), /global revision 40 was committed in the same etcd transaction as one of them; a revert must take back whole commits/);
+    await assert.rejects(rig.backend.revert(40, 40), /global revision 41 was committed in the same etcd transaction/);
+    await rig.backend.revert(40, 44);
+    assert.deepEqual(await rig.backend.range({ start: b('k/big'), end: b('k/big99'), revision: 44, limit: 0 }), []);
     for (const r of model.changes.filter((c) => c.modRevision >= 40)) model.changes.splice(model.changes.indexOf(r), 1);
     for (const rev of [40, 41, 42, 43, 44]) model.states.delete(rev);
     for (const key of ['k/big40', 'k/big41', 'k/big42', 'k/big43', 'k/big44']) model.live.delete(key);
@@ -220,20 +207,20 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
 
   it('compacts at a revision inside a group and still reads there and above exactly', async () => {
     // 15: no revision of its own, inside the group (16 and 17 follow it in the same etcd revision)
-    await backend.compact(15);
+    await rig.backend.compact(15);
     await checkReads(15, 36, 15);
     await checkChanges(15, 36, 36);
     // a migration out of the etcd reads each key's history from its row at the oldest readable revision on
     // (14, the last one at or below 15): 16 deleted k/d in the group, its version before is one etcd revision earlier
-    const history = await backend.moves.history(b('k/'), b('k0'), 1000);
+    const history = await rig.backend.moves.history(b('k/'), b('k0'), 1000);
     const wanted = model.changes.filter((c) => c.modRevision > 14 || c === model.newestAt(14).find((r) => r.key.equals(c.key)));
     const rowView = (r: KeyRow) => `${r.key.toString()}@${r.modRevision}${r.deleted ? ' deleted' : `=${r.value.toString()}`}`;
     const byKey = (rows: KeyRow[]) => [...rows].sort((x, y) => Buffer.compare(x.key, y.key) || x.modRevision - y.modRevision).map(rowView);
     assert.deepEqual(byKey(history), byKey(wanted));
     // the etcd keeps the revision before the group (the state below 16 and 17 there), no older one
-    const entry = await etcdctlJson<{ kvs: { mod_revision: number }[] }>(etcd.address, ['get', `harikube/revision/${'16'.padStart(20, '0')}`]);
+    const entry = await etcdctlJson<{ kvs: { mod_revision: number }[] }>(rig.etcd.address, ['get', `harikube/revision/${'16'.padStart(20, '0')}`]);
     const group = entry.kvs[0]!.mod_revision;
-    await etcdctlOk(etcd.address, ['get', 'k/a', '--rev', String(group - 1)]);
-    assert.match((await etcdctl(etcd.address, ['get', 'k/a', '--rev', String(group - 2)])).stderr, /compacted/);
+    await etcdctlOk(rig.etcd.address, ['get', 'k/a', '--rev', String(group - 1)]);
+    assert.match((await etcdctl(rig.etcd.address, ['get', 'k/a', '--rev', String(group - 2)])).stderr, /compacted/);
   });
 });
