@@ -20,8 +20,8 @@ export interface BufferedTxnTarget {
   range(q: RangeQuery): Promise<KeyRow[]>;
   getMeta(name: string): Promise<Buffer | undefined>;
   /**
-   * Commits. With `readAhead` (keys the commit does not write), a target that reads ahead answers their newest rows
-   * (undefined: none) in its order, as they are once the commit is done; else nothing.
+   * Commits. With `readAhead` (keys the commit does not write), a target that reads ahead answers their
+   * newest rows (undefined: none) in its order, as they are once the commit is done; else nothing.
    */
   commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void>;
   /** Where a target that reads ahead with its commits keeps the rows for its next transaction. */
