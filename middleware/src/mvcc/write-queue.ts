@@ -89,6 +89,11 @@ export class WriteQueue {
     return this.stopped;
   }
 
+  /** Requests queued and not yet taken into a batch. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   /**
    * Queues a write. `run` is applied inside a batch's database transaction; a `barrier` runs alone in its
    * batch; with `direct`, that runs instead, outside any transaction, between two batches.
