@@ -1,5 +1,6 @@
 /** Command line of `npm run bench -- [flags]`. */
 import { parseArgs } from 'node:util';
+import { COMPACTION_TARGETS, DEFAULT_COMPACTION_TARGETS, type CompactionTarget } from './compaction.js';
 import { KUBE_ROW_NAMES } from './kube.js';
 import { ALL_TARGETS, LAYERED_TARGETS, type TargetName } from './servers.js';
 
@@ -33,6 +34,15 @@ export interface BenchFlags {
   migrationOnly: boolean;
   /** Keys of 1 KiB moved by the migration phase. */
   migrationKeys: number;
+  /** Skip the compaction phase. */
+  skipCompaction: boolean;
+  /** Only the compaction phase. */
+  compactionOnly: boolean;
+  /** Keys of 1 KiB the compaction phase overwrites, and how many times each is written. */
+  compactionKeys: number;
+  compactionRevisions: number;
+  /** Servers of the compaction phase. */
+  compactionTargets: CompactionTarget[];
   /** Skip the rows through kube-apiserver (bench/kube.ts). */
   skipKube: boolean;
   /** Only the rows through kube-apiserver. */
@@ -43,6 +53,8 @@ export interface BenchFlags {
 export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,kube-watch] [--targets etcd,kine-sqlite,mw-sqlite]
                         [--skip-memory | --memory-only] [--memory-targets etcd,mw-sqlite] [--memory-1m] [--tsx]
                         [--skip-migration | --migration-only] [--migration-keys N] [--skip-kube | --kube-only]
+                        [--skip-compaction | --compaction-only] [--compaction-keys N] [--compaction-revisions R]
+                        [--compaction-targets etcd,mw-sqlite]
                         [--profile put-64,get-16 [--profile-target mw-routed] [--profile-after put-64] [--keep-profiles]]
   --strict          exit 1 if a target fails (default: print PASS/FAIL, exit 0)
   --rows            run only these rows (names in bench/rows.ts; watch-100-1k runs only when named; and the
@@ -59,6 +71,14 @@ export const USAGE = `usage: npm run bench -- [--strict] [--rows put-64,get-1,ku
                     default --migration-rate and unlimited, with put throughput while keys move)
   --migration-only  run only the migration row (no etcd needed)
   --migration-keys  N of the migration row (default 100000)
+  --skip-compaction skip the compaction row (N keys of 1 KiB each written R times, then Compact(head,
+                    physical) while put-16 runs: stale rows removed/s by the server's own count and clock, puts/s
+                    while compacting vs idle; then checks the old revisions are gone and the newest values kept)
+  --compaction-only run only the compaction row
+  --compaction-keys N of the compaction row (default 5000)
+  --compaction-revisions  R of the compaction row (default 10; at least 2)
+  --compaction-targets  servers of the compaction row, of ${COMPACTION_TARGETS.join(', ')}
+                    (default ${DEFAULT_COMPACTION_TARGETS.join(',')}; those that cannot run here are skipped)
   --skip-kube       skip the rows through kube-apiserver (on etcd and on the middleware on SQLite; they need
                     bash tools/build.sh kube-apiserver, and are skipped with a message without it)
   --kube-only       run only those rows
@@ -93,6 +113,11 @@ export function parseFlags(argv: string[]): BenchFlags {
       'skip-migration': { type: 'boolean', default: false },
       'migration-only': { type: 'boolean', default: false },
       'migration-keys': { type: 'string' },
+      'skip-compaction': { type: 'boolean', default: false },
+      'compaction-only': { type: 'boolean', default: false },
+      'compaction-keys': { type: 'string' },
+      'compaction-revisions': { type: 'string' },
+      'compaction-targets': { type: 'string' },
       'skip-kube': { type: 'boolean', default: false },
       'kube-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -110,7 +135,16 @@ export function parseFlags(argv: string[]): BenchFlags {
   if (!Number.isInteger(migrationKeys) || migrationKeys < 1) throw new Error(`--migration-keys: "${values['migration-keys']}" is not a positive whole number of keys`);
   if (values['migration-only'] && values['skip-migration']) throw new Error('--migration-only and --skip-migration exclude each other');
   if (values['kube-only'] && values['skip-kube']) throw new Error('--kube-only and --skip-kube exclude each other');
-  const only = (['memory-only', 'migration-only', 'kube-only'] as const).filter((f) => values[f]);
+  if (values['compaction-only'] && values['skip-compaction']) throw new Error('--compaction-only and --skip-compaction exclude each other');
+  const compactionKeys = Number(values['compaction-keys'] ?? 5_000);
+  if (!Number.isInteger(compactionKeys) || compactionKeys < 1) throw new Error(`--compaction-keys: "${values['compaction-keys']}" is not a positive whole number of keys`);
+  const compactionRevisions = Number(values['compaction-revisions'] ?? 10);
+  if (!Number.isInteger(compactionRevisions) || compactionRevisions < 2) throw new Error(`--compaction-revisions: "${values['compaction-revisions']}" is not a whole number of at least 2 (one write leaves nothing to compact)`);
+  const compactionTargets = (list(values['compaction-targets']) ?? [...DEFAULT_COMPACTION_TARGETS]).map((t) => {
+    if (!(COMPACTION_TARGETS as readonly string[]).includes(t)) throw new Error(`--compaction-targets: "${t}" is not one of ${COMPACTION_TARGETS.join(', ')}`);
+    return t as CompactionTarget;
+  });
+  const only = (['memory-only', 'migration-only', 'kube-only', 'compaction-only'] as const).filter((f) => values[f]);
   if (only.length > 1) throw new Error(`${only.map((f) => `--${f}`).join(' and ')} exclude each other: give one`);
   const memoryTargets = targetList('--memory-targets', list(values['memory-targets']) ?? ['etcd', 'mw-sqlite']);
   const layered = memoryTargets.filter((t) => LAYERED_TARGETS.includes(t));
@@ -133,6 +167,11 @@ export function parseFlags(argv: string[]): BenchFlags {
     skipMigration: values['skip-migration']!,
     migrationOnly: values['migration-only']!,
     migrationKeys,
+    skipCompaction: values['skip-compaction']!,
+    compactionOnly: values['compaction-only']!,
+    compactionKeys,
+    compactionRevisions,
+    compactionTargets: COMPACTION_TARGETS.filter((t) => compactionTargets.includes(t)),
     skipKube: values['skip-kube']!,
     kubeOnly: values['kube-only']!,
     help: values.help!,

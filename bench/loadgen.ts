@@ -38,6 +38,11 @@ export interface LoadgenHooks {
   onStart?: () => void;
   /** When the result line arrives, before the process exits. */
   onEnd?: () => void;
+  /**
+   * At spawn, with a function that ends the measured phase of a closed-loop row (put, get, txn, list) early
+   * (SIGUSR1, tools/loadgen/main.go); the result line comes as usual. For phases as long as something else.
+   */
+  onSpawn?: (endMeasurement: () => void) => void;
 }
 
 const toNumber = (v: unknown): number => (typeof v === 'number' ? v : NaN);
@@ -54,7 +59,10 @@ export async function runLoadgen(args: string[], timeoutMs: number, hooks: Loadg
     label,
     timeoutMs,
     stderrTailChars: 4_000,
-    onSpawn: (child) => (kill = onCleanup(`kill loadgen ${child.pid}`, () => void child.kill('SIGKILL'))),
+    onSpawn: (child) => {
+      kill = onCleanup(`kill loadgen ${child.pid}`, () => void child.kill('SIGKILL'));
+      hooks.onSpawn?.(() => void child.kill('SIGUSR1'));
+    },
     onLine: (line) => {
       if (line === 'measuring') return hooks.onStart?.();
       if (!line.startsWith('{')) return;

@@ -4,6 +4,7 @@
  * figures are copied from a run, never typed.
  */
 import { readFile } from 'node:fs/promises';
+import type { CompactionResult } from './compaction.js';
 import { KUBE_ROWS, type KubeMeasurement } from './kube.js';
 import type { Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
@@ -82,6 +83,7 @@ export function markdown(result: SuiteResult): string {
   if (result.memory.length) out.push('', '**RSS with keys of 1 KiB, settled (MiB)**', '', memoryTable(result.memory));
   if (result.kube?.length) out.push('', '**Through kube-apiserver, on etcd and on HariKube SQLite** (ratio as the floor judges it, >= 0.8 passes: HariKube / etcd ops/s; for the watch row etcd p99 / HariKube p99)', '', kubeTable(result.kube));
   if (result.migration) out.push('', migrationTable(result.migration));
+  if (result.compaction) out.push('', compactionTable(result.compaction));
   return out.join('\n').replace(/^\n+/, '');
 }
 
@@ -119,6 +121,30 @@ export function migrationTable(m: MigrationResult): string {
     ];
   });
   const headers = ['--migration-rate', 'moved', 'puts/s idle before / after', 'puts/s while moving', 'while moving / idle (mean)', 'server cores during the move', 'CPU s while moving: server / loadgen'];
+  return [title, '', table(headers, rows)].join('\n');
+}
+
+/** The compaction row: stale rows removed/s under put load, the puts meanwhile, and whether the checks held. */
+export function compactionTable(c: CompactionResult): string {
+  const title =
+    `**Compaction under write load: ${c.keys.toLocaleString('en-US')} keys of ${c.valueBytes === 1024 ? '1 KiB' : `${c.valueBytes} B`} written ${c.revisions} times ` +
+    `(${c.staleRows.toLocaleString('en-US')} stale rows), then Compact at the head (physical) while ${c.putRow} writes new keys** ` +
+    `(rows/s by the server's own count and clock; x churn = rows removed/s / rows the puts wrote/s meanwhile, above 1 compaction outruns that churn, and / the idle put rate; ` +
+    `checked afterwards: an old revision answers "compacted", exactly the stale rows were removed, every key keeps its newest value)`;
+  const rows = c.runs.map((r) => {
+    if (r.error) return [TITLES[r.target], 'failed', '', '', '', '', '', ''];
+    return [
+      TITLES[r.target],
+      `${n(r.rowsPerSec)} rows/s (${n(r.serverSeconds)} s)`,
+      n(r.wallSeconds),
+      `${n(r.idle.opsPerSec)} / ${n(r.idleAfter.opsPerSec)}`,
+      `${n(r.during.opsPerSec)} (p99 ${ms(r.during.p99Ms)} ms)`,
+      `${r.putRatio.toFixed(2)}x${r.overlapped ? '' : ' (not entirely during the compaction)'}`,
+      `${n(r.churnMultiple)}x / ${n(r.idleChurnMultiple)}x`,
+      r.problems.length ? `failed: ${r.problems.join('; ')}` : 'passed',
+    ];
+  });
+  const headers = ['server', 'stale rows removed', 'Compact wall s', 'puts/s idle before / after', 'puts/s while compacting', 'while compacting / idle (mean)', 'x churn: while compacting / idle', 'checks'];
   return [title, '', table(headers, rows)].join('\n');
 }
 

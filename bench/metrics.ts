@@ -9,7 +9,8 @@ export interface WriteCounters {
   commitSeconds: number;
 }
 
-function sample(text: string, name: string): number {
+/** The value of the first sample of metric `name` (any labels) in Prometheus text, NaN when absent. */
+export function metricValue(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
 }
@@ -19,9 +20,9 @@ export async function writeCounters(metricsUrl: string): Promise<WriteCounters |
     const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) });
     const text = await res.text();
     return {
-      batches: sample(text, 'harikube_write_batch_size_count'),
-      writes: sample(text, 'harikube_write_batch_size_sum'),
-      commitSeconds: sample(text, 'harikube_write_batch_seconds_sum'),
+      batches: metricValue(text, 'harikube_write_batch_size_count'),
+      writes: metricValue(text, 'harikube_write_batch_size_sum'),
+      commitSeconds: metricValue(text, 'harikube_write_batch_seconds_sum'),
     };
   } catch {
     return undefined;
@@ -52,9 +53,9 @@ export async function memoryBreakdown(metricsUrl: string): Promise<MemoryBreakdo
     const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5_000) });
     const text = await res.text();
     return {
-      heapUsedBytes: sample(text, 'nodejs_heap_size_used_bytes'),
-      heapTotalBytes: sample(text, 'nodejs_heap_size_total_bytes'),
-      externalBytes: sample(text, 'nodejs_external_memory_bytes'),
+      heapUsedBytes: metricValue(text, 'nodejs_heap_size_used_bytes'),
+      heapTotalBytes: metricValue(text, 'nodejs_heap_size_total_bytes'),
+      externalBytes: metricValue(text, 'nodejs_external_memory_bytes'),
     };
   } catch {
     return undefined;

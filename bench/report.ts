@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CompactionResult } from './compaction.js';
 import type { FloorResult } from './floors.js';
 import { processSplit, type Measurement } from './measure.js';
 import type { MemoryResult } from './memory.js';
@@ -94,6 +95,28 @@ export function formatMigration(m: MigrationResult): string {
         `puts ${Math.round(r.idle.opsPerSec)}/s idle before (p99 ${fmt(r.idle.p99Ms)} ms), ${Math.round(r.during.opsPerSec)}/s while moving (p99 ${fmt(r.during.p99Ms)} ms), ` +
         `${Math.round(r.idleAfter.opsPerSec)}/s idle after (p99 ${fmt(r.idleAfter.p99Ms)} ms) = ${r.ratio.toFixed(2)}x idle` +
         (r.overlapped ? '' : ' (NOT measured entirely during the move)'),
+    );
+  }
+  return out.join('\n');
+}
+
+export function formatCompaction(c: CompactionResult): string {
+  const out = [
+    `compaction: ${c.keys} keys x ${c.revisions} revisions of ${c.valueBytes} B (${c.staleRows} stale rows), Compact(head, physical) while ${c.putRow} writes new keys; ` +
+      'rows/s by the server\'s own count and clock; x churn = rows removed/s / rows the puts wrote/s meanwhile (> 1: compaction outruns that churn), and / the idle put rate',
+  ];
+  for (const r of c.runs) {
+    if (r.error) {
+      out.push(`  ${r.target}: FAILED: ${r.error}`);
+      continue;
+    }
+    out.push(
+      `  ${r.target}: ${Math.round(r.rowsPerSec)} rows/s removed (${r.rowsRemoved} rows in ${r.serverSeconds.toFixed(2)} s by ${r.clock}; Compact ${r.wallSeconds.toFixed(2)} s wall, server ${r.serverCores.toFixed(2)} cores); ` +
+        `puts ${Math.round(r.idle.opsPerSec)}/s idle before, ${Math.round(r.during.opsPerSec)}/s while compacting (p99 ${fmt(r.during.p99Ms)} ms), ${Math.round(r.idleAfter.opsPerSec)}/s idle after = ${r.putRatio.toFixed(2)}x idle` +
+        (r.overlapped ? '' : ' (NOT measured during the whole compaction)') +
+        `; ${fmt(r.churnMultiple, 1)}x churn (${fmt(r.idleChurnMultiple, 1)}x the idle put rate); history written at ${Math.round(r.historyRowsPerSec)} rows/s; ${r.phaseSeconds.toFixed(0)} s in all` +
+        (r.storedRowsBefore === undefined ? '' : `; rows under the prefix ${r.storedRowsBefore} -> ${r.storedRowsAfter ?? '-'}`) +
+        `; ${r.problems.length ? `CHECKS FAILED: ${r.problems.join('; ')}` : 'checks passed'}`,
     );
   }
   return out.join('\n');

@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: the middleware (SQLite, PostgreSQL, MariaDB) against etcd 3.4 and 3.6 and kine (SQLite,
  * PostgreSQL) under the same load from the Go load generator, on loopback; then kube-apiserver on etcd and on
- * the middleware (bench/kube.ts; skipped with a message when kube-apiserver is not built), the memory and the
- * migration rows; prints tables with ratios to etcd and kine, the CPU seconds of every process, PASS/FAIL per
- * target, and writes bench/results/<ts>.json.
+ * the middleware (bench/kube.ts; skipped with a message when kube-apiserver is not built), the memory, the
+ * migration and the compaction rows; prints tables with ratios to etcd and kine, the CPU seconds of every
+ * process, PASS/FAIL per target, and writes bench/results/<ts>.json.
  * `--profile ROWS` profiles the SQLite middleware instead. Informational: exits 0 unless --strict and a
  * floor fails (or the bench itself breaks: exit 2).
  */
@@ -12,7 +12,7 @@ import { compileMiddleware } from './compile.js';
 import { parseFlags, USAGE, type BenchFlags } from './flags.js';
 import { profileRow, type ProfileRun } from './profile.js';
 import { formatKubeTable } from './kube.js';
-import { formatFloors, formatMemory, formatMigration, formatTable, timestamp, writeResults } from './report.js';
+import { formatCompaction, formatFloors, formatMemory, formatMigration, formatTable, timestamp, writeResults } from './report.js';
 import { runSuite } from './suite.js';
 
 /** Hard bound on the whole run, whatever hangs: cleanup, then exit. */
@@ -49,6 +49,7 @@ async function bench(flags: BenchFlags): Promise<number> {
   );
   if (result.memory.length) out.push('', formatMemory(result.memory));
   if (result.migration) out.push('', formatMigration(result.migration));
+  if (result.compaction) out.push('', formatCompaction(result.compaction));
   if (result.floors.length) out.push('', 'targets of issues 18 and 15 (the kube rows: issue 13; the layered targets: issue 12), same run:', formatFloors(result.floors));
   const file = await writeResults(timestamp(), result);
   out.push('', `results: ${file}`);

@@ -13,6 +13,7 @@ import type { BenchFlags } from './flags.js';
 import { judgeFloors, type FloorResult } from './floors.js';
 import { loadgenBin } from './loadgen.js';
 import { measureRow, processSplit, type Measurement } from './measure.js';
+import { measureCompaction, type CompactionResult } from './compaction.js';
 import { measureMemory, type MemoryResult } from './memory.js';
 import { DEFAULT_MIGRATION_RATE, measureMigration, type MigrationResult } from './migration.js';
 import { ROWS, rowNamed, type Row } from './rows.js';
@@ -24,7 +25,7 @@ import { KUBE_ROW_NAMES, kubeRowsUnavailable, runKubeRows, type KubeMeasurement,
 /** The loadgen rows and the kube rows the flags ask for. */
 export function selectRows(flags: BenchFlags): { rows: Row[]; kubeRows: string[] } {
   const named = flags.rows;
-  const otherOnly = flags.memoryOnly || flags.migrationOnly;
+  const otherOnly = flags.memoryOnly || flags.migrationOnly || flags.compactionOnly;
   const kubeRows = otherOnly || flags.skipKube ? [] : named ? named.filter((r) => KUBE_ROW_NAMES.includes(r)) : [...KUBE_ROW_NAMES];
   const rows = otherOnly || flags.kubeOnly ? [] : named ? named.filter((r) => !KUBE_ROW_NAMES.includes(r)).map(rowNamed) : [...ROWS];
   if (flags.kubeOnly && named && !kubeRows.length) throw new Error(`--kube-only with --rows that names no kube row (kube rows: ${KUBE_ROW_NAMES.join(', ')})`);
@@ -40,6 +41,8 @@ export interface SuiteResult {
   memory: MemoryResult[];
   /** The migration row (undefined: not run). */
   migration?: MigrationResult;
+  /** The compaction row (undefined: not run). */
+  compaction?: CompactionResult;
   floors: FloorResult[];
   skipped: string[];
   /** Layered targets: bench keys in each of their backends after the rows, read from the backends. */
@@ -63,8 +66,8 @@ function loadAverages(): string {
   return os.loadavg().map((l) => l.toFixed(2)).join(', ');
 }
 
-async function runnable(targets: TargetName[], skipped: string[]): Promise<TargetName[]> {
-  const out: TargetName[] = [];
+async function runnable<T extends TargetName>(targets: readonly T[], skipped: string[]): Promise<T[]> {
+  const out: T[] = [];
   for (const t of targets) {
     const why = await unavailable(t);
     if (why) skipped.push(`${t}: ${why}`);
@@ -88,14 +91,18 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
   if (!flags.kubeOnly) loadgenBin(); // fails early, saying how to build it
   const targets = rows.length ? await runnable(flags.targets, skipped) : [];
   if (rows.length && !targets.includes('etcd')) throw new Error(`etcd 3.4 cannot run (${skipped.join('; ')}): ratios need the reference`);
-  const memoryTargets = flags.skipMemory || flags.migrationOnly || flags.kubeOnly ? [] : flags.memoryTargets;
-  let migrating = !flags.skipMigration && !flags.memoryOnly && !flags.kubeOnly;
+  const memoryTargets = flags.skipMemory || flags.migrationOnly || flags.kubeOnly || flags.compactionOnly ? [] : flags.memoryTargets;
+  let migrating = !flags.skipMigration && !flags.memoryOnly && !flags.kubeOnly && !flags.compactionOnly;
   if (migrating && !(await isAvailable('postgres'))) {
     skipped.push('migration: PostgreSQL is not reachable (the row moves keys from SQLite to PostgreSQL)');
     migrating = false;
   }
+  const compactionSkipped: string[] = [];
+  const compactionTargets =
+    flags.skipCompaction || flags.memoryOnly || flags.kubeOnly || flags.migrationOnly ? [] : await runnable(flags.compactionTargets, compactionSkipped);
+  skipped.push(...compactionSkipped.map((s) => `compaction on ${s}`));
   const launch: MiddlewareLaunch = {};
-  if (flags.compiled && (migrating || kubeRows.length || [...targets, ...memoryTargets].some((t) => t.startsWith('mw-')))) {
+  if (flags.compiled && (migrating || kubeRows.length || [...targets, ...memoryTargets, ...compactionTargets].some((t) => t.startsWith('mw-')))) {
     log('compiling the middleware (as production runs it; --tsx to run the sources instead)...');
     launch.compiledCli = await compileMiddleware();
   }
@@ -163,6 +170,12 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     migration = await measureMigration({ keys: flags.migrationKeys, rates: [DEFAULT_MIGRATION_RATE, 0], launch, log });
   }
 
+  let compaction: CompactionResult | undefined;
+  if (compactionTargets.length) {
+    log(`compaction: ${flags.compactionKeys} keys x ${flags.compactionRevisions} revisions of 1 KiB, then Compact(head, physical) under put-16, on ${compactionTargets.join(', ')}...`);
+    compaction = await measureCompaction({ keys: flags.compactionKeys, revisions: flags.compactionRevisions, targets: compactionTargets, launch, log });
+  }
+
   const etcd36 = toolDir('etcd');
   const kine = toolDir('kine');
   return {
@@ -184,6 +197,7 @@ export async function runSuite(flags: BenchFlags, log: (s: string) => void): Pro
     ...(kube && !kube.skipped ? { kube: kube.measurements } : {}),
     memory,
     ...(migration ? { migration } : {}),
+    ...(compaction ? { compaction } : {}),
     ...(storedKeys ? { storedKeys } : {}),
     floors: [...(rows.length || memory.length || migration ? judgeFloors(measurements, memory, migration) : []), ...(kube?.floors ?? [])],
     skipped,

@@ -56,3 +56,16 @@ test('--profile-target picks one middleware target to profile (mw-sqlite by defa
   assert.throws(() => parseFlags(['--profile-target', 'mw-routed,mw-sqlite']), /give one middleware target/);
   assert.throws(() => parseFlags(['--profile-target', 'mw-nope']), /unknown target "mw-nope"/);
 });
+
+test('the compaction row: --compaction-only runs nothing else, its size and servers are checked', () => {
+  assert.deepEqual(select('--compaction-only'), { rows: [], kubeRows: [] });
+  const d = parseFlags([]);
+  assert.deepEqual([d.skipCompaction, d.compactionKeys, d.compactionRevisions, d.compactionTargets], [false, 5_000, 10, ['etcd', 'mw-sqlite', 'mw-postgres', 'mw-mysql']]);
+  const f = parseFlags(['--compaction-only', '--compaction-keys', '500', '--compaction-revisions', '3', '--compaction-targets', 'mw-mysql,etcd']);
+  assert.deepEqual([f.compactionOnly, f.compactionKeys, f.compactionRevisions, f.compactionTargets], [true, 500, 3, ['etcd', 'mw-mysql']]);
+  assert.throws(() => parseFlags(['--compaction-only', '--skip-compaction']), /exclude each other/);
+  assert.throws(() => parseFlags(['--compaction-only', '--migration-only']), /exclude each other/);
+  assert.throws(() => parseFlags(['--compaction-revisions', '1']), /at least 2/);
+  assert.throws(() => parseFlags(['--compaction-keys', '0']), /--compaction-keys/);
+  assert.throws(() => parseFlags(['--compaction-targets', 'kine-sqlite']), /--compaction-targets: "kine-sqlite" is not one of/);
+});

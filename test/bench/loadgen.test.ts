@@ -72,6 +72,17 @@ describe('loadgen', { skip: skipUnlessTool('loadgen') }, () => {
       assert.ok(r.ops > 0 && r.ops < 100_000_000);
     });
 
+    test('endMeasurement (SIGUSR1) ends the measured phase early, its result printed and counted as usual', async () => {
+      let end: (() => void) | undefined;
+      const r = await runLoadgen(['--endpoint', etcd.address, '--row', 'put', '--clients', '4', '--max-ops', '100000000', '--duration', '60s', '--prefix', '/lg/end/', ...noWarmup], 90_000, {
+        onSpawn: (e) => (end = e),
+        onStart: () => void setTimeout(() => end?.(), 1_000),
+      });
+      assert.equal(r.errors, 0, r.firstError);
+      assert.ok(r.seconds >= 1 && r.seconds < 10, `measured ${r.seconds} s, ended after 1 s of a 60 s bound`);
+      assert.equal(await countUnder(client, '/lg/end/measure/'), r.ops, 'every put it counts is stored');
+    });
+
     test('get (lin and ser), txn and list run without errors on the keys they load', async () => {
       const rows: [string, string[]][] = [
         ['get', ['--keys', '200']],

@@ -44,8 +44,12 @@ type runner func(phase string) op
 // maxErrors stops a loop early: past this many failures its numbers mean nothing.
 const maxErrors = 50
 
+// stopRequested ends a closed loop early (SIGUSR1, see main): the caller's way to measure a row for exactly
+// as long as something else it runs takes (bench/compaction.ts: the put row while a compaction runs).
+var stopRequested atomic.Bool
+
 // closedLoop runs `clients` workers, each one op at a time, until maxOps ops were issued, `limit` passed,
-// or maxErrors failed, whichever comes first.
+// maxErrors failed or a stop was requested, whichever comes first.
 func closedLoop(clients, maxOps int, limit time.Duration, do op, record bool) *Result {
 	var issued, errs, done atomic.Int64
 	var firstErr atomic.Value
@@ -64,7 +68,7 @@ func closedLoop(clients, maxOps int, limit time.Duration, do op, record bool) *R
 					break
 				}
 				t0 := time.Now()
-				if t0.After(deadline) {
+				if t0.After(deadline) || stopRequested.Load() {
 					break
 				}
 				if err := do(c, seq); err != nil {

@@ -18,7 +18,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,6 +55,7 @@ rows:
   list    paged list of --keys preloaded keys, pages of --page-size pinned to the first page's revision
   watch   put -> event latency at --watchers watchers of one prefix, one put every --interval (--max-ops puts)
   load    store --keys keys of --value-size bytes as fast as possible (for memory phases); ops = keys
+SIGUSR1 ends the measured phase of put, get, txn and list early; its result line is printed as usual.
 `
 
 func parseFlags(args []string) (config, error) {
@@ -140,6 +143,12 @@ func closeAll(cs []*clientv3.Client) {
 }
 
 func main() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGUSR1)
+	go func() {
+		<-stop
+		stopRequested.Store(true)
+	}()
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
