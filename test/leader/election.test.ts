@@ -50,7 +50,7 @@ describe('leader lease and fencing', () => {
     const got = await store.range({ key: b('/k/'), range_end: b('/k0') });
     assert.deepEqual(got.kvs.map((kv) => kv.key.toString()), ['/k/1']);
     await store.close();
-    bElection.stop();
+    await bElection.stop();
   });
 
   it('a standby does not take a lease that is being renewed, and takes a released one at once', async () => {
@@ -67,6 +67,43 @@ describe('leader lease and fencing', () => {
     await holder.release();
     assert.equal(await waiting, true);
     assert.ok(standby.isLeader);
-    standby.stop();
+    await standby.stop();
+  });
+
+  it('a release keeps the epoch: a stalled process whose identity takes the lease again is still fenced', async () => {
+    // a database of its own: the first lease taken there is epoch 1, as after a release that forgot the epoch
+    const fresh = `sqlite://${path.join(dir, 'again.db')}`;
+    const backend = async () => {
+      const be = openBackend(fresh);
+      await be.open();
+      opened.push(be);
+      return be;
+    };
+    const election = async (identity: string) => new LeaderElection({ backend: await backend(), identity, leaseDurationMs: 300, renewIntervalMs: 100 });
+    const lease = async () => (await opened.at(-1)!.getMeta(META_LEADER))!.toString();
+    // a1 holds the lease, then stalls (no renewal, no release)
+    const a1 = await election('again');
+    assert.equal(await a1.acquire(), true);
+    const stalled = await Store.open({ backend: await backend(), fence: a1.fence });
+    await stalled.put({ key: b('/again/1'), value: b('a1') });
+    const first = await lease();
+
+    // another replica takes the stood-still lease and releases it; the pod comes back under the same name
+    const other = await election('other');
+    assert.equal(await other.acquire(), true);
+    await other.release();
+    const released = await lease();
+    assert.match(released, /^\d+\/$/, 'a released lease names nobody and keeps its epoch');
+    const a2 = await election('again');
+    assert.equal(await a2.acquire(), true);
+    const retaken = await lease();
+    assert.notEqual(retaken, first, `the same identity got its old token back (${first}): its stalled process would pass the fence`);
+    assert.equal(Number(retaken.split('/')[0]), Number(released.split('/')[0]) + 1);
+
+    await assert.rejects(stalled.put({ key: b('/again/2'), value: b('a1') }), /no longer the leader/);
+    const got = await stalled.range({ key: b('/again/'), range_end: b('/again0') });
+    assert.deepEqual(got.kvs.map((kv) => kv.key.toString()), ['/again/1']);
+    await stalled.close();
+    await a2.stop();
   });
 });

@@ -20,14 +20,29 @@ import { logger as rootLogger, type Logger } from '../log.js';
 import { leaderMetrics } from './metrics.js';
 import { CandidateWatch, META_LEADER_CANDIDATES, META_LEADER_SUCCESSOR, parseCandidates, refreshCandidate } from './candidates.js';
 
-/** Meta values of the lease: `<epoch>/<identity>` of the holder ('' when released), and the renew counter. */
+/**
+ * Meta values of the lease: `<epoch>/<identity>` of the holder (`<epoch>/` once released, '' never taken),
+ * and the renew counter. A release keeps the epoch: the next holder's token is always new, so a stalled
+ * process of the same identity that still holds an older token is fenced, whatever happened in between.
+ */
 export const META_LEADER = META.leader;
 export const META_LEADER_RENEWED = META.leaderRenewed;
+
+/** The holder's identity in a lease value ('' when released or never taken). */
+function holderOf(lease: string): string {
+  const slash = lease.indexOf('/');
+  return slash < 0 ? lease : lease.slice(slash + 1);
+}
+
+/** The lease value after `token`'s holder let it go: same epoch, nobody holding it. */
+function releasedFrom(token: string): Buffer {
+  return Buffer.from(`${token.split('/')[0]}/`);
+}
 
 /** This process was deposed: a batch found another holder in the lease row. */
 export class FencedError extends BackendUnavailableError {
   constructor(holder: string) {
-    super(`this middleware is no longer the leader (the lease is held by "${holder || 'nobody'}"); retry against the current leader`);
+    super(`this middleware is no longer the leader (the lease is held by "${holderOf(holder) ? holder : 'nobody'}"); retry against the current leader`);
     this.name = 'FencedError';
   }
 }
@@ -65,6 +80,10 @@ export class LeaderElection {
   private token = '';
   private lastRenewed = 0;
   private renewer: NodeJS.Timeout | undefined;
+  /** Bumped when renewing starts or stops: a renewal of an earlier run neither writes nor re-arms. */
+  private renewals = 0;
+  /** The renewal in progress, so stopping can wait for it before the caller closes the backend. */
+  private renewal: Promise<void> | undefined;
   private lostReported = false;
   private onLost: (reason: string) => void = () => {};
   /** Order of first appearance in the candidate registry (0 until registered). */
@@ -100,11 +119,11 @@ export class LeaderElection {
           observedAt = Date.now();
         }
         // a lease handed to another standby is as good as held by it, until it stood still for a lease duration
-        const free = text(holder) === '' && (text(successor) === '' || text(successor) === this.opts.identity);
+        const free = holderOf(text(holder)) === '' && (text(successor) === '' || text(successor) === this.opts.identity);
         if (free || Date.now() - observedAt >= leaseDurationMs) {
           if (await this.takeOver(text(holder), text(renewed), text(successor))) return true;
         } else if (!waitingLogged) {
-          this.log.info('standing by: another replica holds the lease', { holder: text(holder) || `handed to ${text(successor)}` });
+          this.log.info('standing by: another replica holds the lease', { holder: holderOf(text(holder)) ? text(holder) : `handed to ${text(successor)}` });
           waitingLogged = true;
         }
       } catch (err) {
@@ -156,26 +175,33 @@ export class LeaderElection {
   startRenewing(onLost: (reason: string) => void, onSuccessor?: (successor: { identity: string; template: string }) => void): void {
     this.onLost = onLost;
     const watch = new CandidateWatch(this.opts.leaseDurationMs);
+    const run = ++this.renewals;
+    // stop(), release() or handOver() may come while a renewal awaits the backend: it must then end quietly
+    const running = () => run === this.renewals && !this.lostReported;
     const tick = async () => {
       let renewed = 0;
       try {
         await inWriteTxn(this.opts.backend, async (tx) => {
           const holder = text(await tx.lockMeta(META_LEADER));
           if (holder !== this.token) throw new FencedError(holder);
+          if (!running()) return;
           renewed = Number(text(await tx.lockMeta(META_LEADER_RENEWED))) + 1;
           await tx.setMeta(META_LEADER_RENEWED, Buffer.from(String(renewed)));
         });
+        if (!running()) return;
         this.lastRenewed = Date.now();
         if (onSuccessor && this.opts.template && !this.successorReported) {
           const registry = parseCandidates(await this.opts.backend.getMeta(META_LEADER_CANDIDATES));
           const next = watch.successor(registry, { identity: this.opts.identity, template: this.opts.template, order: this.order }, Date.now());
-          if (next) {
+          if (next && running()) {
             this.successorReported = true;
             this.log.info('a newer replica of another pod template stands by: handing the lease over to it', { successor: next.identity, template: next.template, ours: this.opts.template });
             onSuccessor(next);
           }
         }
       } catch (err) {
+        // once stopped, a failure says nothing about the lease (the backend may be closing)
+        if (!running()) return;
         if (err instanceof FencedError) return this.lost(err.message);
         // stop before a standby may take over: it waits a whole lease duration after the last renewal
         if (Date.now() - this.lastRenewed >= this.opts.leaseDurationMs - this.opts.renewIntervalMs) {
@@ -183,9 +209,17 @@ export class LeaderElection {
         }
         this.log.warn('lease renewal failed; retrying', { error: err });
       }
-      if (!this.lostReported) this.renewer = setTimeout(() => void tick(), this.opts.renewIntervalMs);
+      if (running()) arm();
     };
-    this.renewer = setTimeout(() => void tick(), this.opts.renewIntervalMs);
+    const arm = () => {
+      this.renewer = setTimeout(() => {
+        const renewal = tick().finally(() => {
+          if (this.renewal === renewal) this.renewal = undefined;
+        });
+        this.renewal = renewal;
+      }, this.opts.renewIntervalMs);
+    };
+    arm();
   }
 
   /** The store's fence: inside every write batch, the lease must still be ours. */
@@ -200,11 +234,11 @@ export class LeaderElection {
 
   /** Stops renewing and hands the lease over at once (graceful shutdown). */
   async release(): Promise<void> {
-    clearTimeout(this.renewer);
+    await this.stop();
     if (!this.token || this.lostReported) return;
     try {
       await inWriteTxn(this.opts.backend, async (tx) => {
-        if (text(await tx.lockMeta(META_LEADER)) === this.token) await tx.setMeta(META_LEADER, Buffer.alloc(0));
+        if (text(await tx.lockMeta(META_LEADER)) === this.token) await tx.setMeta(META_LEADER, releasedFrom(this.token));
       });
       this.log.info('released the leader lease', { lease: this.token });
     } catch (err) {
@@ -219,12 +253,12 @@ export class LeaderElection {
    * lease is free for it at once, other standbys wait a lease duration for it to take it.
    */
   async handOver(successor: string): Promise<void> {
-    clearTimeout(this.renewer);
+    await this.stop();
     if (!this.token || this.lostReported) return;
     try {
       await inWriteTxn(this.opts.backend, async (tx) => {
         if (text(await tx.lockMeta(META_LEADER)) !== this.token) return;
-        await tx.setMeta(META_LEADER, Buffer.alloc(0));
+        await tx.setMeta(META_LEADER, releasedFrom(this.token));
         await tx.setMeta(META_LEADER_SUCCESSOR, Buffer.from(successor));
       });
       this.log.info('handed the leader lease over', { lease: this.token, successor });
@@ -235,8 +269,18 @@ export class LeaderElection {
     leaderMetrics.isLeader.set(0);
   }
 
-  stop(): void {
+  /**
+   * Stops renewing, and waits for a renewal in progress to end (at most a lease duration, after which the
+   * lease is a standby's anyway), so the backend may be closed afterwards.
+   */
+  async stop(): Promise<void> {
+    this.renewals++;
     clearTimeout(this.renewer);
+    const renewal = this.renewal;
+    if (!renewal) return;
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([renewal.catch(() => undefined), new Promise<void>((resolve) => (bound = setTimeout(resolve, this.opts.leaseDurationMs)))]);
+    clearTimeout(bound);
   }
 
   private lost(reason: string): void {
