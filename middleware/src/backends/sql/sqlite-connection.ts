@@ -1,5 +1,6 @@
 /** Opening a connection to the SQLite file, and the prepared statements of one connection. */
 import Database from 'better-sqlite3';
+import { walPragmas } from './sqlite-checkpoint.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 /**
@@ -28,7 +29,8 @@ export class StatementCache {
 
 /**
  * A connection to `file`. The writer puts the database in WAL mode (readers never block it nor it them)
- * with synchronous=FULL (an acknowledged write survives power loss); readers are query-only.
+ * with synchronous=FULL (an acknowledged write survives power loss) and bounds the WAL (sqlite-checkpoint.ts);
+ * readers are query-only.
  */
 export function connectSqlite(file: string, role: 'writer' | 'reader', description: string): Database.Database {
   const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
@@ -37,6 +39,7 @@ export function connectSqlite(file: string, role: 'writer' | 'reader', descripti
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (String(mode).toLowerCase() !== 'wal') throw new Error(`${description}: SQLite refused WAL mode (got "${mode}") for ${file}: use a local file system`);
       db.pragma('synchronous = FULL');
+      walPragmas(db);
     }
     db.pragma(`cache_size = -${CACHE_KIB}`);
     if (role === 'reader') db.pragma('query_only = ON');

@@ -49,6 +49,8 @@ interface Pending {
 interface Running {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** Called once no read is pending (see whenIdle). */
+  idle: (() => void)[];
 }
 
 // The worker's source sits next to this file: .js when compiled, .ts when run from source under tsx.
@@ -85,6 +87,8 @@ function workerError(e: WorkerError): Error {
 export class SqliteReadThread {
   private current?: Running;
   private starting?: Promise<Running>;
+  /** Set while whenIdle runs: reads wait for it before they are sent. */
+  private gate?: Promise<void>;
   private nextId = 1;
   private closed = false;
 
@@ -117,6 +121,25 @@ export class SqliteReadThread {
     return ((await this.call({ id: 0, op: 'changes', from, to, limit })) as { rows: DbRow[] }).rows;
   }
 
+  /**
+   * Runs `fn` once the worker has answered every read sent to it, and sends no new read until `fn` has
+   * returned: its connection then holds no snapshot (a checkpoint needs that to reset the WAL). Reads queue
+   * on the worker in order anyway, so a read held here waits little longer than it would have there.
+   */
+  async whenIdle<T>(fn: () => Promise<T> | T): Promise<T> {
+    while (this.gate) await this.gate;
+    let open!: () => void;
+    this.gate = new Promise<void>((resolve) => (open = resolve));
+    try {
+      const running = this.current;
+      if (running && running.pending.size > 0) await new Promise<void>((resolve) => running.idle.push(resolve));
+      return await fn();
+    } finally {
+      this.gate = undefined;
+      open();
+    }
+  }
+
   /** Stops the worker; reads still waiting for it fail as unavailable. */
   async close(): Promise<void> {
     this.closed = true;
@@ -128,7 +151,12 @@ export class SqliteReadThread {
   }
 
   private async call(req: ReadRequest): Promise<ReadReply> {
-    const running = await this.running();
+    let running = await this.running();
+    // held while whenIdle runs; from the last check to postMessage nothing yields
+    while (this.gate) {
+      await this.gate;
+      running = await this.running();
+    }
     // closed or restarted while this read waited for the worker to start
     if (running !== this.current) throw new BackendUnavailableError(`${this.init.description}: the backend was closed while the read was starting`);
     const id = this.nextId++;
@@ -149,7 +177,7 @@ export class SqliteReadThread {
 
   private spawn(): Promise<Running> {
     return new Promise<Running>((resolve, reject) => {
-      const running: Running = { worker: newWorker(this.init, { resourceLimits: WORKER_LIMITS }), pending: new Map() };
+      const running: Running = { worker: newWorker(this.init, { resourceLimits: WORKER_LIMITS }), pending: new Map(), idle: [] };
       const { worker, pending } = running;
       let started = false;
       worker.on('message', (m: Startup | ReadReply) => {
@@ -169,7 +197,10 @@ export class SqliteReadThread {
         const reply = m as ReadReply;
         const p = pending.get(reply.id);
         pending.delete(reply.id);
-        if (pending.size === 0) worker.unref();
+        if (pending.size === 0) {
+          worker.unref();
+          wake(running);
+        }
         p?.resolve(reply);
       });
       worker.on('error', (err) => {
@@ -193,4 +224,10 @@ export class SqliteReadThread {
 function fail(running: Running, message: string): void {
   for (const p of running.pending.values()) p.reject(new BackendUnavailableError(message));
   running.pending.clear();
+  wake(running);
+}
+
+/** No read is pending on `running` any more: wakes whoever waits for that. */
+function wake(running: Running): void {
+  for (const resolve of running.idle.splice(0)) resolve();
 }

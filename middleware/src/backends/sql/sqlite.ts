@@ -20,6 +20,7 @@ import { checkInt64, checkKeyLength, rowParams, toChangeRow, toKeyRow, toLeaseRo
 import type { MovableBackend } from '../movable.js';
 import { SqlMoves, type SqlWriteTxn } from './movable-sql.js';
 import { migrate } from './schema.js';
+import { WalCheckpointer } from './sqlite-checkpoint.js';
 import { connectSqlite, StatementCache } from './sqlite-connection.js';
 import { sqliteDialect, transientSqliteError as transient } from './sqlite-dialect.js';
 import { PackedRanges, unpackChunks } from './sqlite-pages.js';
@@ -53,6 +54,8 @@ export class SqliteBackend implements MovableBackend {
   /** Holds the database of `sqlite://:memory:` (a private temporary file: two connections must share it). */
   private tempDir?: string;
   private closing = false;
+  /** Checkpoints the WAL when SQLite's own checkpoints cannot reset it (sqlite-checkpoint.ts). */
+  private checkpoints?: WalCheckpointer;
   /** Write transactions with raw statements (reverts, migration copies). */
   private readonly sqlTxns = { begin: async () => (await this.begin()) as SqliteWriteTxn };
   readonly moves = new SqlMoves(this.st, {
@@ -86,6 +89,7 @@ export class SqliteBackend implements MovableBackend {
       this.reader = new StatementCache(this.connect(true));
       this.readThread = new SqliteReadThread({ file: this.file, description: this.description });
       await this.readThread.start();
+      this.checkpoints = new WalCheckpointer({ file: this.file, description: this.description, whenQuiet: (fn) => this.whenQuiet(fn), log });
       log.debug('opened', { backend: this.description, file: this.file });
     } catch (err) {
       await this.close();
@@ -98,6 +102,8 @@ export class SqliteBackend implements MovableBackend {
     this.closing = true;
     await this.readThread?.close();
     this.readThread = undefined;
+    // one waiting for reads has been released by close() and finds the backend closing
+    await this.checkpoints?.settled();
     return this.compactLock.run(() =>
       this.writeLock.run(() => {
         for (const c of [this.reader, this.writer]) if (c?.db.open) c.db.close();
@@ -221,6 +227,11 @@ export class SqliteBackend implements MovableBackend {
     this.exec(() => c.get(this.st.leaseDelete).run(BigInt(checkInt64(id, 'lease ID'))));
   }
 
+  /** After every commit on the writer: the WAL may need a checkpoint of ours. */
+  committed(): void {
+    this.checkpoints?.afterCommit();
+  }
+
   /** Runs a statement, turning transient SQLite failures into BackendUnavailableError. */
   exec<T>(fn: () => T): T {
     try {
@@ -263,6 +274,23 @@ export class SqliteBackend implements MovableBackend {
     return c;
   }
 
+  /**
+   * Runs `fn` on the writer with no snapshot held by our other connections: the worker idle and holding new
+   * reads, the main thread's reader idle (its reads are synchronous). Not when the writer is inside a
+   * transaction (a routed write may keep it open across turns): that one's commit asks again.
+   */
+  private async whenQuiet<T>(fn: (writer: Database.Database) => T): Promise<T | undefined> {
+    const thread = this.readThread;
+    if (!thread) return undefined;
+    return thread.whenIdle(async () => {
+      // a write transaction begun on this turn ends before the next one starts
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const db = this.writer?.db;
+      if (this.closing || !db?.open || db.inTransaction) return undefined;
+      return this.exec(() => fn(db));
+    });
+  }
+
   private connect(reader: boolean): Database.Database {
     return connectSqlite(this.file, reader ? 'reader' : 'writer', this.description);
   }
@@ -290,7 +318,7 @@ export class SqliteBackend implements MovableBackend {
 
   private compactBatch(revision: number, batchSize: number): number {
     const w = this.open_(this.writer);
-    return this.exec(() => {
+    const deleted = this.exec(() => {
       w.get('BEGIN IMMEDIATE').run();
       try {
         const cursor = this.progress.position;
@@ -307,6 +335,8 @@ export class SqliteBackend implements MovableBackend {
         throw err;
       }
     });
+    this.committed();
+    return deleted;
   }
 }
 
@@ -374,6 +404,7 @@ class SqliteWriteTxn implements SqlWriteTxn {
     } finally {
       this.life.end();
     }
+    this.backend.committed();
   }
 
   async rollback(): Promise<void> {
