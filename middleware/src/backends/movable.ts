@@ -32,6 +32,10 @@ export interface KeyMoves {
   /**
    * Stores those of `rows` it does not hold yet (same key and revision), in one write transaction (an etcd:
    * in as few as it takes; a crash between them leaves rows a second copy stores). Returns how many.
+   * `rows` may be a copy repeated after the target compacted part of it: nothing compaction removed may
+   * stay for good (a superseded version that outlives its successor reads again once the key's delete is
+   * compacted). The SQL backends do not store it again and walk copied rows in their next compaction
+   * (sql/copied-rows.ts, sql/compaction.ts); an etcd's compaction goes over every copied row each time.
    */
   copyIn(rows: KeyRow[]): Promise<number>;
 

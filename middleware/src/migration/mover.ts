@@ -8,7 +8,8 @@
  *
  * Crash safety comes from the order: copy (commit) before drop; a copy that is already there is skipped; a
  * drop removes only rows at or below the newest revision it copied (see `moveBatch`). A restart rescans from
- * the start.
+ * the start, and copies again what it had copied but not dropped: the target's compaction may have removed
+ * some of it meanwhile, which the target does not keep again (KeyMoves.copyIn).
  */
 import { inWriteTxn, type Backend, type KeyRow } from '../backends/backend.js';
 import { META } from '../backends/meta.js';

@@ -10,6 +10,12 @@
  * Rows superseded by a Y at or below an earlier completed compaction are gone already, so a walk starts at
  * the last revision this process finished compacting (0 after a restart: one full walk). The start row
  * itself is included because a tombstone exactly at that revision was kept then and is removable now.
+ *
+ * A migration copy adds rows at their old revisions, possibly behind the walk. The walk must go over them:
+ * a superseded copied row left behind stays for good once the row naming it goes, and when the key is
+ * deleted and that delete compacted, the key reads the old version again. So the copy moves the progress
+ * back to its lowest row (`copiedIn`), including under a batch running meanwhile (the servers' batches do not
+ * hold the write lock): everything at or above a copied row's revision is walked again.
  */
 
 export interface ScanRow {
@@ -65,6 +71,8 @@ export class CompactionProgress {
   private completed = 0;
   private target = -1;
   private cursor: Cursor = { rev: 0, sub: -1 };
+  /** Lowest revision copied in since the batch in progress read `position` (undefined: none). */
+  private copiedSince?: number;
 
   /** Positions the walk for `revision`; false when a compaction at or above it has completed already. */
   begin(revision: number): boolean {
@@ -76,19 +84,42 @@ export class CompactionProgress {
     return true;
   }
 
+  /** Where the next batch scans from; reading it starts the batch (see `copiedIn`). */
   get position(): Cursor {
+    this.copiedSince = undefined;
     return this.cursor;
   }
 
-  /** Records a committed batch. */
+  /** Records a committed batch; one that ran while rows were copied in behind its end does not move past them. */
   advance(plan: BatchPlan): void {
-    this.cursor = plan.cursor;
-    if (plan.finished) this.completed = Math.max(this.completed, this.target);
+    const copied = this.copiedSince;
+    this.copiedSince = undefined;
+    if (copied === undefined) {
+      this.cursor = plan.cursor;
+      if (plan.finished) this.completed = Math.max(this.completed, this.target);
+      return;
+    }
+    this.cursor = earlier(plan.cursor, { rev: copied, sub: -1 });
+  }
+
+  /**
+   * Rows were stored at `revision` and above, in place (a migration copy, committed or perhaps committed):
+   * the walk goes over them again. A compaction to just below `revision` stays complete: a copied row
+   * supersedes rows only at its own revision or later.
+   */
+  copiedIn(revision: number): void {
+    this.completed = Math.min(this.completed, revision - 1);
+    this.cursor = earlier(this.cursor, { rev: revision, sub: -1 });
+    this.copiedSince = Math.min(this.copiedSince ?? revision, revision);
   }
 
   isComplete(revision: number): boolean {
     return revision <= this.completed;
   }
+}
+
+function earlier(a: Cursor, b: Cursor): Cursor {
+  return a.rev < b.rev || (a.rev === b.rev && a.sub <= b.sub) ? a : b;
 }
 
 /** Scan parameters for `Statements.compactScan`. */

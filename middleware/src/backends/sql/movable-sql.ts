@@ -4,6 +4,8 @@
  */
 import { inWriteTxn, type KeyRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import type { KeyMoves } from '../movable.js';
+import type { CompactionProgress } from './compaction.js';
+import { rowsToCopy } from './copied-rows.js';
 import { toKeyRow, type DbRow } from './rows.js';
 import { rangeShape, type Statements } from './statements.js';
 
@@ -17,6 +19,12 @@ export interface SqlAccess {
   /** A read on the backend's read connections. */
   read(sql: string, params: unknown[]): Promise<DbRow[]>;
   begin(): Promise<SqlWriteTxn>;
+  /**
+   * The backend's compaction progress, told where a copy stored rows so that its walk goes over them
+   * (compaction.ts). Without it, history copied behind a finished compaction is never compacted in this
+   * process, and can outlive the rows that supersede it.
+   */
+  compaction?: Pick<CompactionProgress, 'copiedIn'>;
 }
 
 /** Keys per IN list: well under every database's parameter limit (SQLite's default is 32766). */
@@ -57,18 +65,28 @@ export class SqlMoves implements KeyMoves {
     return (await this.db.read(this.st.keyHistory, [last])).map((r) => toKeyRow(r));
   }
 
+  /** Stores the rows `rowsToCopy` leaves (copied-rows.ts: never a row the target's compaction removed). */
   async copyIn(rows: KeyRow[]): Promise<number> {
     if (rows.length === 0) return 0;
-    return inWriteTxn(this.db, async (tx) => {
-      const keys = distinctKeys(rows.map((r) => r.key));
-      const stored = new Set<string>();
-      for (const chunk of chunks(keys)) {
-        for (const r of await tx.query(this.st.keysRevisions(chunk.length), chunk)) stored.add(`${Number(r.rev)} ${(r.name as Buffer).toString('latin1')}`);
-      }
-      const missing = rows.filter((row) => !stored.has(`${row.modRevision} ${row.key.toString('latin1')}`));
-      if (missing.length > 0) await tx.insert(missing);
-      return missing.length;
-    });
+    let lowest = Infinity;
+    try {
+      return await inWriteTxn(this.db, async (tx) => {
+        const keys = distinctKeys(rows.map((r) => r.key));
+        const stored = new Set<string>();
+        for (const chunk of chunks(keys)) {
+          for (const r of await tx.query(this.st.keysRevisions(chunk.length), chunk)) stored.add(`${Number(r.rev)} ${(r.name as Buffer).toString('latin1')}`);
+        }
+        const missing = rowsToCopy(rows, (row) => stored.has(`${row.modRevision} ${row.key.toString('latin1')}`));
+        if (missing.length === 0) return 0;
+        lowest = missing.reduce((low, r) => Math.min(low, r.modRevision), Infinity);
+        await tx.insert(missing);
+        return missing.length;
+      });
+    } finally {
+      // after the commit (a compaction batch scanning from here on sees the rows), and after a failed one
+      // too: it may have committed
+      if (lowest !== Infinity) this.db.compaction?.copiedIn(lowest);
+    }
   }
 
   async dropOut(keys: Buffer[], upTo: number): Promise<number> {

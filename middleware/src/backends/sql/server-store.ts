@@ -137,6 +137,7 @@ export class ServerLogStore implements MovableBackend {
     this.moves = new SqlMoves(this.st, {
       read: (sql, params) => this.read('migrate', (c) => c.query(sql, params)),
       begin: async () => (await this.begin()) as ServerWriteTxn,
+      compaction: this.progress,
     });
     this.log = logger.child({ component: 'sql', dialect: this.d.name, backend: this.description });
   }

@@ -61,6 +61,7 @@ export class SqliteBackend implements MovableBackend {
   readonly moves = new SqlMoves(this.st, {
     read: (sql, params) => this.read('migrate', (r) => r.get(sql).all(...params) as DbRow[]),
     begin: this.sqlTxns.begin,
+    compaction: this.progress,
   });
 
   constructor(
