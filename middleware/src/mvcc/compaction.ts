@@ -40,6 +40,9 @@ export class Compaction {
   private rev: number;
   /** False until the first compaction (etcd's compact revision is then -1: Compact(0) succeeds once). */
   private everCompacted: boolean;
+  /** The running removal of compacted rows, and the revision it removes up to. */
+  private removal: Promise<number | undefined> | undefined;
+  private removalTarget = 0;
 
   constructor(private readonly o: CompactionOptions) {
     this.rev = o.restored ?? 0;
@@ -98,34 +101,60 @@ export class Compaction {
     return step!;
   }
 
-  /** Deletes compacted rows, one bounded step per turn of the write queue so writers keep flowing. */
+  /**
+   * Deletes compacted rows up to `revision`, one bounded step per turn of the write queue so writers keep
+   * flowing. One removal runs at a time and a newer compaction raises its target: two walks with different
+   * targets would each restart the other's (the backends keep one walk position), and neither would finish.
+   */
   private async removeCompacted(revision: number, batchSize: number, timeoutMs: number): Promise<void> {
+    if (revision > this.removalTarget) this.removalTarget = revision;
+    for (;;) {
+      this.removal ??= this.removeUpToTarget(batchSize, timeoutMs).finally(() => {
+        this.removal = undefined;
+      });
+      const reached = await this.removal;
+      // undefined: paused (too slow) or closing; the next compaction resumes it
+      if (reached === undefined || reached >= revision) return;
+    }
+  }
+
+  /** The removal loop: the revision it removed everything up to, undefined when it stopped before. */
+  private async removeUpToTarget(batchSize: number, timeoutMs: number): Promise<number | undefined> {
     const { backend, queue, log } = this.o;
     const started = Date.now();
     let deleted = 0;
+    let target = this.removalTarget;
+    let reached: number | undefined;
     for (;;) {
+      target = this.removalTarget;
       let ran = 0;
       let writersWaited = false;
       const step = await queue.submit(true, async () => undefined, async () => {
         const t = Date.now();
         try {
-          return await backend.compact(revision, batchSize, Date.now() + Math.min(timeoutMs, STEP_MS));
+          return await backend.compact(target, batchSize, Date.now() + Math.min(timeoutMs, STEP_MS));
         } finally {
           ran = Date.now() - t;
           writersWaited = queue.waiting > 0;
         }
       });
       deleted += step!.deleted;
-      if (step!.done || queue.closed) break;
+      if (step!.done && this.removalTarget === target) {
+        reached = target;
+        break;
+      }
+      if (queue.closed) break;
+      if (step!.done) continue; // a newer compaction came meanwhile: on to its revision
       // writers that queued behind the step get the queue for as long as the step took: under load compaction
       // takes at most about half of it, on an idle server it runs back to back
       if (writersWaited) await sleep(ran);
       if (Date.now() - started > timeoutMs * 20) {
-        log.warn('compaction paused: too slow, the next compaction resumes it', { revision, deleted });
+        log.warn('compaction paused: too slow, the next compaction resumes it', { revision: target, deleted });
         break;
       }
     }
     storeMetrics.compactedRows.inc(deleted);
-    log.info('compacted', { revision, deletedRows: deleted, ms: Date.now() - started });
+    if (reached !== undefined) log.info('compacted', { revision: reached, deletedRows: deleted, ms: Date.now() - started });
+    return reached;
   }
 }
