@@ -31,7 +31,7 @@ export interface CompactionOptions {
   restored: number | undefined;
   /** Rows deleted per compaction step (default 1,000). */
   batchSize?: number;
-  /** Longest one compaction step may take, ms (default 5,000). */
+  /** Bound on one step, ms (STEP_MS at most); a removal running 20 times this long pauses (default 5,000). */
   timeoutMs?: number;
   log: Logger;
 }

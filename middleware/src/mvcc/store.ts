@@ -52,7 +52,7 @@ export interface StoreOptions {
   readCacheBytes?: number;
   /** Rows deleted per compaction step (default 1,000). */
   compactBatchSize?: number;
-  /** Longest one compaction step may take, ms (default 5,000). */
+  /** Bound on one compaction step, ms (see mvcc/compaction.ts; default 5,000). */
   compactTimeoutMs?: number;
   logger?: Logger;
   /**
