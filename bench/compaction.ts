@@ -37,7 +37,7 @@ import { rowPrefix } from './measure.js';
 import type { PutPhase } from './migration.js';
 import { cpuSeconds } from './procfs.js';
 import { rowNamed } from './rows.js';
-import { storedRowCount } from './stored-rows.js';
+import { storedRowCount } from '../test/support/stored-keys.js';
 import { launchMiddleware, startEtcd, type MiddlewareLaunch, type TargetName } from './servers.js';
 
 /** Servers the row runs on: single servers that keep history (kine's loader cannot overwrite keys). */
