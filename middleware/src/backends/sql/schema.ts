@@ -4,8 +4,10 @@
  *
  * Indexes: the primary key (rev, sub) serves revision scans (changes, compaction, max revision); the unique
  * (name, rev) index serves key scans, per-key lookups and the "newer row" probes (on PostgreSQL it also
- * carries `deleted`, for index-only counts; on MySQL the two swap roles, see `SqlDialect.clusteredByKey`). Nothing else: every read shape was checked with EXPLAIN on all
- * three databases at 1M keys. `leasedKeys` alone scans the table; it runs once, when the middleware starts.
+ * carries `deleted`, for index-only counts; on MySQL the two swap roles, see `SqlDialect.clusteredByKey`).
+ * Nothing else: the plans of every statement at 1M rows on all three databases are checked by
+ * test/backends/query-plans.test.ts (see statements.ts). `leasedKeys` alone scans the table; it runs once,
+ * when the middleware starts.
  */
 import { META } from '../meta.js';
 import type { SqlDialect } from './dialect.js';
