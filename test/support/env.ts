@@ -6,6 +6,7 @@
  * (set by `.ci/run`), in which case it fails: CI always runs everything.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -109,14 +110,41 @@ export function mysqlEndpoint(db: string): string {
   return MYSQL_URL.replace(/\/[^/?]*(\?.*)?$/, `/${db}$1`).replace('$1', '');
 }
 
-/** A free TCP port on 127.0.0.1 (bind to 0, read the port, release it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports freePort() handed out in this process: never handed out twice, even after their server stopped. */
+const handedOut = new Set<number>();
+
+/**
+ * The ports freePort() picks from: below the kernel's ephemeral range, so no outgoing connection (to a
+ * database, an etcd, a child middleware) can take a port between freePort() returning it and the server
+ * binding it, and so two calls in a row cannot get the same port back from bind(0).
+ */
+function portRange(): [number, number] {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: keep the IANA default's start
+  }
+  return [Math.min(15_000, low - 4_000), low - 1];
+}
+const PORT_RANGE = portRange();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on and this process has not handed out before. */
+export async function freePort(): Promise<number> {
+  const [low, high] = PORT_RANGE;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 in ${low}-${high} after 200 tries: is something holding that range?`);
 }
