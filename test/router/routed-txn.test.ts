@@ -11,12 +11,14 @@ import { describe, it } from 'node:test';
 import { BackendUnavailableError, type Backend, type WriteTxn } from '../../middleware/src/backends/backend.js';
 import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
+import { Mover } from '../../middleware/src/migration/mover.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
 import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b } from '../support/bytes.js';
 import { keysIn } from '../support/routed.js';
+import { waitUntil } from '../support/wait.js';
 
 /** Switchable faults of one backend. */
 interface Faults {
@@ -64,8 +66,11 @@ function faulty(inner: Backend, faults: Faults): Backend {
 
 class Fixture {
   readonly dir = mkdtempSync(path.join(os.tmpdir(), 'hk-routed-txn-'));
-  readonly faults: Record<string, Faults> = { a: {}, b: {} };
+  readonly faults: Record<string, Faults> = { a: {}, b: {}, n: {} };
   store!: Store;
+  routed!: RoutedBackend;
+  applier!: TopologyApplier;
+  mover!: Mover;
 
   file(name: string): string {
     return path.join(this.dir, `${name}.db`);
@@ -74,17 +79,39 @@ class Fixture {
   async open(): Promise<void> {
     const factory = (rule: BackendRule) => faulty(openBackend(rule.endpoint), this.faults[rule.name]!);
     const routed = new RoutedBackend(openBackend(`sqlite://${this.file('default')}`), factory);
+    this.routed = routed;
     this.store = await Store.open({ backend: routed });
-    const applier = new TopologyApplier({ store: this.store, routed, defaultEndpoint: `sqlite://${this.file('default')}`, factory });
-    await applier.apply(
-      {
-        backends: [
-          { name: 'a', endpoint: `sqlite://${this.file('a')}`, prefix: { prefix: 'a/' } },
-          { name: 'b', endpoint: `sqlite://${this.file('b')}`, prefix: { prefix: 'b/' } },
-        ],
-      },
-      'test',
-    );
+    this.mover = new Mover({ host: routed, keysPerSecond: 0, backoffMs: 50 });
+    this.applier = new TopologyApplier({ store: this.store, routed, defaultEndpoint: `sqlite://${this.file('default')}`, factory, onMigration: () => this.mover.kick() });
+    await this.applier.apply({ backends: this.rules() }, 'test');
+  }
+
+  /** Rules a and b (prefixes a/ and b/), `extra` first; rule a's database is `aFile`. */
+  rules(extra: BackendRule[] = [], aFile = 'a'): BackendRule[] {
+    return [
+      ...extra,
+      { name: 'a', endpoint: `sqlite://${this.file(aFile)}`, prefix: { prefix: 'a/' } },
+      { name: 'b', endpoint: `sqlite://${this.file('b')}`, prefix: { prefix: 'b/' } },
+    ];
+  }
+
+  /** Writes /registry/a/two in a, and leaves it there with its revert pending: b's commit and a's revert fail. */
+  async halfAppliedInA(): Promise<void> {
+    this.faults.b.commit = true;
+    this.faults.a.revert = true;
+    await assert.rejects(this.txnAll('two'), /rolled back/);
+    this.faults.b.commit = false;
+    assert.ok(keysIn(this.file('a')).includes('/registry/a/two'), 'the write is half there');
+  }
+
+  migrationDone(): Promise<true> {
+    return waitUntil('the migration to finish', () => (this.routed.table.migrating ? undefined : true), { timeoutMs: 30_000 });
+  }
+
+  async close(): Promise<void> {
+    await this.mover?.stop();
+    await this.store?.close();
+    this.cleanup();
   }
 
   /** A Txn writing one key in each database (default, a, b). */
@@ -179,6 +206,53 @@ describe('writes across databases', () => {
     } finally {
       await f.store?.close();
       f.cleanup();
+    }
+  });
+
+  it('a topology change that points a rule elsewhere first does the revert pending there; until it can, the change is refused', async () => {
+    const f = new Fixture();
+    try {
+      await f.open();
+      await f.txnAll('one');
+      await f.halfAppliedInA();
+      // a moves to n.db: its rows are copied there, so the half-applied write must be gone from a first
+      await assert.rejects(f.applier.apply({ backends: f.rules([], 'n') }, 'test'), (err: Error) => {
+        assert.match(err.message, /refused: a write that did not commit everywhere is still to be reverted in rule "a" \(.*a\.db.*\).*the topology in effect stays/);
+        return true;
+      });
+      assert.match(f.routed.table.backends.get('a')!.description, /a\.db/, 'the old routing stays');
+      f.faults.a.revert = false;
+      await f.applier.apply({ backends: f.rules([], 'n') }, 'test');
+      await f.migrationDone();
+      assert.deepEqual(keysIn(f.file('n')), ['/registry/a/one']);
+      assert.equal(await f.value('/registry/a/two'), undefined, 'the write that failed came back through the migration');
+      assert.equal(await f.value('/registry/a/one'), 'one');
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('the migration mover copies no row whose revert is pending in its source: it waits until the revert is done', async () => {
+    const f = new Fixture();
+    try {
+      await f.open();
+      await f.txnAll('one');
+      await f.store.put({ key: b('/registry/a/ten'), value: b('10') });
+      await f.halfAppliedInA();
+      // rule n takes a/t... from a, which stays where it is (no revert needed to apply this)
+      await f.applier.apply({ backends: f.rules([{ name: 'n', endpoint: `sqlite://${f.file('n')}`, prefix: { prefix: 'a/t' } }]) }, 'test');
+      assert.ok(f.routed.table.migrating);
+      const failedOnRevert = () => f.mover.status().sources.some((s) => s.errors >= 2 && /revert/.test(s.lastError ?? ''));
+      await waitUntil('the mover to retry on the pending revert (or to finish, wrongly)', () => (failedOnRevert() || !f.routed.table.migrating ? true : undefined), { timeoutMs: 10_000 });
+      assert.deepEqual(keysIn(f.file('n')), [], 'nothing may move before the revert');
+      f.faults.a.revert = false;
+      await f.migrationDone();
+      assert.deepEqual(keysIn(f.file('n')), ['/registry/a/ten']);
+      assert.deepEqual(keysIn(f.file('a')), ['/registry/a/one']);
+      assert.equal(await f.value('/registry/a/two'), undefined, 'the write that failed came back through the migration');
+      assert.equal(await f.value('/registry/a/ten'), '10');
+    } finally {
+      await f.close();
     }
   });
 });

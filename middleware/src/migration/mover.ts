@@ -40,6 +40,12 @@ export interface MigrationHost {
   readonly migrationLock: Lock;
   /** A retired backend that is empty now: closed once reads in flight are done. */
   retire(backend: Backend): void;
+  /**
+   * Carries out the reverts pending in these backends (rows of a write that did not commit everywhere);
+   * throws while one cannot be done. The mover reads and copies only settled rows: a copy of such a row would
+   * outlive its revert, which knows only the database it was written to.
+   */
+  settle(backends: Backend[]): Promise<unknown>;
 }
 
 export interface MoverOptions {
@@ -233,6 +239,7 @@ export class Mover {
     const window = { start: began, moved: 0, rate: this.rate };
     const pass = { began, moved: 0 };
     if (move) this.passes.set(st!, pass);
+    await this.opts.host.settle([source]);
     for (;;) {
       if (this.signal.stopped) return found;
       const keys = await source.moves.rangeWithTombstones({ start, end: TO_END, revision: Number.MAX_SAFE_INTEGER, limit: SCAN_KEYS, keysOnly: true });
@@ -271,6 +278,7 @@ export class Mover {
       const readWith = this.opts.host.table;
       const rate = this.rate;
       const batch = rate > 0 ? Math.max(1, Math.min(COPY_ROWS, Math.ceil(rate / 10))) : COPY_ROWS;
+      await this.opts.host.settle([source]);
       const rows = await source.moves.history(start, to, batch);
       if (rows.length === 0) return;
       await done(await this.opts.host.migrationLock.run(() => this.moveBatch(source, rows, readWith)));
@@ -296,6 +304,7 @@ export class Mover {
       if (list) list.push(row);
       else byOwner.set(owner, [row]);
     }
+    await this.opts.host.settle([...byOwner.keys()]);
     let keys = 0;
     for (const [owner, list] of byOwner) {
       await owner.moves.copyIn(list);

@@ -37,6 +37,11 @@ export class PendingReverts {
     return all.length === 0 ? Buffer.alloc(0) : Buffer.from(JSON.stringify(all));
   }
 
+  /** The route names some entry still names. */
+  names(): Set<string> {
+    return new Set(this.entries.flatMap((e) => e.backends));
+  }
+
   add(entry: WriteIntent): void {
     if (entry.backends.length > 0) this.entries.push({ ...entry, backends: [...entry.backends] });
   }

@@ -217,6 +217,40 @@ export class RoutedBackend implements Backend {
     await this.pending.persist();
   }
 
+  /** Route names (as the routing in effect names them) with a revert still pending, among `routes`. */
+  pendingIn(routes: readonly string[]): string[] {
+    return this.pending.isEmpty ? [] : routes.filter((n) => this.pending.names().has(n));
+  }
+
+  /**
+   * Carries out the reverts pending in these routes now and persists the shorter list; throws (naming the
+   * route and its database) while one cannot be done. A topology change calls it for every route it removes
+   * or points at another database: the list names routes, so a revert left pending across such a change
+   * would be done in the wrong database, or never, while the migration copied the rows it should remove.
+   */
+  async settleRoutes(routes: readonly string[]): Promise<void> {
+    const names = this.pendingIn(routes);
+    if (names.length === 0) return;
+    for (const name of names) {
+      const b = this.current.byRouteName(name);
+      if (!b) continue;
+      try {
+        await this.pending.settle(b);
+      } catch (err) {
+        throw new BackendUnavailableError(
+          `a write that did not commit everywhere is still to be reverted in rule "${name || 'default'}" (${b.description}), which fails: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    await this.pending.persist();
+  }
+
+  /** `backends`, each first reverted where a revert is pending: the migration mover moves only settled rows. */
+  settle(backends: Backend[]): Promise<Backend[]> {
+    return this.settled(backends);
+  }
+
   /** Backends about to be read, each first reverted where a revert is pending. */
   private async settled(readers: Backend[]): Promise<Backend[]> {
     if (!this.pending.isEmpty) await Promise.all(readers.map((b) => this.pending.settle(b)));

@@ -146,6 +146,14 @@ export class TopologyApplier {
       const emptying: Backend[] = [];
       for (const b of dropped) if ((await b.maxRevision()) > 0) emptying.push(b);
       const routes = new RouteTable(doc, old.defaultBackend, new Map([...reused, ...opened]));
+      // a revert pending in a route this change removes or re-points is done first (the list names routes)
+      const repointed = old.named().filter(([n, b]) => routes.byRouteName(n) !== b).map(([n]) => n);
+      const stuck = routed.pendingIn(repointed);
+      try {
+        await routed.settleRoutes(repointed);
+      } catch (err) {
+        throw new TopologyRefusedError(`topology from ${origin} refused: ${(err as Error).message}; the topology in effect stays until that database is back`, [], stuck);
+      }
 
       const names = new Map<Backend, string>();
       for (const [n, b] of old.named()) names.set(b, n);
@@ -161,8 +169,12 @@ export class TopologyApplier {
       for (const b of [...moves.sources(), ...emptying]) migrating.add(b);
 
       let table!: RouteTable;
+      let raced: string[] = [];
       const applied = await store.exclusive(
         async (tx, watermark) => {
+          // a write that failed since left a revert in a route being re-pointed: it cannot be done in here
+          raced = routed.pendingIn(repointed);
+          if (raced.length > 0) return false;
           // keys written while the scan ran went by the old routing: they move too
           if (watermark > scanned) {
             for (const row of await routed.changes(scanned + 1, watermark, 0)) {
@@ -182,6 +194,9 @@ export class TopologyApplier {
         },
         () => routed.swap(table),
       );
+      if (raced.length > 0) {
+        throw new TopologyRefusedError(`topology from ${origin} refused: a write that failed while it was applied left a revert pending in rule(s) ${raced.map((n) => `"${n}"`).join(', ')}; apply it again`, [], raced);
+      }
       if (!applied) moves.throwIfNotMovable(origin);
       await Promise.allSettled(dropped.filter((b) => !emptying.includes(b)).map((b) => b.close()));
 
