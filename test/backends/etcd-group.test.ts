@@ -80,45 +80,59 @@ describe('global revisions grouped in one etcd transaction, read at every revisi
   };
 
 
-  /** Every read at every revision in [lo, hi] against the model (`compacted`: the revision compacted at). */
+  /**
+   * Every read at every revision in [lo, hi] against the model (`compacted`: the revision compacted at). The
+   * reads of one revision are independent: they are sent together (etcd round trips dominate the time) and
+   * checked in order.
+   */
   async function checkReads(lo: number, hi: number, compacted = 0): Promise<void> {
     for (let rev = lo; rev <= hi; rev++) {
       const want = model.at(rev);
+      const checks: Promise<() => void>[] = [];
+      const read = <T>(io: Promise<T>, check: (got: T) => void) => checks.push(io.then((got) => () => check(got)));
       // the reads of an online migration (etcd-moves.ts), tombstones included
       // (a tombstone below a compacted revision may show or not: no read needs it)
-      const withTombstones = await rig.backend.moves.rangeWithTombstones({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
       const tombView = (rows: KeyRow[]) => rows.filter((r) => !r.deleted || r.modRevision >= compacted).map((r) => `${view(r)}${r.deleted ? ' deleted' : ''}`);
-      assert.deepEqual(tombView(withTombstones), tombView(model.newestAt(rev)), `range with tombstones at ${rev}`);
-      const all = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 });
-      assert.deepEqual(all.map(view), want.map(view), `range at ${rev}`);
-      const everything = await rig.backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 });
-      assert.deepEqual(everything.map(view), want.map(view), `range over the whole keyspace at ${rev}`);
+      read(rig.backend.moves.rangeWithTombstones({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 }), (got) =>
+        assert.deepEqual(tombView(got), tombView(model.newestAt(rev)), `range with tombstones at ${rev}`),
+      );
+      read(rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 0 }), (got) => assert.deepEqual(got.map(view), want.map(view), `range at ${rev}`));
+      read(rig.backend.range({ start: Buffer.alloc(1), end: b(''), revision: rev, limit: 0 }), (got) =>
+        assert.deepEqual(got.map(view), want.map(view), `range over the whole keyspace at ${rev}`),
+      );
       for (let limit = 1; limit <= want.length + 1; limit++) {
-        const got = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit });
-        assert.deepEqual(got.map(view), want.slice(0, limit).map(view), `range at ${rev} limit ${limit}`);
+        read(rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit }), (got) =>
+          assert.deepEqual(got.map(view), want.slice(0, limit).map(view), `range at ${rev} limit ${limit}`),
+        );
       }
-      const keysOnly = await rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 3, keysOnly: true });
-      assert.deepEqual(keysOnly.map((r) => [r.key.toString(), r.value.length, r.modRevision]), want.slice(0, 3).map((r) => [r.key.toString(), 0, r.modRevision]), `keysOnly at ${rev}`);
+      read(rig.backend.range({ start: b('k/'), end: b('k0'), revision: rev, limit: 3, keysOnly: true }), (got) =>
+        assert.deepEqual(got.map((r) => [r.key.toString(), r.value.length, r.modRevision]), want.slice(0, 3).map((r) => [r.key.toString(), 0, r.modRevision]), `keysOnly at ${rev}`),
+      );
       for (const [start, end] of [['k/', 'k0'], ['k/b', 'k/f'], ['k/d', ''], ['k/c', 'k/d']]) {
         const n = want.filter((r) => r.key.toString() >= start! && (end === '' || r.key.toString() < end!)).length;
-        assert.equal(await rig.backend.count(b(start!), b(end!), rev), n, `count [${start}, ${end || 'end'}) at ${rev}`);
+        read(rig.backend.count(b(start!), b(end!), rev), (got) => assert.equal(got, n, `count [${start}, ${end || 'end'}) at ${rev}`));
       }
       for (const key of [...keys, 'k/never']) {
-        const got = await rig.backend.range({ start: b(key), revision: rev, limit: 0 });
-        assert.deepEqual(got.map(view), want.filter((r) => r.key.toString() === key).map(view), `get ${key} at ${rev}`);
-        assert.equal(await rig.backend.count(b(key), undefined, rev), got.length, `count ${key} at ${rev}`);
+        const mine = want.filter((r) => r.key.toString() === key);
+        read(rig.backend.range({ start: b(key), revision: rev, limit: 0 }), (got) => assert.deepEqual(got.map(view), mine.map(view), `get ${key} at ${rev}`));
+        read(rig.backend.count(b(key), undefined, rev), (got) => assert.equal(got, mine.length, `count ${key} at ${rev}`));
       }
+      for (const check of await Promise.all(checks)) check();
     }
   }
 
-  /** Watch catch-up from every revision in [lo, hi] to `to`, all of it and cut at a few limits, against the model. */
+  /** Watch catch-up from every revision in [lo, hi] to `to`, all of it and cut at a few limits, against the model (sent together, checked in order). */
   async function checkChanges(lo: number, hi: number, to: number): Promise<void> {
     for (let from = lo; from <= hi; from++) {
+      const checks: Promise<() => void>[] = [];
       for (const upTo of [to, from + 1, from + 3]) {
         const want = model.changes.filter((c) => c.modRevision >= from && c.modRevision <= upTo);
-        assert.deepEqual((await rig.backend.changes(from, upTo, 0)).map(change), want.map(change), `changes ${from}-${upTo}`);
-        for (const limit of [1, 2, 5]) assert.deepEqual((await rig.backend.changes(from, upTo, limit)).map(change), want.slice(0, limit).map(change), `changes ${from}-${upTo} limit ${limit}`);
+        for (const limit of [0, 1, 2, 5]) {
+          const expected = (limit === 0 ? want : want.slice(0, limit)).map(change);
+          checks.push(rig.backend.changes(from, upTo, limit).then((got) => () => assert.deepEqual(got.map(change), expected, `changes ${from}-${upTo}${limit ? ` limit ${limit}` : ''}`)));
+        }
       }
+      for (const check of await Promise.all(checks)) check();
     }
   }
 
