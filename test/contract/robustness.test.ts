@@ -1,0 +1,112 @@
+/**
+ * What etcd's robustness tests check, on every target: eight clients send Kubernetes-shaped traffic
+ * (linearizable gets, puts, optimistic puts and deletes, creates, two-key transactions) on ten shared keys
+ * while a watcher follows them, and `tools/robustness` (ours: etcd's Go client, porcupine) checks the
+ * recorded history: every operation linearizable against a per-key model of etcd, one global revision in
+ * real-time order, and the watch guarantees (ordered, unique, atomic, bookmarkable, reliable with the right
+ * prev_kv, resumable). On the routed target the ten keys live in five databases (SQLite, PostgreSQL,
+ * MariaDB, a real etcd, a child middleware). The second case crashes the server (kill -9) in the middle of
+ * the traffic and starts it again: calls that failed meanwhile have an unknown outcome, which the watch
+ * settles. The checks are themselves checked first, on histories that broken servers would produce.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { it } from 'node:test';
+import { contractSuite } from '../support/contract.js';
+import { EtcdClient } from '../support/grpc.js';
+import { requireToolDir, skipUnlessTool } from '../support/tools.js';
+
+const skipTool = skipUnlessTool('robustness');
+
+interface Report {
+  ok: boolean;
+  linearizable: string;
+  violations: string[];
+  ops: Record<string, number>;
+  writes: number;
+  casFailed: number;
+  patch: { unknown: number; patched: number; dropped: number };
+  events: number;
+  startRev: number;
+  finalRev: number;
+  resumed: Record<string, number>;
+  errors?: Record<string, number>;
+}
+
+interface SelfTest {
+  ok: boolean;
+  cases: { name: string; want: string; violations: string[]; caught: boolean }[];
+}
+
+function robustness(args: string[]): Promise<string> {
+  const bin = path.join(requireToolDir('robustness'), 'robustness');
+  return new Promise((resolve, reject) => {
+    execFile(bin, args, { timeout: 180_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`robustness ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Runs the traffic against `address` and returns the checked report. */
+async function run(address: string, prefix: string, seconds: number): Promise<Report> {
+  const out = await robustness(['--endpoint', address, '--prefix', prefix, '--duration', `${seconds}s`, '--clients', '8', '--keys', '10']);
+  return JSON.parse(out) as Report;
+}
+
+/** One line for the test's output: how much traffic the checks saw. */
+function summary(r: Report): string {
+  const ops = Object.values(r.ops).reduce((a, b) => a + b, 0);
+  return `${ops} ops, ${r.writes} writes took effect, ${r.casFailed} optimistic writes lost a race, ${r.events} events; unknown outcomes ${r.patch.unknown} (${r.patch.patched} took effect); linearizable: ${r.linearizable}`;
+}
+
+/** What every run must show: no violation, and traffic that exercised every kind of operation and contention. */
+function assertHealthy(r: Report): void {
+  assert.deepEqual(r.violations, [], `violations in ${JSON.stringify(r)}`);
+  assert.equal(r.linearizable, 'Ok');
+  assert.ok(r.writes >= 100, `only ${r.writes} writes took effect: ${JSON.stringify(r)}`);
+  assert.ok(r.casFailed >= 10, `only ${r.casFailed} optimistic writes lost a race: the keys did not contend`);
+  for (const kind of ['get', 'put', 'cas-put', 'cas-delete', 'create', 'put2']) assert.ok((r.ops[kind] ?? 0) >= 10, `too few ${kind}: ${JSON.stringify(r.ops)}`);
+  assert.ok(r.events >= r.writes, `${r.events} events for ${r.writes} writes`);
+  const resumed = Object.values(r.resumed);
+  assert.equal(resumed.length, 2, 'both resumed watches ran');
+  assert.ok(resumed.every((n) => n > 0));
+}
+
+it('the robustness checks catch the histories of broken servers (and pass a correct one)', { skip: skipTool }, async () => {
+  const report = JSON.parse(await robustness(['--self-test'])) as SelfTest;
+  const kinds = new Set(report.cases.map((c) => c.want));
+  for (const want of ['', 'linearizability', 'reliable', 'unique', 'atomic', 'ordered', 'bookmarkable', 'revision', 'resumable']) {
+    assert.ok(kinds.has(want), `no self-test case for "${want}"`);
+  }
+  for (const c of report.cases) assert.ok(c.caught, `${c.name}: expected a "${c.want}" violation, got ${JSON.stringify(c.violations)}`);
+  assert.equal(report.ok, true);
+});
+
+await contractSuite('robustness', (t) => {
+  it('Kubernetes-shaped traffic is linearizable, in one revision order, and keeps every watch guarantee', { skip: skipTool }, async (tc) => {
+    const r = await run(t.address, t.prefix('robust'), 3);
+    tc.diagnostic(summary(r));
+    assertHealthy(r);
+  });
+
+  it('the same across a kill -9 and restart of the server in the middle of the traffic', { skip: skipTool }, async (tc) => {
+    const traffic = run(t.address, t.prefix('robust-crash'), 7);
+    await new Promise((r) => setTimeout(r, 2_000));
+    await t.server.kill9();
+    await t.server.restart();
+    const client = new EtcdClient(t.address);
+    let restartedAt: number;
+    try {
+      restartedAt = Number((await client.status()).header.revision);
+    } finally {
+      client.close();
+    }
+    const r = await traffic;
+    tc.diagnostic(summary(r));
+    assertHealthy(r);
+    assert.ok(r.patch.unknown >= 1, `no call failed: the crash did not hit the traffic (${JSON.stringify(r)})`);
+    assert.ok(r.finalRev > restartedAt, 'the clients wrote again after the restart');
+  });
+});
