@@ -65,9 +65,9 @@ function summary(r: Report): string {
 function assertHealthy(r: Report): void {
   assert.deepEqual(r.violations, [], `violations in ${JSON.stringify(r)}`);
   assert.equal(r.linearizable, 'Ok');
-  assert.ok(r.writes >= 100, `only ${r.writes} writes took effect: ${JSON.stringify(r)}`);
+  assert.ok(r.writes >= 40, `only ${r.writes} writes took effect: ${JSON.stringify(r)}`);
   assert.ok(r.casFailed >= 10, `only ${r.casFailed} optimistic writes lost a race: the keys did not contend`);
-  for (const kind of ['get', 'put', 'cas-put', 'cas-delete', 'create', 'put2']) assert.ok((r.ops[kind] ?? 0) >= 10, `too few ${kind}: ${JSON.stringify(r.ops)}`);
+  for (const kind of ['get', 'put', 'cas-put', 'cas-delete', 'create', 'put2']) assert.ok((r.ops[kind] ?? 0) >= 5, `too few ${kind}: ${JSON.stringify(r.ops)}`);
   assert.ok(r.events >= r.writes, `${r.events} events for ${r.writes} writes`);
   const resumed = Object.values(r.resumed);
   assert.equal(resumed.length, 2, 'both resumed watches ran');
