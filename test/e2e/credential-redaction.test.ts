@@ -15,9 +15,9 @@ import { b } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
+import { CLI_ARGS } from '../support/cli.js';
 
 const run = promisify(execFile);
-const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
 const SECRETS = ['hunter2-userinfo', 'hunter2-query', 'hunter2-ssl', 'hunter2-token'];
 
 function assertNoSecret(text: string, where: string): void {
@@ -27,7 +27,7 @@ function assertNoSecret(text: string, where: string): void {
 /** Runs `serve` until it exits (it must fail); its whole stdout and stderr. */
 async function failingServe(endpoint: string): Promise<string> {
   try {
-    await run(process.execPath, ['--import', 'tsx', CLI, 'serve', '--debug', '--metrics-bind-address', '0', '--listen-address', `127.0.0.1:${await freePort()}`, '--endpoint', endpoint], {
+    await run(process.execPath, [...CLI_ARGS, 'serve', '--debug', '--metrics-bind-address', '0', '--listen-address', `127.0.0.1:${await freePort()}`, '--endpoint', endpoint], {
       cwd: REPO_ROOT,
       timeout: 60_000,
     });

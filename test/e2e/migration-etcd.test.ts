@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -20,6 +19,7 @@ import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { EtcdClient } from '../support/grpc.js';
 import { REPO_ROOT } from '../support/middleware.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { checkReadableAtRevision, keyNames, listAll, loadKeys, MigrationRig, pagedList, watchFrom } from '../support/migration-rig.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { storedKeys } from '../support/stored-keys.js';
@@ -138,7 +138,7 @@ describe('online migration into and out of a real etcd, with kill -9 while keys 
   }
 
   async function verify(): Promise<void> {
-    const cli = [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts')];
+    const cli = [process.execPath, ...CLI_ARGS];
     const { stdout } = await run(cli[0]!, [...cli.slice(1), 'migrate', 'verify', '--endpoint', def.endpoint], { cwd: REPO_ROOT, timeout: 120_000 }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`harikube migrate verify failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
     });

@@ -29,6 +29,7 @@ import { REPO, runStack, type StackRun } from '../components/stack-runner.js';
 import { startOperator, statusOf } from '../operator/harness.js';
 import { b } from '../support/bytes.js';
 import { ServerProcess } from '../support/child.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { freePort, MYSQL_URL, mysqlEndpoint, POSTGRES_URL, postgresEndpoint, skipUnless, uniqueDatabaseName } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import type * as T from '../support/etcd-types.js';
@@ -42,7 +43,6 @@ import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('postgres', 'mysql', 'etcd', 'openssl');
 
-const CLI = path.join(REPO, 'middleware', 'src', 'cli.ts');
 /** Children first, as the platform creates them (a parent's rule needs its child's endpoint). */
 const LAYERS = ['kube-system', 'root'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -158,7 +158,7 @@ describe('prod stack: each layer runs as its Deployment and routes as declared',
     const spec = pod.deployment.spec.template.spec;
     assert.equal(spec.containers.length, 1, `${pod.layer}: one container`);
     const c = spec.containers[0];
-    assert.equal(c.command, undefined, `${pod.layer}: the image's entrypoint (harikube) runs; the test runs cli.ts in its place`);
+    assert.equal(c.command, undefined, `${pod.layer}: the image's entrypoint (harikube) runs; the test runs the CLI (support/cli.ts) in its place`);
     const { env, args } = await prepareLocalPod({
       deployment: pod.deployment,
       paths: Object.fromEntries(pod.mounts),
@@ -177,7 +177,7 @@ describe('prod stack: each layer runs as its Deployment and routes as declared',
     const c = pod.deployment.spec.template.spec.containers[0];
     const probe = c.readinessProbe.httpGet;
     assert.equal(c.ports.find((p: any) => p.name === probe.port)?.containerPort, 8080, 'the readiness probe is on the metrics port');
-    const proc = new ServerProcess(`layer ${pod.layer}`, process.execPath, ['--import', 'tsx', CLI, ...pod.args], {
+    const proc = new ServerProcess(`layer ${pod.layer}`, process.execPath, [...CLI_ARGS, ...pod.args], {
       cwd: REPO,
       // Only the Deployment's env, plus what any container has (PATH, HOSTNAME). No TMPDIR, as in the pod: the
       // temp dir is /tmp there and here (the middleware keeps nothing in it; tsx keeps its compile cache there).

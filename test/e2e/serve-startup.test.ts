@@ -11,13 +11,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ETCDCTL_BIN, freePort, skipUnless } from '../support/env.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
+import { CLI_ARGS } from '../support/cli.js';
 
 const run = promisify(execFile);
-const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
 
 async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', CLI, 'serve', '--metrics-bind-address', '0', ...args], {
+    await run(process.execPath, [...CLI_ARGS, 'serve', '--metrics-bind-address', '0', ...args], {
       cwd: REPO_ROOT,
       timeout: 30_000,
       env: { ...process.env, ...env },

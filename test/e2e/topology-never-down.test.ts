@@ -21,11 +21,11 @@ import { b } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { keysIn, metricSample, metricValue } from '../support/routed.js';
 import { waitUntil } from '../support/wait.js';
 
 const run = promisify(execFile);
-const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
 
 const LEASE = '/registry/leases/kube-node-lease/n1';
 const CONFIGMAP = '/registry/configmaps/default/c1';
@@ -33,7 +33,7 @@ const CONFIGMAP = '/registry/configmaps/default/c1';
 /** `harikube serve` expected to exit: its code and stderr. */
 async function serveUntilExit(args: string[]): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', CLI, 'serve', '--metrics-bind-address', '0', '--listen-address', `127.0.0.1:${await freePort()}`, ...args], {
+    await run(process.execPath, [...CLI_ARGS, 'serve', '--metrics-bind-address', '0', '--listen-address', `127.0.0.1:${await freePort()}`, ...args], {
       cwd: REPO_ROOT,
       timeout: 60_000,
     });

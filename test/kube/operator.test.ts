@@ -15,12 +15,12 @@ import { freePort } from '../support/env.js';
 import { KubeStack, storedKeys } from '../support/kube-stack.js';
 import { kubeTargetSkip } from '../support/kube-stack.js';
 import { REPO_ROOT } from '../support/middleware.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { metricValue } from '../support/routed.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 import { kubectlWait, widgetCrdYaml } from './kube-helpers.js';
 
-const CLI = `${REPO_ROOT}/middleware/src/cli.ts`;
 const GROUP = 'gadgets.team-b.example.com';
 
 function topologyConfigYaml(namespace: string, name: string, position: number, rules: string): string {
@@ -63,13 +63,13 @@ describe('TopologyConfig operator on a real kube-apiserver over the middleware',
   });
 
   it('installs the CRD with `harikube operator crd | kubectl apply -f -` and runs the operator with a kubeconfig', async () => {
-    const crd = execFileSync(process.execPath, ['--import', 'tsx', CLI, 'operator', 'crd'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    const crd = execFileSync(process.execPath, [...CLI_ARGS, 'operator', 'crd'], { cwd: REPO_ROOT, encoding: 'utf8' });
     await stack.api.kubectl(['apply', '-f', '-'], { input: crd });
     await kubectlWait(stack.api, 'Established', ['crd/topologyconfigs.harikube.info']);
     for (const name of ['harikube', 'team-a', 'team-b']) await core.createNamespace({ body: { metadata: { name } } });
     const probe = await freePort();
     operator = new ServerProcess('harikube operator', process.execPath, [
-      '--import', 'tsx', CLI, 'operator',
+      ...CLI_ARGS, 'operator',
       '--kubeconfig', stack.api.kubeconfigPath,
       '--leader-elect=false',
       '--health-probe-bind-address', `127.0.0.1:${probe}`,

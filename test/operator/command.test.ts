@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { FakeKube } from '../support/fake-kube.js';
 import { ServerProcess } from '../support/child.js';
 import { freePort } from '../support/env.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { waitUntil } from '../support/wait.js';
 import { topologyConfigCrd } from '../../middleware/src/topology/crd.js';
 import { main as operatorMain } from '../../middleware/src/operator/command.js';
@@ -20,7 +21,7 @@ import { main as sealMain } from '../../middleware/src/operator/encrypt-command.
 import { reportAsMiddleware, rule, statusOf, tcObject } from './harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = ['--import', 'tsx', join(ROOT, 'middleware/src/cli.ts')];
+const CLI = CLI_ARGS;
 
 function harikube(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {

@@ -3,17 +3,16 @@
  * environment as declared (values from the Secrets and ConfigMaps they reference, the downward API's pod
  * name and namespace), its Secret and ConfigMap volumes written as files, and every container path moved to a
  * local directory. Addresses move to loopback ports through `rewriteArg`. The entry is the repository's CLI
- * under tsx (the image runs the compiled CLI with the same args); node flags may go before it (for example
+ * (support/cli.ts: the compiled one under npm test, as the image runs it); node flags may go before it (for example
  * the cluster DNS stand-in, cluster-dns.ts). Only loopback addresses: the container's 0.0.0.0 binds are rewritten
  * by the caller, and the helper refuses to start while one is left.
  */
-import path from 'node:path';
 import { ServerProcess } from '../support/child.js';
+import { CLI_ARGS } from '../support/cli.js';
 import { kubeCall, type KubeAccess } from '../support/kube-request.js';
 import { preparePod } from '../support/local-kubelet.js';
 import { REPO_ROOT } from './harness.js';
 
-const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
 
 export interface LocalPodOptions {
   access: KubeAccess;
@@ -74,7 +73,7 @@ export async function podCommand(o: LocalPodOptions): Promise<PodCommand> {
  * until `ready` says so (bounded); `nodeArgs` go before the CLI.
  */
 export async function runLocalPod(label: string, command: PodCommand, nodeArgs: string[], ready: () => Promise<boolean>): Promise<ServerProcess> {
-  const proc = new ServerProcess(label, process.execPath, ['--import', 'tsx', ...nodeArgs, CLI, ...command.args], {
+  const proc = new ServerProcess(label, process.execPath, [...nodeArgs, ...CLI_ARGS, ...command.args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...command.env },
   });

@@ -1,13 +1,11 @@
-/** The `harikube` command as users run it, from the sources: for the tests of its subcommands against real servers. */
+/** The `harikube` command as users run it (support/cli.ts): for the tests of its subcommands against real servers. */
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from './middleware.js';
+import { CLI_ARGS, REPO_ROOT } from './cli.js';
 
 const run = promisify(execFile);
 
-/** `node` arguments that run the CLI (`harikube` is `node ...CLI_ARGS`). */
-export const CLI_ARGS = ['--import', 'tsx', path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts')];
+export { CLI_ARGS };
 
 /** Runs `harikube ARGS` (2 minutes at most); resolves with its exit code and output whatever the code. */
 export async function harikube(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

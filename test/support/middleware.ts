@@ -2,13 +2,11 @@
  * The HariKube middleware as a real process (`cli.ts serve`), started the way an operator would start it,
  * on free loopback ports. It can be stopped, crashed (kill -9) and restarted on the same data and ports.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI_ARGS, REPO_ROOT } from './cli.js';
 import { freePort } from './env.js';
 import { ServerProcess } from './child.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(REPO_ROOT, 'middleware', 'src', 'cli.ts');
+export { REPO_ROOT };
 /** Generous: tsx compiles the server on first start, and 2 shared cores may be busy. */
 const READY_TIMEOUT_MS = 60_000;
 
@@ -84,7 +82,7 @@ export class Middleware {
   private args(): string[] {
     const o = this.options;
     const args = [
-      '--import', 'tsx', CLI, 'serve',
+      ...CLI_ARGS, 'serve',
       '--listen-address', this.address,
       '--endpoint', o.endpoint,
       '--metrics-bind-address', this.metricsAddress,
