@@ -138,13 +138,9 @@ export const ROUTED_RULES = [
 export type RoutedBackend = (typeof ROUTED_RULES)[number]['name'] | 'default';
 
 async function startRouted(progressNotifyInterval: string): Promise<RunningServer> {
-  const stores = [
-    await createScratchStore('sqlite'),
-    await createScratchStore('postgres'),
-    await createScratchStore('mysql'),
-    await createScratchStore('sqlite'),
-    await createScratchStore('postgres'),
-  ];
+  // the databases, the etcd and the child start together (a routed start is paid by every file of the suite)
+  const made = await Promise.allSettled((['sqlite', 'postgres', 'mysql', 'sqlite', 'postgres'] as const).map((kind) => createScratchStore(kind)));
+  const stores = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hk-routed-'));
   let etcd: Etcd | undefined;
   let child: Middleware | undefined;
@@ -154,12 +150,18 @@ async function startRouted(progressNotifyInterval: string): Promise<RunningServe
     await etcd?.destroy().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
-  try {
-    etcd = await Etcd.start();
-    child = await Middleware.start({ endpoint: stores[3]!.endpoint, compactInterval: '0' });
-  } catch (err) {
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
     await dispose();
-    throw err;
+    throw failed.reason;
+  }
+  const started = await Promise.allSettled([Etcd.start(), Middleware.start({ endpoint: stores[3]!.endpoint, compactInterval: '0' })]);
+  if (started[0].status === 'fulfilled') etcd = started[0].value;
+  if (started[1].status === 'fulfilled') child = started[1].value;
+  const notStarted = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (!etcd || !child) {
+    await dispose();
+    throw notStarted!.reason;
   }
   const topology = path.join(dir, 'topology.yaml');
   const endpoints: Record<RoutedBackend, string> = {
