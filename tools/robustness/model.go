@@ -41,42 +41,38 @@ func readMatches(s keyState, out modelOutput) bool {
 	return !s.Exists || (out.Got == s.Value && out.ModRev == s.ModRev)
 }
 
+// written: a write that took effect at out.Rev, which must be above the key's mod revision, leaving `next`.
+func written(s keyState, out modelOutput, next keyState) (bool, keyState) {
+	if out.Rev <= s.ModRev {
+		return false, s
+	}
+	return true, next
+}
+
+// conditional: a transaction whose comparison `held` (or not): then `next` at out.Rev, else its read of the key.
+func conditional(s keyState, held bool, out modelOutput, next keyState) (bool, keyState) {
+	if out.Succeeded != held {
+		return false, s
+	}
+	if !held {
+		return readMatches(s, out), s
+	}
+	return written(s, out, next)
+}
+
 func step(s keyState, in modelInput, out modelOutput) (bool, keyState) {
+	put := keyState{true, in.Value, out.Rev}
 	switch in.Kind {
 	case opGet:
 		return readMatches(s, out), s
 	case opPut, opPut2:
-		if out.Rev <= s.ModRev {
-			return false, s
-		}
-		return true, keyState{true, in.Value, out.Rev}
-	case opCasPut, opCreate:
-		held := s.ModRev == in.Expect
-		if in.Kind == opCreate {
-			held = !s.Exists
-		}
-		if out.Succeeded != held {
-			return false, s
-		}
-		if !held {
-			return readMatches(s, out), s
-		}
-		if out.Rev <= s.ModRev {
-			return false, s
-		}
-		return true, keyState{true, in.Value, out.Rev}
+		return written(s, out, put)
+	case opCasPut:
+		return conditional(s, s.ModRev == in.Expect, out, put)
+	case opCreate:
+		return conditional(s, !s.Exists, out, put)
 	case opCasDelete:
-		held := s.Exists && s.ModRev == in.Expect
-		if out.Succeeded != held {
-			return false, s
-		}
-		if !held {
-			return readMatches(s, out), s
-		}
-		if out.Rev <= s.ModRev {
-			return false, s
-		}
-		return true, keyState{}
+		return conditional(s, s.Exists && s.ModRev == in.Expect, out, keyState{})
 	}
 	return false, s
 }
