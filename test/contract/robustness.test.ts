@@ -1,9 +1,10 @@
 /**
  * What etcd's robustness tests check, on every target: eight clients send Kubernetes-shaped traffic
- * (linearizable gets, puts, optimistic puts and deletes, creates, two-key transactions) on ten shared keys
- * while a watcher follows them, and `tools/robustness` (ours: etcd's Go client, porcupine) checks the
- * recorded history: every operation linearizable against a per-key model of etcd, one global revision in
- * real-time order, and the watch guarantees (ordered, unique, atomic, bookmarkable, reliable with the right
+ * (linearizable gets, lists with and without a limit, some pinned to an earlier revision, puts, optimistic
+ * puts and deletes, creates, two-key transactions) on ten shared keys while a watcher follows them, and
+ * `tools/robustness` (ours: etcd's Go client, porcupine) checks the recorded history: every operation
+ * linearizable against a per-key model of etcd, every list exactly the snapshot the watch replays at its
+ * revision, one global revision in real-time order, and the watch guarantees (ordered, unique, atomic, bookmarkable, reliable with the right
  * prev_kv, resumable). On the routed target the ten keys live in five databases (SQLite, PostgreSQL,
  * MariaDB, a real etcd, a child middleware). The second case crashes the server (kill -9) in the middle of
  * the traffic and starts it again: calls that failed meanwhile have an unknown outcome, which the watch
@@ -25,6 +26,7 @@ interface Report {
   violations: string[];
   ops: Record<string, number>;
   writes: number;
+  lists: number;
   casFailed: number;
   patch: { unknown: number; patched: number; dropped: number };
   events: number;
@@ -58,7 +60,7 @@ async function run(address: string, prefix: string, seconds: number): Promise<Re
 /** One line for the test's output: how much traffic the checks saw. */
 function summary(r: Report): string {
   const ops = Object.values(r.ops).reduce((a, b) => a + b, 0);
-  return `${ops} ops, ${r.writes} writes took effect, ${r.casFailed} optimistic writes lost a race, ${r.events} events; unknown outcomes ${r.patch.unknown} (${r.patch.patched} took effect); linearizable: ${r.linearizable}`;
+  return `${ops} ops, ${r.writes} writes took effect, ${r.lists} lists, ${r.casFailed} optimistic writes lost a race, ${r.events} events; unknown outcomes ${r.patch.unknown} (${r.patch.patched} took effect); linearizable: ${r.linearizable}`;
 }
 
 /** What every run must show: no violation, and traffic that exercised every kind of operation and contention. */
@@ -67,7 +69,7 @@ function assertHealthy(r: Report): void {
   assert.equal(r.linearizable, 'Ok');
   assert.ok(r.writes >= 40, `only ${r.writes} writes took effect: ${JSON.stringify(r)}`);
   assert.ok(r.casFailed >= 10, `only ${r.casFailed} optimistic writes lost a race: the keys did not contend`);
-  for (const kind of ['get', 'put', 'cas-put', 'cas-delete', 'create', 'put2']) assert.ok((r.ops[kind] ?? 0) >= 5, `too few ${kind}: ${JSON.stringify(r.ops)}`);
+  for (const kind of ['get', 'list', 'put', 'cas-put', 'cas-delete', 'create', 'put2']) assert.ok((r.ops[kind] ?? 0) >= 5, `too few ${kind}: ${JSON.stringify(r.ops)}`);
   assert.ok(r.events >= r.writes, `${r.events} events for ${r.writes} writes`);
   const resumed = Object.values(r.resumed);
   assert.equal(resumed.length, 2, 'both resumed watches ran');
@@ -77,7 +79,7 @@ function assertHealthy(r: Report): void {
 it('the robustness checks catch the histories of broken servers (and pass a correct one)', { skip: skipTool }, async () => {
   const report = JSON.parse(await robustness(['--self-test'])) as SelfTest;
   const kinds = new Set(report.cases.map((c) => c.want));
-  for (const want of ['', 'linearizability', 'reliable', 'unique', 'atomic', 'ordered', 'bookmarkable', 'revision', 'resumable']) {
+  for (const want of ['', 'linearizability', 'list', 'reliable', 'unique', 'atomic', 'ordered', 'bookmarkable', 'revision', 'resumable']) {
     assert.ok(kinds.has(want), `no self-test case for "${want}"`);
   }
   for (const c of report.cases) assert.ok(c.caught, `${c.name}: expected a "${c.want}" violation, got ${JSON.stringify(c.violations)}`);

@@ -6,7 +6,8 @@ package main
 
 // Operation kinds, as kube-apiserver's storage layer issues them (client/v3/kubernetes): a linearizable Get,
 // an unconditional Put, OptimisticPut (If mod(k)==r Then Put Else Get), OptimisticDelete (If mod(k)==r Then
-// Delete Else Get), a create (If mod(k)==0 Then Put Else Get), and a Txn putting two keys at once.
+// Delete Else Get), a create (If mod(k)==0 Then Put Else Get), a Txn putting two keys at once, and a list of
+// the prefix (with or without a limit, at the newest revision or pinned to an earlier one, as a paged list is).
 const (
 	opGet       = "get"
 	opPut       = "put"
@@ -14,6 +15,7 @@ const (
 	opCasDelete = "cas-delete"
 	opCreate    = "create"
 	opPut2      = "put2"
+	opList      = "list"
 )
 
 // Op is one client call. Put2 writes Key and Key2 (values Value and Value2) in one transaction.
@@ -42,10 +44,17 @@ type Op struct {
 	ModRev int64  `json:"modRev,omitempty"`
 	// Patched: the outcome was unknown and the watch showed the write took effect at Rev.
 	Patched bool `json:"patched,omitempty"`
+	// A list (Key is the prefix): its limit (0: none), the revision asked for (0: the newest), and what
+	// came back: the keys, the total count and whether there were more.
+	Limit int64 `json:"limit,omitempty"`
+	AtRev int64 `json:"atRev,omitempty"`
+	Items []KV  `json:"items,omitempty"`
+	Count int64 `json:"count,omitempty"`
+	More  bool  `json:"more,omitempty"`
 }
 
 // IsWrite: the op may change the store.
-func (o *Op) IsWrite() bool { return o.Kind != opGet }
+func (o *Op) IsWrite() bool { return o.Kind != opGet && o.Kind != opList }
 
 // Unknown: the call failed, so whether it took effect is known only from the watch.
 func (o *Op) Unknown() bool { return o.Err != "" && !o.Patched }

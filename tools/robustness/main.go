@@ -1,7 +1,7 @@
 // robustness: random Kubernetes-shaped traffic against one etcd API endpoint, recorded, then checked the way
 // etcd's robustness tests check etcd: linearizability of every operation (porcupine, with a per-key model of
-// etcd), one global revision in real-time order, and the watch guarantees (ordered, unique, atomic,
-// bookmarkable, reliable, resumable). Faults (kill -9 and restart of the server) are the caller's: a call
+// etcd), every list equal to the snapshot the watch replays at its revision, one global revision in real-time
+// order, and the watch guarantees (ordered, unique, atomic, bookmarkable, reliable, resumable). Faults (kill -9 and restart of the server) are the caller's: a call
 // that fails meanwhile has an unknown outcome, settled from the watch.
 //
 //	robustness --endpoint 127.0.0.1:2379 --prefix /hk-robust/1/ --duration 5s --clients 8
@@ -38,6 +38,7 @@ type report struct {
 	Violations   []string       `json:"violations"`
 	Ops          map[string]int `json:"ops"`
 	Writes       int            `json:"writes"`
+	Lists        int            `json:"lists"`
 	CasFailed    int            `json:"casFailed"`
 	Patch        patchStats     `json:"patch"`
 	Events       int            `json:"events"`
@@ -64,10 +65,24 @@ func main() {
 	viz := fs.String("viz", "", "write porcupine's HTML visualisation here when the history is not linearizable")
 	historyOut := fs.String("history", "", "write the recorded history (JSON) here")
 	selfTest := fs.Bool("self-test", false, "run the checks on built-in histories of broken servers; print which were caught")
+	recheck := fs.String("check", "", "check a history written by --history instead of running traffic")
 	_ = fs.Parse(os.Args[1:])
 
 	if *selfTest {
 		emit(runSelfTest())
+		return
+	}
+	if *recheck != "" {
+		data, err := os.ReadFile(*recheck)
+		h := &History{}
+		if err == nil {
+			err = json.Unmarshal(data, h)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "robustness: --check %s: %v\n", *recheck, err)
+			os.Exit(1)
+		}
+		emit(check(h, *checkTimeout, *viz))
 		return
 	}
 	if *endpoint == "" || *keys < 2 || *keys > len(keySuffixes) || *clients < 1 {
@@ -134,7 +149,7 @@ func record(endpoint, prefix string, duration time.Duration, nClients, nKeys, ma
 		return nil, stats, fmt.Errorf("reading the start revision: %w", err)
 	}
 	h.StartRev = resp.Header.Revision
-	t := &traffic{duration: duration, maxOps: maxOps, opTimeout: opTimeout, seed: seed, began: time.Now()}
+	t := &traffic{prefix: prefix, duration: duration, maxOps: maxOps, opTimeout: opTimeout, seed: seed, began: time.Now()}
 	for i := 0; i < nKeys; i++ {
 		t.keys = append(t.keys, prefix+"k"+keySuffixes[i:i+1])
 	}
@@ -322,6 +337,9 @@ func check(h *History, timeout time.Duration, viz string) report {
 		if o.IsWrite() && o.Succeeded {
 			r.Writes++
 		}
+		if o.Kind == opList && o.Err == "" {
+			r.Lists++
+		}
 		if o.IsWrite() && !o.Succeeded && o.Err == "" {
 			r.CasFailed++
 		}
@@ -338,9 +356,10 @@ func check(h *History, timeout time.Duration, viz string) report {
 	}
 	r.Violations = append(r.Violations, checkRevisions(h.Ops)...)
 	r.Violations = append(r.Violations, checkWatch(h)...)
+	r.Violations = append(r.Violations, checkLists(h)...)
 	r.Linearizable = checkLinearizable(h.Ops, timeout, viz)
 	if r.Linearizable != "Ok" {
-		r.Violations = append(r.Violations, "linearizability: porcupine says "+r.Linearizable)
+		r.Violations = append(r.Violations, fmt.Sprintf("linearizability: porcupine says %s (keys whose history is not linearizable: %v)", r.Linearizable, illegalKeys(h.Ops, timeout)))
 	}
 	if r.Violations == nil {
 		r.Violations = []string{}

@@ -116,7 +116,7 @@ var kvModel = porcupine.Model{
 func porcupineHistory(ops []*Op) []porcupine.Operation {
 	var out []porcupine.Operation
 	for _, o := range ops {
-		if o.Unknown() {
+		if o.Unknown() || o.Kind == opList {
 			continue
 		}
 		res := modelOutput{Succeeded: o.Succeeded, Rev: o.Rev, Found: o.Found, Got: o.Got, ModRev: o.ModRev}
@@ -135,6 +135,17 @@ func porcupineHistory(ops []*Op) []porcupine.Operation {
 		}
 	}
 	return out
+}
+
+// illegalKeys: the keys whose own history porcupine finds not linearizable (for the report of a failure).
+func illegalKeys(ops []*Op, timeout time.Duration) []string {
+	var keys []string
+	for _, part := range kvModel.Partition(porcupineHistory(ops)) {
+		if porcupine.CheckOperationsTimeout(kvModel, part, timeout) == porcupine.Illegal {
+			keys = append(keys, part[0].Input.(modelInput).Key)
+		}
+	}
+	return keys
 }
 
 // checkLinearizable returns porcupine's verdict ("Ok", "Illegal" or "Unknown" on timeout) and, when it is

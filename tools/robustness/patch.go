@@ -3,7 +3,9 @@ package main
 // Ops whose call failed have an unknown outcome. Every value written is unique, so the watch says which of
 // them took effect and at which revision (a cas-delete is known by its key and the mod revision it
 // compared): those become writes that succeeded, returning when the watch delivered them (they took effect
-// before that); the rest did not happen and leave the history. Failed reads leave it too.
+// before that); the rest did not happen and leave the history. Failed reads and lists leave it too.
+// Values are unique, so a put is matched exactly; several cas-deletes may compare the same mod revision, so a
+// delete event goes to an unknown one only if no answered op made it and it came after the call.
 
 import "fmt"
 
@@ -34,6 +36,13 @@ func patch(h *History) (patchStats, []string) {
 			}
 		}
 	}
+	// a delete is known by its key and the mod revision it removed; one that an answered cas-delete made is
+	// not another's (clients with the same stale view send the same cas-delete, and only one can succeed)
+	for _, o := range h.Ops {
+		if o.Err == "" && o.Kind == opCasDelete && o.Succeeded {
+			delete(deletes, deleteKey(o.Key, o.Expect))
+		}
+	}
 	var st patchStats
 	var violations []string
 	kept := h.Ops[:0]
@@ -46,9 +55,14 @@ func patch(h *History) (patchStats, []string) {
 		var seen seenAt
 		found := false
 		switch o.Kind {
-		case opGet:
+		case opGet, opList:
 		case opCasDelete:
 			seen, found = deletes[deleteKey(o.Key, o.Expect)]
+			// one made before this call was another's
+			found = found && seen.at >= o.Call
+			if found {
+				delete(deletes, deleteKey(o.Key, o.Expect))
+			}
 		case opPut2:
 			a, okA := puts[o.Value]
 			b, okB := puts[o.Value2]

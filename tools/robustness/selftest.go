@@ -40,6 +40,8 @@ func validHistory() *History {
 		{Client: 0, Kind: opCreate, Key: "k2", Value: "f", Call: 12, Return: 13, Rev: 15, Succeeded: true},
 		{Client: 1, Kind: opPut, Key: "k1", Value: "g", Call: 14, Return: 15, Err: "context deadline exceeded"},
 		{Client: 0, Kind: opPut, Key: "k2", Value: "h", Call: 15, Return: 16, Err: "context deadline exceeded"},
+		{Client: 2, Kind: opList, Limit: 1, Call: 10, Return: 10, Rev: 13, Items: []KV{kv("k1", "d", 13, 11, 3)}, Count: 2, More: true},
+		{Client: 2, Kind: opList, AtRev: 12, Call: 14, Return: 14, Rev: 15, Items: []KV{kv("k1", "b", 12, 11, 2)}, Count: 1},
 	}
 	watch := []Response{
 		{Header: 11, At: 2, Events: []Event{{KV: kv("k1", "a", 11, 11, 1)}}},
@@ -65,6 +67,15 @@ func runSelfTest() selfTestReport {
 		broken     func(h *History)
 	}{
 		{"a correct history", "", func(h *History) {}},
+		{"a correct history whose catch-up response carries two revisions", "", func(h *History) {
+			merged := Response{Header: 15, At: 13, Events: append(append([]Event(nil), h.Watch[3].Events...), h.Watch[4].Events...)}
+			h.Watch = append(append(append([]Response(nil), h.Watch[:3]...), merged), h.Watch[5:]...)
+			h.Resumed[11], h.Resumed[13] = h.Watch, h.Watch[2:]
+			h.Ops = append(h.Ops, &Op{Client: 2, Kind: opList, AtRev: 14, Call: 14, Return: 14, Rev: 15, Items: []KV{kv("k1", "d", 13, 11, 3)}, Count: 1})
+		}},
+		{"a correct history with a failed cas-delete that compared what an answered one deleted", "", func(h *History) {
+			h.Ops = append(h.Ops, &Op{Client: 2, Kind: opCasDelete, Key: "k2", Expect: 13, Call: 10, Return: 12, Err: "context deadline exceeded"})
+		}},
 		{"a stale read (the value before the last write, under a current header)", "linearizability", func(h *History) {
 			h.Ops = append(h.Ops, &Op{Client: 2, Kind: opGet, Key: "k2", Call: 14, Return: 15, Rev: 15, Found: true, Got: "e", ModRev: 13})
 		}},
@@ -103,6 +114,15 @@ func runSelfTest() selfTestReport {
 		}},
 		{"a header revision that went back", "revision", func(h *History) {
 			h.Ops = append(h.Ops, &Op{Client: 2, Kind: opGet, Key: "k2", Call: 12, Return: 13, Rev: 13})
+		}},
+		{"a list that counts a key its snapshot does not have", "list", func(h *History) {
+			h.Ops[9].Count = 3
+		}},
+		{"a list pinned to an old revision that shows a newer value", "list", func(h *History) {
+			h.Ops[10].Items = []KV{kv("k1", "d", 13, 11, 3)}
+		}},
+		{"a list that leaves out a key without saying there are more", "list", func(h *History) {
+			h.Ops[9].More = false
 		}},
 		{"a resumed watch that misses an event", "resumable", func(h *History) {
 			h.Resumed[13] = append(append([]Response(nil), h.Resumed[13][:1]...), h.Resumed[13][2:]...)

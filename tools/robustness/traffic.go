@@ -14,6 +14,7 @@ import (
 )
 
 type traffic struct {
+	prefix    string
 	keys      []string
 	duration  time.Duration
 	maxOps    int
@@ -48,13 +49,20 @@ func (t *traffic) client(ctx context.Context, id int, cli *clientv3.Client, dead
 	rng := rand.New(rand.NewSource(t.seed + int64(id)))
 	// the mod revision this client last saw of each key: what its optimistic writes compare against
 	lastMod := map[string]int64{}
+	// the revision of this client's last list: a later one may continue there, as a paged list does
+	var lastList int64
 	var ops []*Op
 	for n := 0; n < t.maxOps && time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 		key := t.keys[rng.Intn(len(t.keys))]
 		o := &Op{Client: id, Key: key, Value: fmt.Sprintf("c%d-%d", id, n)}
 		switch p := rng.Intn(100); {
-		case p < 30:
+		case p < 22:
 			o.Kind, o.Value = opGet, ""
+		case p < 30:
+			o.Kind, o.Key, o.Value, o.Limit = opList, t.prefix, "", int64(rng.Intn(6))
+			if lastList > 0 && rng.Intn(3) == 0 {
+				o.AtRev = lastList
+			}
 		case p < 45:
 			o.Kind = opPut
 		case p < 70:
@@ -84,6 +92,10 @@ func (t *traffic) client(ctx context.Context, id int, cli *clientv3.Client, dead
 			continue
 		}
 		switch {
+		case o.Kind == opList:
+			if o.AtRev == 0 {
+				lastList = o.Rev
+			}
 		case o.Kind == opGet || (o.IsWrite() && !o.Succeeded):
 			lastMod[key] = 0
 			if o.Found {
@@ -113,6 +125,15 @@ func (t *traffic) do(ctx context.Context, cli *clientv3.Client, o *Op) {
 			o.Rev = resp.Header.Revision
 			if len(resp.Kvs) > 0 {
 				o.Found, o.Got, o.ModRev = true, string(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
+			}
+		}
+	case opList:
+		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithLimit(o.Limit), clientv3.WithRev(o.AtRev)}
+		var resp *clientv3.GetResponse
+		if resp, err = cli.Get(cctx, o.Key, opts...); err == nil {
+			o.Rev, o.Count, o.More = resp.Header.Revision, resp.Count, resp.More
+			for _, kv := range resp.Kvs {
+				o.Items = append(o.Items, kvOf(kv))
 			}
 		}
 	case opPut:
