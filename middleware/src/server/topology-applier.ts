@@ -152,7 +152,7 @@ export class TopologyApplier {
       try {
         await routed.settleRoutes(repointed);
       } catch (err) {
-        throw new TopologyRefusedError(`topology from ${origin} refused: ${(err as Error).message}; the topology in effect stays until that database is back`, [], stuck);
+        throw new TopologyRefusedError(`topology from ${origin} refused: ${(err as Error).message}; the topology in effect stays until that database is back (the change is tried again meanwhile)`, [], stuck);
       }
 
       const names = new Map<Backend, string>();
@@ -195,7 +195,7 @@ export class TopologyApplier {
         () => routed.swap(table),
       );
       if (raced.length > 0) {
-        throw new TopologyRefusedError(`topology from ${origin} refused: a write that failed while it was applied left a revert pending in rule(s) ${raced.map((n) => `"${n}"`).join(', ')}; apply it again`, [], raced);
+        throw new TopologyRefusedError(`topology from ${origin} refused: a write that failed while it was applied left a revert pending in rule(s) ${raced.map((n) => `"${n}"`).join(', ')}; the change is tried again`, [], raced);
       }
       if (!applied) moves.throwIfNotMovable(origin);
       await Promise.allSettled(dropped.filter((b) => !emptying.includes(b)).map((b) => b.close()));
