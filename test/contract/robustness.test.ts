@@ -8,15 +8,24 @@
  * prev_kv, resumable). On the routed target the ten keys live in five databases (SQLite, PostgreSQL,
  * MariaDB, a real etcd, a child middleware). The second case crashes the server (kill -9) in the middle of
  * the traffic and starts it again: calls that failed meanwhile have an unknown outcome, which the watch
- * settles. The checks are themselves checked first, on histories that broken servers would produce.
+ * settles. The same runs through two layers (the parent routes the keys to a child middleware over SQLite),
+ * with kill -9 of the child and of the parent. The checks are themselves checked first, on histories that
+ * broken servers would produce.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { contractSuite } from '../support/contract.js';
 import { EtcdClient } from '../support/grpc.js';
+import { Middleware } from '../support/middleware.js';
+import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { requireToolDir, skipUnlessTool } from '../support/tools.js';
+import { waitUntil } from '../support/wait.js';
 
 const skipTool = skipUnlessTool('robustness');
 
@@ -94,21 +103,68 @@ await contractSuite('robustness', (t) => {
   });
 
   it('the same across a kill -9 and restart of the server in the middle of the traffic', { skip: skipTool }, async (tc) => {
-    const traffic = run(t.address, t.prefix('robust-crash'), 7);
-    await new Promise((r) => setTimeout(r, 2_000));
-    await t.server.kill9();
-    await t.server.restart();
-    const client = new EtcdClient(t.address);
-    let restartedAt: number;
-    try {
-      restartedAt = Number((await client.status()).header.revision);
-    } finally {
-      client.close();
-    }
-    const r = await traffic;
+    const r = await runWithCrash(t.address, t.prefix('robust-crash'), t.server);
+    tc.diagnostic(summary(r));
+  });
+});
+
+/** Runs 7 s of traffic and crashes `crashed` (kill -9, restart) 2 s in; checks the report and returns it. */
+async function runWithCrash(address: string, prefix: string, crashed: { kill9(): Promise<void>; restart(): Promise<void> }): Promise<Report> {
+  const traffic = run(address, prefix, 7);
+  await new Promise((r) => setTimeout(r, 2_000));
+  await crashed.kill9();
+  await crashed.restart();
+  const client = new EtcdClient(address);
+  let restartedAt: number;
+  try {
+    // a parent whose child was killed answers Unavailable until its channel has reconnected (backoff <= 1 s)
+    restartedAt = await waitUntil('the server to answer after the restart', async () => Number((await client.status()).header.revision), { timeoutMs: 15_000, intervalMs: 100 });
+  } finally {
+    client.close();
+  }
+  const r = await traffic;
+  assertHealthy(r);
+  assert.ok(r.patch.unknown >= 1, `no call failed: the crash did not hit the traffic (${JSON.stringify(r)})`);
+  assert.ok(r.finalRev > restartedAt, 'the clients wrote again after the restart');
+  return r;
+}
+
+describe('robustness through two layers: parent -> child middleware -> SQLite', { skip: skipTool }, () => {
+  let stores: ScratchStore[] = [];
+  let child: Middleware | undefined;
+  let parent: Middleware | undefined;
+  let dir: string | undefined;
+  const prefix = () => `/registry/robust/${randomBytes(3).toString('hex')}/`;
+
+  before(async () => {
+    stores = await Promise.all([createScratchStore('sqlite'), createScratchStore('sqlite')]);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hk-robust-layers-'));
+    child = await Middleware.start({ endpoint: stores[1]!.endpoint, compactInterval: '0' });
+    const topology = path.join(dir, 'topology.yaml');
+    await writeFile(topology, stringify({ backends: [{ name: 'child', endpoint: `http://${child.address}`, prefix: { prefix: 'robust/' } }] }));
+    parent = await Middleware.start({ endpoint: stores[0]!.endpoint, compactInterval: '0', extraArgs: ['--topology-config', `file://${topology}`] });
+  });
+
+  after(async () => {
+    await parent?.stop();
+    await child?.stop();
+    await Promise.all(stores.map((st) => st.dispose().catch(() => undefined)));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('traffic through the parent keeps every guarantee', async (tc) => {
+    const r = await run(parent!.address, prefix(), 3);
     tc.diagnostic(summary(r));
     assertHealthy(r);
-    assert.ok(r.patch.unknown >= 1, `no call failed: the crash did not hit the traffic (${JSON.stringify(r)})`);
-    assert.ok(r.finalRev > restartedAt, 'the clients wrote again after the restart');
+  });
+
+  it('the same across a kill -9 of the child layer: the parent recovers without a restart', async (tc) => {
+    const r = await runWithCrash(parent!.address, prefix(), child!);
+    tc.diagnostic(summary(r));
+  });
+
+  it('the same across a kill -9 of the parent layer', async (tc) => {
+    const r = await runWithCrash(parent!.address, prefix(), parent!);
+    tc.diagnostic(summary(r));
   });
 });
