@@ -8,7 +8,7 @@
  * by the caller, and the helper refuses to start while one is left.
  */
 import { ServerProcess } from '../support/child.js';
-import { CLI_ARGS } from '../support/cli.js';
+import { cliArgsWithPreloads } from '../support/cli.js';
 import { kubeCall, type KubeAccess } from '../support/kube-request.js';
 import { preparePod } from '../support/local-kubelet.js';
 import { REPO_ROOT } from './harness.js';
@@ -73,7 +73,7 @@ export async function podCommand(o: LocalPodOptions): Promise<PodCommand> {
  * until `ready` says so (bounded); `nodeArgs` go before the CLI.
  */
 export async function runLocalPod(label: string, command: PodCommand, nodeArgs: string[], ready: () => Promise<boolean>): Promise<ServerProcess> {
-  const proc = new ServerProcess(label, process.execPath, [...nodeArgs, ...CLI_ARGS, ...command.args], {
+  const proc = new ServerProcess(label, process.execPath, [...cliArgsWithPreloads(nodeArgs), ...command.args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...command.env },
   });
