@@ -97,7 +97,7 @@ it('the robustness checks catch the histories of broken servers (and pass a corr
 
 await contractSuite('robustness', (t) => {
   it('Kubernetes-shaped traffic is linearizable, in one revision order, and keeps every watch guarantee', { skip: skipTool }, async (tc) => {
-    const r = await run(t.address, t.prefix('robust'), 3);
+    const r = await run(t.address, t.prefix('robust'), 2);
     tc.diagnostic(summary(r));
     assertHealthy(r);
   });
@@ -108,10 +108,10 @@ await contractSuite('robustness', (t) => {
   });
 });
 
-/** Runs 7 s of traffic and crashes `crashed` (kill -9, restart) 2 s in; checks the report and returns it. */
+/** Runs 5 s of traffic and crashes `crashed` (kill -9, restart) 1.5 s in; checks the report and returns it. */
 async function runWithCrash(address: string, prefix: string, crashed: { kill9(): Promise<void>; restart(): Promise<void> }): Promise<Report> {
-  const traffic = run(address, prefix, 7);
-  await new Promise((r) => setTimeout(r, 2_000));
+  const traffic = run(address, prefix, 5);
+  await new Promise((r) => setTimeout(r, 1_500));
   await crashed.kill9();
   await crashed.restart();
   const client = new EtcdClient(address);
@@ -153,7 +153,7 @@ describe('robustness through two layers: parent -> child middleware -> SQLite', 
   });
 
   it('traffic through the parent keeps every guarantee', async (tc) => {
-    const r = await run(parent!.address, prefix(), 3);
+    const r = await run(parent!.address, prefix(), 2);
     tc.diagnostic(summary(r));
     assertHealthy(r);
   });
