@@ -5,8 +5,6 @@ import { CLI_ARGS, REPO_ROOT } from './cli.js';
 
 const run = promisify(execFile);
 
-export { CLI_ARGS };
-
 /** Runs `harikube ARGS` (2 minutes at most); resolves with its exit code and output whatever the code. */
 export async function harikube(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {

@@ -151,10 +151,10 @@ export class RoutedBackend implements Backend {
 
   /** What a read of [start, end) consults while a migration runs (migration-reads.ts). */
   private async planFor(t: RouteTable, start: Buffer, end: Buffer | undefined): Promise<ReadPlan> {
-    const owners = await this.settled(t.router.backendsFor(start, end).map((n) => t.byRouteName(n)!));
+    const owners = await this.settle(t.router.backendsFor(start, end).map((n) => t.byRouteName(n)!));
     // a source that alone owns the range holds only its own keys there: reading it as the owner is enough
     const only = owners.length === 1 ? owners[0] : undefined;
-    const sources = await this.settled([...t.sources.keys()].filter((b) => b !== only));
+    const sources = await this.settle([...t.sources.keys()].filter((b) => b !== only));
     return { sources: sources as MovableBackend[], owners };
   }
 
@@ -162,7 +162,7 @@ export class RoutedBackend implements Backend {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.range(q);
     if (t.migrating) return rangeAcross(await this.planFor(t, q.start, q.end), q);
-    const readers = await this.settled(t.readersOf(q.start, q.end));
+    const readers = await this.settle(t.readersOf(q.start, q.end));
     if (readers.length === 1) return readers[0]!.range(q);
     return mergeByKey(await Promise.all(readers.map((b) => b.range(q))), q.limit);
   }
@@ -171,7 +171,7 @@ export class RoutedBackend implements Backend {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.count(start, end, revision);
     if (t.migrating) return countAcross(await this.planFor(t, start, end), start, end, revision);
-    const readers = await this.settled(t.readersOf(start, end));
+    const readers = await this.settle(t.readersOf(start, end));
     if (readers.length === 1) return readers[0]!.count(start, end, revision);
     const counts = await Promise.all(readers.map((b) => b.count(start, end, revision)));
     return counts.reduce((a, b) => a + b, 0);
@@ -181,10 +181,10 @@ export class RoutedBackend implements Backend {
     const t = this.current;
     if (t.isSingle) return this.defaultBackend.changes(from, to, limit);
     if (t.migrating) {
-      const plan = { sources: (await this.settled([...t.sources.keys()])) as MovableBackend[], owners: await this.settled(t.named().map(([, b]) => b)) };
+      const plan = { sources: (await this.settle([...t.sources.keys()])) as MovableBackend[], owners: await this.settle(t.named().map(([, b]) => b)) };
       return changesAcross(plan, from, to, limit);
     }
-    const all = await this.settled(t.all());
+    const all = await this.settle(t.all());
     return mergeByRevision(await Promise.all(all.map((b) => b.changes(from, to, limit))), limit);
   }
 
@@ -219,7 +219,9 @@ export class RoutedBackend implements Backend {
 
   /** Route names (as the routing in effect names them) with a revert still pending, among `routes`. */
   pendingIn(routes: readonly string[]): string[] {
-    return this.pending.isEmpty ? [] : routes.filter((n) => this.pending.names().has(n));
+    if (this.pending.isEmpty) return [];
+    const named = this.pending.names();
+    return routes.filter((n) => named.has(n));
   }
 
   /**
@@ -246,13 +248,11 @@ export class RoutedBackend implements Backend {
     await this.pending.persist();
   }
 
-  /** `backends`, each first reverted where a revert is pending: the migration mover moves only settled rows. */
-  settle(backends: Backend[]): Promise<Backend[]> {
-    return this.settled(backends);
-  }
-
-  /** Backends about to be read, each first reverted where a revert is pending. */
-  private async settled(readers: Backend[]): Promise<Backend[]> {
+  /**
+   * Backends about to be read, each first reverted where a revert is pending (reads here; the migration
+   * mover before it reads and copies, so it moves only settled rows).
+   */
+  async settle(readers: Backend[]): Promise<Backend[]> {
     if (!this.pending.isEmpty) await Promise.all(readers.map((b) => this.pending.settle(b)));
     return readers;
   }
@@ -315,7 +315,7 @@ export class RoutedBackend implements Backend {
     const t = this.current;
     const owner = t.ownerOf(key);
     const order = [...t.sources.keys(), owner].filter(isMovable);
-    return latestAcross(await this.settled(order) as MovableBackend[], key);
+    return latestAcross(await this.settle(order) as MovableBackend[], key);
   }
 
   async sizeBytes(): Promise<number> {
