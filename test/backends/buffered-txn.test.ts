@@ -1,12 +1,15 @@
 /**
- * The write transaction of a child-middleware backend (backends/middleware/buffered-txn.ts): reads see its
- * own writes, keys read ahead are answered without another round trip, and commit hands everything over
- * once. The target is an in-memory stand-in for the child (the e2e layer tests run the real one).
+ * The write transaction of a child-middleware or etcd backend (backends/buffered-txn.ts): reads see its
+ * own writes, keys read ahead or known from the transactions before (backends/newest-rows.ts) are answered
+ * without another round trip, and commit hands everything over once. The target is an in-memory stand-in
+ * for the child (the e2e layer tests run the real one).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KeyRow, RangeQuery } from '../../middleware/src/backends/backend.js';
 import { BufferedWriteTxn, type BufferedTxnTarget } from '../../middleware/src/backends/buffered-txn.js';
+import { NewestRows } from '../../middleware/src/backends/newest-rows.js';
+import { Lock } from '../../middleware/src/backends/sql/lock.js';
 
 const row = (key: string, rev: number, deleted = false): KeyRow => ({
   key: Buffer.from(key),
@@ -20,8 +23,9 @@ const row = (key: string, rev: number, deleted = false): KeyRow => ({
   deleted,
 });
 
-function target(stored: KeyRow[]) {
+function target(stored: KeyRow[], opts: { newestBytes?: number; failCommit?: () => boolean } = {}) {
   const calls: string[] = [];
+  const lock = new Lock();
   const committed: { rows: KeyRow[]; meta: Map<string, Buffer> }[] = [];
   // the child's answers: `latest` the newest row, a tombstone included; `range` live keys only
   const newest = (key: Buffer) => stored.filter((r) => r.key.equals(key)).sort((a, b) => b.modRevision - a.modRevision)[0];
@@ -32,15 +36,23 @@ function target(stored: KeyRow[]) {
     range: async (q: RangeQuery) =>
       (calls.push(`range ${q.start}`), [...new Set(stored.map((r) => r.key.toString()))].map((k) => newest(Buffer.from(k))!).filter((r) => !r.deleted && (q.end === undefined ? r.key.equals(q.start) : r.key >= q.start))),
     getMeta: async () => undefined,
-    commitRows: async (rows, meta) => void committed.push({ rows, meta }),
+    commitRows: async (rows, meta) => {
+      if (opts.failCommit?.()) throw new Error('connection reset');
+      committed.push({ rows, meta });
+      stored.push(...rows);
+    },
+    newest: new NewestRows(lock, opts.newestBytes),
   };
-  return { t, calls, committed };
+  /** A transaction begun as the backends begin one: holding the write lock. */
+  const begin = async () => new BufferedWriteTxn(t, await lock.acquire());
+  return { t, calls, committed, lock, begin };
 }
 
 test('keys read ahead are answered from the read-ahead, own writes first, in one round trip', async () => {
-  const { t, calls, committed } = target([row('/a', 5), row('/b', 6)]);
+  const { t, calls, committed, lock } = target([row('/a', 5), row('/b', 6)]);
   let released = 0;
-  const tx = new BufferedWriteTxn(t, () => released++);
+  const release = await lock.acquire();
+  const tx = new BufferedWriteTxn(t, () => (released++, release()));
   await tx.prefetch(['/a', '/b', '/c', '/a'].map((k) => Buffer.from(k)));
   assert.deepEqual(calls, ['latestMany /a,/b,/c'], 'one round trip, each key once');
   assert.equal((await tx.latest(Buffer.from('/a')))?.modRevision, 5);
@@ -59,8 +71,8 @@ test('keys read ahead are answered from the read-ahead, own writes first, in one
 });
 
 test('a transaction that wrote nothing commits without a call', async () => {
-  const { t, committed } = target([]);
-  const tx = new BufferedWriteTxn(t, () => undefined);
+  const { committed, begin } = target([]);
+  const tx = await begin();
   await tx.commit();
   assert.deepEqual(committed, []);
 });
@@ -68,10 +80,11 @@ test('a transaction that wrote nothing commits without a call', async () => {
 test('a key whose newest row is a tombstone: latest is the tombstone (it hides a live copy elsewhere), a range lists nothing', async () => {
   // while keys move, a key deleted in the child may still have its older live row in the migration source:
   // the transaction's reads need the tombstone to tell that the key is deleted, not absent here
-  const { t } = target([row('/gone', 5), row('/gone', 8, true), row('/here', 6)]);
+  const { begin, t } = target([row('/gone', 5), row('/gone', 8, true), row('/here', 6)]);
   const MAX = Number.MAX_SAFE_INTEGER;
   for (const ahead of [false, true]) {
-    const tx = new BufferedWriteTxn(t, () => undefined);
+    t.newest.clear(); // each pass asks the child
+    const tx = await begin();
     if (ahead) await tx.prefetch([Buffer.from('/gone'), Buffer.from('/here')]);
     const latest = await tx.latest(Buffer.from('/gone'));
     assert.deepEqual([latest?.modRevision, latest?.deleted], [8, true], `latest of a deleted key${ahead ? ', read ahead' : ''}`);
@@ -79,4 +92,77 @@ test('a key whose newest row is a tombstone: latest is the tombstone (it hides a
     assert.deepEqual((await tx.range({ start: Buffer.from('/here'), revision: MAX, limit: 0 })).map((r) => r.modRevision), [6]);
     await tx.rollback();
   }
+});
+
+const keys = (...ks: string[]) => ks.map((k) => Buffer.from(k));
+
+test('rows a transaction wrote or read are known to the next one without asking the child', async () => {
+  const { calls, begin } = target([row('/a', 5), row('/b', 6)]);
+  const first = await begin();
+  await first.prefetch(keys('/a', '/b'));
+  first.insert([row('/a', 9)]);
+  await first.commit();
+  calls.length = 0;
+  const second = await begin();
+  await second.prefetch(keys('/a', '/b', '/c'));
+  assert.deepEqual(calls, ['latestMany /c'], 'only the key never seen is asked for');
+  assert.equal((await second.latest(Buffer.from('/a')))?.modRevision, 9, 'the row the first wrote');
+  assert.equal((await second.latest(Buffer.from('/b')))?.modRevision, 6, 'the row the first read');
+  second.insert([row('/b', 10)]);
+  await second.rollback();
+  calls.length = 0;
+  const third = await begin();
+  assert.equal((await third.latest(Buffer.from('/b')))?.modRevision, 6, 'a rolled-back write is not known: the committed row is');
+  assert.deepEqual(calls, [], 'a rollback keeps what the transaction read');
+  await third.rollback();
+});
+
+test('the known rows are dropped when anything else held the write lock, a commit failed, or they were cleared', async () => {
+  let fail = false;
+  const { calls, begin, lock, t } = target([row('/a', 5)], { failCommit: () => fail });
+  const warm = async () => {
+    const tx = await begin();
+    await tx.prefetch(keys('/a'));
+    await tx.commit();
+  };
+  const asked = async () => {
+    calls.length = 0;
+    const tx = await begin();
+    await tx.latest(Buffer.from('/a'));
+    await tx.rollback();
+    return calls.length > 0;
+  };
+  await warm();
+  assert.equal(await asked(), false, 'known while only write transactions take the lock');
+  await lock.run(() => undefined); // a revert, compaction or migration step
+  assert.equal(await asked(), true, 'asked again after another holder of the lock');
+
+  await warm();
+  fail = true;
+  const tx = await begin();
+  tx.insert([row('/a', 7)]);
+  await assert.rejects(tx.commit(), /connection reset/);
+  fail = false;
+  assert.equal(await asked(), true, 'asked again after a commit whose outcome is unknown');
+
+  await warm();
+  const during = await begin();
+  t.newest.clear(); // compaction of a child, which does not take the lock (it may remove a tombstone read)
+  await during.latest(Buffer.from('/a'));
+  await during.commit();
+  assert.equal(await asked(), true, 'a transaction begun before a clear does not put its rows back');
+});
+
+test('the known rows are bounded in bytes: the least recently used go first', async () => {
+  const stored = Array.from({ length: 10 }, (_, i) => row(`/k${i}`, i + 1));
+  // room for about three rows (160 bytes of overhead each, plus key and value)
+  const { calls, begin } = target(stored, { newestBytes: 3 * 180 });
+  const tx = await begin();
+  await tx.prefetch(stored.map((r) => r.key));
+  await tx.commit();
+  calls.length = 0;
+  const next = await begin();
+  await next.prefetch(stored.map((r) => r.key));
+  assert.deepEqual(calls, ['latestMany /k0,/k1,/k2,/k3,/k4,/k5,/k6'], 'the three read last are known, the rest asked again');
+  await next.rollback();
 });

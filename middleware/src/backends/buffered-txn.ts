@@ -5,7 +5,7 @@
  * Such a backend keeps no leases: they live in the default backend, with the middleware's lessor.
  */
 import type { KeyRow, RangeQuery, WriteTxn } from './backend.js';
-import type { Lock } from './sql/lock.js';
+import type { KnownRows, NewestRows } from './newest-rows.js';
 
 /** What the transaction reads from and commits to. */
 export interface BufferedTxnTarget {
@@ -24,41 +24,8 @@ export interface BufferedTxnTarget {
    * newest rows (undefined: none) in its order, as they are once the commit is done; else nothing.
    */
   commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void>;
-  /** Where a target that reads ahead with its commits keeps the rows for its next transaction. */
-  readonly readAhead?: RowsReadAhead;
-}
-
-/** Newest rows by key (latin1), undefined for a key with none: what a transaction knows without asking. */
-export type KnownRows = Map<string, KeyRow | undefined>;
-
-/**
- * The newest rows of the keys a commit read ahead (`WriteTxn.readAheadAfterCommit`), for the target's next
- * transaction. Only this middleware changes the database behind the target, and only while holding its
- * write lock: the rows hold for the next transaction if it is the next holder of the lock; after a revert,
- * recovery, compaction or migration step in between (each holds the lock), they are dropped.
- */
-export class RowsReadAhead {
-  private rows: KnownRows | undefined;
-  private takenAt = -1;
-
-  constructor(private readonly lock: Lock) {}
-
-  /** By the commit that read them, holding the lock. */
-  set(rows: KnownRows): void {
-    this.rows = rows;
-    this.takenAt = this.lock.taken;
-  }
-
-  /** By a transaction that has just taken the lock: the rows, if nobody held the lock since they were read. */
-  take(): KnownRows | undefined {
-    const rows = this.lock.taken === this.takenAt + 1 ? this.rows : undefined;
-    this.rows = undefined;
-    return rows;
-  }
-
-  clear(): void {
-    this.rows = undefined;
-  }
+  /** The newest rows the target's write transactions know without asking (newest-rows.ts). */
+  readonly newest: NewestRows;
 }
 
 export class BufferedWriteTxn implements WriteTxn {
@@ -67,22 +34,29 @@ export class BufferedWriteTxn implements WriteTxn {
   private readonly pending = new Map<string, KeyRow>();
   private readonly meta = new Map<string, Buffer>();
   /**
-   * Newest committed rows read ahead (`prefetch`), undefined for a key that has none. They stay true for
-   * the whole transaction: the backend begins one transaction at a time, and only this middleware writes
-   * to the database behind it (a child layer takes writes from its parent alone; an etcd of a rule is the
-   * middleware's own).
+   * Newest committed rows this transaction read (`prefetch`, `latest`), undefined for a key that has none.
+   * They stay true for the whole transaction: the backend begins one transaction at a time, and only this
+   * middleware writes to the database behind it (a child layer takes writes from its parent alone; an etcd
+   * of a rule is the middleware's own). With the target's `newest` rows, they are what it knows.
    */
-  private readonly fetched: KnownRows;
+  private readonly fetched: KnownRows = new Map();
+  private readonly generation: number;
   private active = true;
   /** Keys the next transaction will read (`readAheadAfterCommit`). */
   private nextKeys: Buffer[] | undefined;
 
-  /** Begun holding the target's write lock: the rows its last commit read ahead, if still exact, are known. */
+  /** Begun holding the target's write lock: the newest rows known to the transactions before, if still exact, are known. */
   constructor(
     private readonly target: BufferedTxnTarget,
     private readonly release: () => void,
   ) {
-    this.fetched = target.readAhead?.take() ?? new Map();
+    this.generation = target.newest.begin();
+  }
+
+  /** The newest committed row of a key, if known without asking: `has` false when not. */
+  private known(id: string): { has: boolean; row: KeyRow | undefined } {
+    if (this.fetched.has(id)) return { has: true, row: this.fetched.get(id) };
+    return this.target.newest.lookup(id);
   }
 
   readAheadAfterCommit(keys: Buffer[]): void {
@@ -91,7 +65,7 @@ export class BufferedWriteTxn implements WriteTxn {
 
   async prefetch(keys: Buffer[]): Promise<void> {
     this.check();
-    const wanted = [...new Map(keys.map((k) => [k.toString('latin1'), k])).entries()].filter(([id]) => !this.pending.has(id) && !this.fetched.has(id));
+    const wanted = [...new Map(keys.map((k) => [k.toString('latin1'), k])).entries()].filter(([id]) => !this.pending.has(id) && !this.known(id).has);
     if (wanted.length === 0) return;
     const rows = await this.target.latestMany(wanted.map(([, k]) => k));
     wanted.forEach(([id], i) => this.fetched.set(id, rows[i]));
@@ -102,16 +76,20 @@ export class BufferedWriteTxn implements WriteTxn {
     const id = key.toString('latin1');
     const mine = this.pending.get(id);
     if (mine) return mine;
-    if (this.fetched.has(id)) return this.fetched.get(id);
-    return this.target.latest(key);
+    const known = this.known(id);
+    if (known.has) return known.row;
+    const row = await this.target.latest(key);
+    this.fetched.set(id, row);
+    return row;
   }
 
   async range(q: RangeQuery): Promise<KeyRow[]> {
     this.check();
     const mine = [...this.pending.values()].filter((r) => r.modRevision <= q.revision && inRange(r.key, q.start, q.end));
     // a single key at the newest revision (a delete of one key) is known when it was read ahead
-    if (mine.length === 0 && q.end === undefined && q.revision === Number.MAX_SAFE_INTEGER && this.fetched.has(q.start.toString('latin1'))) {
-      const row = this.fetched.get(q.start.toString('latin1'));
+    const one = mine.length === 0 && q.end === undefined && q.revision === Number.MAX_SAFE_INTEGER ? this.known(q.start.toString('latin1')) : undefined;
+    if (one?.has) {
+      const row = one.row;
       // the read-ahead keeps tombstones (see `latest`); a range lists live keys only
       return row && !row.deleted ? [q.keysOnly ? { ...row, value: Buffer.alloc(0) } : row] : [];
     }
@@ -154,36 +132,39 @@ export class BufferedWriteTxn implements WriteTxn {
 
   async commit(): Promise<void> {
     this.check();
+    let known: KnownRows | undefined;
     try {
-      if (this.rows.length > 0 || this.meta.size > 0) await this.commitReadingAhead();
+      known = this.rows.length > 0 || this.meta.size > 0 ? await this.commitReadingAhead() : this.fetched;
     } finally {
-      this.end();
+      // a failed commit leaves the database's state unknown: nothing is known any more
+      this.end(known);
     }
   }
 
   /**
-   * Commits; with `nextKeys`, keeps their newest rows for the next transaction: those it writes are its own
-   * newest rows, the others the target reads with the commit (which changes none of them).
+   * Commits; with `nextKeys`, the target reads the newest rows of those not known yet with the commit
+   * (which changes none of them). Answers every row known once committed: read, read ahead and written.
    */
-  private async commitReadingAhead(): Promise<void> {
-    const next = this.target.readAhead ? this.nextKeys : undefined;
-    const others = next?.filter((k) => !this.pending.has(k.toString('latin1'))) ?? [];
-    const read = await this.target.commitRows(this.rows, this.meta, others.length > 0 ? others : undefined);
-    if (!next || (others.length > 0 && read?.length !== others.length)) return;
-    const known: KnownRows = new Map(others.map((k, i) => [k.toString('latin1'), read![i]]));
-    for (const k of next) {
-      const mine = this.pending.get(k.toString('latin1'));
-      if (mine) known.set(k.toString('latin1'), mine);
-    }
-    this.target.readAhead!.set(known);
+  private async commitReadingAhead(): Promise<KnownRows> {
+    const others = this.nextKeys?.filter((k) => {
+      const id = k.toString('latin1');
+      return !this.pending.has(id) && !this.known(id).has;
+    });
+    const read = await this.target.commitRows(this.rows, this.meta, others?.length ? others : undefined);
+    const known: KnownRows = new Map(this.fetched);
+    if (others?.length && read?.length === others.length) others.forEach((k, i) => known.set(k.toString('latin1'), read[i]));
+    for (const [id, row] of this.pending) known.set(id, row);
+    return known;
   }
 
   async rollback(): Promise<void> {
-    if (this.active) this.end();
+    // nothing was written: what it read still holds
+    if (this.active) this.end(this.fetched);
   }
 
-  private end(): void {
+  private end(known: KnownRows | undefined): void {
     this.active = false;
+    this.target.newest.ended(this.generation, known);
     this.release();
   }
 

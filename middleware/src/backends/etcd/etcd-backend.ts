@@ -12,7 +12,8 @@
 import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
-import { BufferedWriteTxn, RowsReadAhead } from '../buffered-txn.js';
+import { BufferedWriteTxn } from '../buffered-txn.js';
+import { NewestRows } from '../newest-rows.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -86,8 +87,8 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   /** The commit head's value in the etcd (layout.ts), undefined while the key does not exist. */
   private headToken: string | undefined;
   readonly writeLock = new Lock();
-  /** The newest rows of the keys the last commit read ahead (`commitRows`), for the next transaction. */
-  readonly readAhead = new RowsReadAhead(this.writeLock);
+  /** The newest rows its write transactions know without asking (newest-rows.ts). */
+  readonly newest = new NewestRows(this.writeLock);
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();

@@ -10,7 +10,8 @@ import type { EtcdEndpoint } from '../../topology/endpoint.js';
 import type { BackendTLS } from '../../topology/schema.js';
 import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type LeaseRow, type RangeQuery, type WriteTxn } from '../backend.js';
 import { Lock } from '../sql/lock.js';
-import { BufferedWriteTxn, RowsReadAhead } from '../buffered-txn.js';
+import { BufferedWriteTxn } from '../buffered-txn.js';
+import { NewestRows } from '../newest-rows.js';
 import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
 import { LayerMoves } from './layer-moves.js';
@@ -39,8 +40,8 @@ export class MiddlewareBackend implements Backend {
    */
   moves?: KeyMoves;
   movesRefused = 'not open';
-  /** The newest rows of the keys the last Write read ahead, as the child held them once it committed. */
-  readonly readAhead = new RowsReadAhead(this.writeLock);
+  /** The newest rows its write transactions know without asking (newest-rows.ts). */
+  readonly newest = new NewestRows(this.writeLock);
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -152,7 +153,7 @@ export class MiddlewareBackend implements Backend {
 
   async compact(revision: number, batchSize: number, deadline: number): Promise<CompactResult> {
     // compaction (which does not take the write lock here) removes tombstones the rows read ahead may hold
-    this.readAhead.clear();
+    this.newest.clear();
     // the child's step ends at the deadline: the call may take a little longer to answer
     const t = this.opts.queryTimeoutMs;
     return (await this.asParent()).call('Compact', { revision, batchSize, deadline }, t > 0 ? Math.max(t, deadline - Date.now() + t) : 0);
