@@ -13,6 +13,7 @@ import { openBackend } from '../../middleware/src/backends/index.js';
 import { META } from '../../middleware/src/backends/meta.js';
 import { Mover } from '../../middleware/src/migration/mover.js';
 import { Store } from '../../middleware/src/mvcc/store.js';
+import { topologyMetrics } from '../../middleware/src/router/metrics.js';
 import { RoutedBackend } from '../../middleware/src/router/routed-backend.js';
 import { TopologyApplier } from '../../middleware/src/server/topology-applier.js';
 import type { BackendRule } from '../../middleware/src/topology/schema.js';
@@ -62,6 +63,11 @@ function faulty(inner: Backend, faults: Faults): Backend {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/** `harikube_pending_reverts` of a rule, as /metrics reports it. */
+async function pendingReverts(rule: string): Promise<number | undefined> {
+  return (await topologyMetrics.pendingReverts.get()).values.find((v) => v.labels.rule === rule)?.value;
 }
 
 class Fixture {
@@ -215,6 +221,7 @@ describe('writes across databases', () => {
       await f.open();
       await f.txnAll('one');
       await f.halfAppliedInA();
+      assert.equal(await pendingReverts('a'), 1, 'the metric shows the revert pending in a');
       // a moves to n.db: its rows are copied there, so the half-applied write must be gone from a first
       await assert.rejects(f.applier.apply({ backends: f.rules([], 'n') }, 'test'), (err: Error) => {
         assert.match(err.message, /refused: a write that did not commit everywhere is still to be reverted in rule "a" \(.*a\.db.*\).*the topology in effect stays/);
@@ -223,6 +230,7 @@ describe('writes across databases', () => {
       assert.match(f.routed.table.backends.get('a')!.description, /a\.db/, 'the old routing stays');
       f.faults.a.revert = false;
       await f.applier.apply({ backends: f.rules([], 'n') }, 'test');
+      assert.equal(await pendingReverts('a'), 0, 'the metric shows the revert done');
       await f.migrationDone();
       assert.deepEqual(keysIn(f.file('n')), ['/registry/a/one']);
       assert.equal(await f.value('/registry/a/two'), undefined, 'the write that failed came back through the migration');

@@ -10,6 +10,12 @@ export const topologyMetrics = {
     labelNames: ['result'],
     registers: [registry],
   }),
+  pendingReverts: new Gauge({
+    name: 'harikube_pending_reverts',
+    help: 'Writes that did not commit everywhere whose rows are still to be taken back, by rule ("default": the default backend); requests touching such a rule fail until it is done.',
+    labelNames: ['rule'],
+    registers: [registry],
+  }),
   lastApplyFailed: new Gauge({
     name: 'harikube_topology_last_apply_failed',
     help: '1 when the last topology document received was refused or unusable (the previous one stays in effect).',

@@ -9,6 +9,7 @@
 import { inWriteTxn, type Backend } from '../backends/backend.js';
 import { META } from '../backends/meta.js';
 import { logger } from '../log.js';
+import { topologyMetrics } from './metrics.js';
 import type { RouteTable } from './route-table.js';
 
 const log = logger.child({ component: 'router' });
@@ -24,6 +25,8 @@ export class PendingReverts {
   private entries: WriteIntent[] = [];
   /** One revert run per backend at a time (reads and writes may ask together). */
   private readonly running = new Map<Backend, Promise<void>>();
+  /** Rules the metric has reported, so a rule with nothing left reads 0 rather than vanishing. */
+  private readonly reported = new Set<string>();
 
   constructor(private readonly table: () => RouteTable) {}
 
@@ -44,6 +47,17 @@ export class PendingReverts {
 
   add(entry: WriteIntent): void {
     if (entry.backends.length > 0) this.entries.push({ ...entry, backends: [...entry.backends] });
+    this.report();
+  }
+
+  /** `harikube_pending_reverts`: the entries naming each rule. */
+  private report(): void {
+    const counts = new Map<string, number>([...this.reported].map((rule) => [rule, 0]));
+    for (const e of this.entries) for (const name of e.backends) counts.set(name || 'default', (counts.get(name || 'default') ?? 0) + 1);
+    for (const [rule, n] of counts) {
+      topologyMetrics.pendingReverts.set({ rule }, n);
+      this.reported.add(rule);
+    }
   }
 
   /** Reads the durable list (a value written by an older version holds one entry, not a list). */
@@ -80,9 +94,11 @@ export class PendingReverts {
     for (const e of this.entries.filter((x) => x.backends.includes(name))) {
       await backend.revert(e.from, e.to);
       e.backends = e.backends.filter((n) => n !== name);
+      this.report();
       log.warn('reverted the rows of a write that did not commit everywhere', { backend: backend.description, from: e.from, to: e.to });
     }
     this.entries = this.entries.filter((e) => e.backends.length > 0);
+    this.report();
   }
 
   /** Tries every pending revert; those whose database fails stay pending. */
