@@ -10,6 +10,7 @@ import type { KeyRow, RangeQuery } from '../../middleware/src/backends/backend.j
 import { BufferedWriteTxn, type BufferedTxnTarget } from '../../middleware/src/backends/buffered-txn.js';
 import { NewestRows } from '../../middleware/src/backends/newest-rows.js';
 import { Lock } from '../../middleware/src/backends/sql/lock.js';
+import { WrittenKeys } from '../../middleware/src/backends/written-keys.js';
 
 const row = (key: string, rev: number, deleted = false): KeyRow => ({
   key: Buffer.from(key),
@@ -42,6 +43,7 @@ function target(stored: KeyRow[], opts: { newestBytes?: number; failCommit?: () 
       stored.push(...rows);
     },
     newest: new NewestRows(lock, opts.newestBytes),
+    written: new WrittenKeys(),
   };
   /** A transaction begun as the backends begin one: holding the write lock. */
   const begin = async () => new BufferedWriteTxn(t, await lock.acquire());
@@ -164,5 +166,39 @@ test('the known rows are bounded in bytes: the least recently used go first', as
   const next = await begin();
   await next.prefetch(stored.map((r) => r.key));
   assert.deepEqual(calls, ['latestMany /k0,/k1,/k2,/k3,/k4,/k5,/k6'], 'the three read last are known, the rest asked again');
+  await next.rollback();
+});
+
+test('once the keys the child holds are read, a key it never held is known absent without asking; a key written since is asked for', async () => {
+  const { calls, begin, t } = target([row('/old', 3), row('/gone', 4), row('/gone', 5, true)]);
+  // the scan at open: every key of the child, tombstones included
+  assert.equal(await t.written.load(async () => [row('/gone', 5, true), row('/old', 3)]), true);
+  const tx = await begin();
+  await tx.prefetch(keys('/new1', '/new2', '/old', '/gone'));
+  assert.deepEqual(calls, ['latestMany /old,/gone'], 'only the keys the child holds are asked for');
+  assert.equal(await tx.latest(Buffer.from('/new1')), undefined);
+  assert.equal((await tx.latest(Buffer.from('/gone')))?.deleted, true, 'a deleted key is its tombstone, not absent');
+  tx.insert([row('/new1', 9)]);
+  await tx.commit();
+  t.newest.clear(); // what the transactions knew is gone (a revert, say): the key written must be asked for
+  calls.length = 0;
+  const next = await begin();
+  assert.equal((await next.latest(Buffer.from('/new1')))?.modRevision, 9);
+  assert.equal(await next.latest(Buffer.from('/new2')), undefined);
+  assert.deepEqual(calls, ['latest /new1'], 'the key written is asked for, the one never written is not');
+  await next.rollback();
+});
+
+test('a commit that fails still counts its keys as written: its outcome is unknown', async () => {
+  let fail = true;
+  const { calls, begin, t } = target([], { failCommit: () => fail });
+  await t.written.load(async () => []);
+  const tx = await begin();
+  tx.insert([row('/maybe', 4)]);
+  await assert.rejects(tx.commit(), /connection reset/);
+  fail = false;
+  const next = await begin();
+  await next.latest(Buffer.from('/maybe'));
+  assert.deepEqual(calls, ['latest /maybe'], 'asked for, not taken as absent');
   await next.rollback();
 });

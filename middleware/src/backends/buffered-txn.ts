@@ -6,6 +6,7 @@
  */
 import type { KeyRow, RangeQuery, WriteTxn } from './backend.js';
 import type { KnownRows, NewestRows } from './newest-rows.js';
+import type { WrittenKeys } from './written-keys.js';
 
 /** What the transaction reads from and commits to. */
 export interface BufferedTxnTarget {
@@ -26,6 +27,8 @@ export interface BufferedTxnTarget {
   commitRows(rows: KeyRow[], meta: Map<string, Buffer>, readAhead?: Buffer[]): Promise<(KeyRow | undefined)[] | void>;
   /** The newest rows the target's write transactions know without asking (newest-rows.ts). */
   readonly newest: NewestRows;
+  /** The keys the database may hold rows of (written-keys.ts): any other key has none, without asking. */
+  readonly written: WrittenKeys;
 }
 
 export class BufferedWriteTxn implements WriteTxn {
@@ -56,7 +59,9 @@ export class BufferedWriteTxn implements WriteTxn {
   /** The newest committed row of a key, if known without asking: `has` false when not. */
   private known(id: string): { has: boolean; row: KeyRow | undefined } {
     if (this.fetched.has(id)) return { has: true, row: this.fetched.get(id) };
-    return this.target.newest.lookup(id);
+    const newest = this.target.newest.lookup(id);
+    if (newest.has || this.target.written.mayHold(id)) return newest;
+    return { has: true, row: undefined };
   }
 
   readAheadAfterCommit(keys: Buffer[]): void {
@@ -150,6 +155,8 @@ export class BufferedWriteTxn implements WriteTxn {
       const id = k.toString('latin1');
       return !this.pending.has(id) && !this.known(id).has;
     });
+    // before it is sent: a commit whose outcome stays unknown may have stored them
+    for (const r of this.rows) this.target.written.add(r.key);
     const read = await this.target.commitRows(this.rows, this.meta, others?.length ? others : undefined);
     const known: KnownRows = new Map(this.fetched);
     if (others?.length && read?.length === others.length) others.forEach((k, i) => known.set(k.toString('latin1'), read[i]));

@@ -14,6 +14,7 @@ import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
 import { BufferedWriteTxn } from '../buffered-txn.js';
 import { NewestRows } from '../newest-rows.js';
+import { WRITTEN_KEYS_RETRY_MS, WrittenKeys } from '../written-keys.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -89,6 +90,8 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   readonly writeLock = new Lock();
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
+  /** The keys the etcd may hold rows of (written-keys.ts), read at open and kept by every write and copy. */
+  readonly written = new WrittenKeys();
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();
@@ -110,6 +113,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       await this.loadMap();
       await this.moves.load();
       await this.checkOnlyOurs();
+      this.loadWrittenKeys();
     } catch (err) {
       this.client = undefined;
       client.close();
@@ -122,6 +126,16 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       this.client?.close();
       this.client = undefined;
     });
+  }
+
+  /** Reads the etcd's keys into `written` in the background, again every few seconds while it fails. */
+  private loadWrittenKeys(): void {
+    const attempt = async (): Promise<void> => {
+      if (!this.client) return;
+      const scan = (start: Buffer, limit: number) => this.moves.rangeWithTombstones({ start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true });
+      if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
+    };
+    void attempt();
   }
 
   async maxRevision(): Promise<number> {

@@ -33,6 +33,7 @@ import { keyAfter } from '../key-range.js';
 import type { ChangeRow, KeyRow, RangeQuery } from '../backend.js';
 import type { KeyMoves } from '../movable.js';
 import type { Lock } from '../sql/lock.js';
+import type { WrittenKeys } from '../written-keys.js';
 import type { EtcdClient, EtcdKeyValue } from './client.js';
 import {
   copiedKey,
@@ -65,6 +66,8 @@ export interface EtcdStore {
   readonly description: string;
   /** Held by every write of the backend (commits, reverts, compaction). */
   readonly writeLock: Lock;
+  /** The keys the etcd may hold rows of: a copy adds its keys before it is sent. */
+  readonly written: WrittenKeys;
   live(): EtcdClient;
   /** Reloads a stale revision map; the caller holds no lock. */
   fresh(): Promise<void>;
@@ -353,6 +356,7 @@ export class EtcdMoves implements KeyMoves {
    */
   async copyIn(rows: KeyRow[]): Promise<number> {
     if (rows.length === 0) return 0;
+    for (const r of rows) this.store.written.add(r.key);
     return this.store.writeLock.run(async () => {
       await this.store.freshLocked();
       const c = this.store.live();

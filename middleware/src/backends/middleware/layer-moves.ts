@@ -8,6 +8,7 @@
 import type { KeyRow, RangeQuery } from '../backend.js';
 import type { Lock } from '../sql/lock.js';
 import type { KeyMoves } from '../movable.js';
+import type { WrittenKeys } from '../written-keys.js';
 import type { LayerClient } from './layer-client.js';
 import { MAX_HANDED_DOWN_BYTES, handedDownBytes } from './layer-protocol.js';
 
@@ -17,6 +18,8 @@ export class LayerMoves implements KeyMoves {
     private readonly client: () => Promise<LayerClient>,
     /** The backend's write lock (one write transaction at a time). */
     private readonly writeLock: Lock,
+    /** The keys the child may hold rows of: a copy adds its keys before it is sent. */
+    private readonly written: WrittenKeys,
   ) {}
 
   async rangeWithTombstones(q: RangeQuery): Promise<KeyRow[]> {
@@ -34,6 +37,7 @@ export class LayerMoves implements KeyMoves {
    */
   async copyIn(rows: KeyRow[]): Promise<number> {
     if (rows.length === 0) return 0;
+    for (const r of rows) this.written.add(r.key);
     const c = await this.client();
     return this.writeLock.run(async () => {
       let stored = 0;

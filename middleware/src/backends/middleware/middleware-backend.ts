@@ -12,6 +12,7 @@ import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type Lea
 import { Lock } from '../sql/lock.js';
 import { BufferedWriteTxn } from '../buffered-txn.js';
 import { NewestRows } from '../newest-rows.js';
+import { WRITTEN_KEYS_RETRY_MS, WrittenKeys } from '../written-keys.js';
 import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
 import { LayerMoves } from './layer-moves.js';
@@ -42,6 +43,8 @@ export class MiddlewareBackend implements Backend {
   movesRefused = 'not open';
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
+  /** The keys the child may hold rows of (written-keys.ts), read at open and kept by every write and copy. */
+  readonly written = new WrittenKeys();
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -63,7 +66,10 @@ export class MiddlewareBackend implements Backend {
       }
       this.client = client;
       this.movesRefused = hello.movesRefused ?? 'the child middleware is of a version without the migration calls: upgrade it';
-      if (this.movesRefused === '') this.moves = new LayerMoves(() => this.asParent(), this.writeLock);
+      if (this.movesRefused === '') {
+        this.moves = new LayerMoves(() => this.asParent(), this.writeLock, this.written);
+        this.loadWrittenKeys();
+      }
     } catch (err) {
       client.close();
       throw err;
@@ -75,6 +81,20 @@ export class MiddlewareBackend implements Backend {
       this.client?.close();
       this.client = undefined;
     });
+  }
+
+  /**
+   * Reads the child's keys, tombstones included, into `written` in the background, again every few seconds
+   * while it fails. A read: it needs no claim on the child. A child that cannot read deleted keys (no
+   * migration calls) is never read: every key then counts as present.
+   */
+  private loadWrittenKeys(): void {
+    const attempt = async (): Promise<void> => {
+      if (!this.client) return;
+      const scan = async (start: Buffer, limit: number) => (await this.live().call('RangeWithTombstones', { start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true })).rows;
+      if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
+    };
+    void attempt();
   }
 
   async maxRevision(): Promise<number> {
