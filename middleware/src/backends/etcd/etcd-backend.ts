@@ -90,8 +90,13 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   readonly writeLock = new Lock();
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
-  /** The keys the etcd may hold rows of (written-keys.ts), read at open and kept by every write and copy. */
+  /**
+   * The keys the etcd may hold rows of (written-keys.ts), kept by every write and copy of this backend and
+   * read from the etcd when its first write transaction begins: by then no other backend of an older topology
+   * (the same database under other connection settings) writes to it any more.
+   */
   readonly written = new WrittenKeys();
+  private writtenLoading = false;
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();
@@ -113,7 +118,6 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       await this.loadMap();
       await this.moves.load();
       await this.checkOnlyOurs();
-      this.loadWrittenKeys();
     } catch (err) {
       this.client = undefined;
       client.close();
@@ -130,8 +134,13 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
 
   /** Reads the etcd's keys into `written` in the background, again every few seconds while it fails. */
   private loadWrittenKeys(): void {
+    if (this.writtenLoading) return;
+    this.writtenLoading = true;
     const attempt = async (): Promise<void> => {
-      if (!this.client) return;
+      if (!this.client) {
+        this.writtenLoading = false; // closed: a reopened backend starts again
+        return;
+      }
       const scan = (start: Buffer, limit: number) => this.moves.rangeWithTombstones({ start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true });
       if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
     };
@@ -273,6 +282,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
     const release = await this.writeLock.acquire();
     try {
       this.live();
+      this.loadWrittenKeys();
       if (this.mapStale) await this.loadMap();
     } catch (err) {
       release();

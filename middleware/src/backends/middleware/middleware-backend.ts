@@ -43,8 +43,13 @@ export class MiddlewareBackend implements Backend {
   movesRefused = 'not open';
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
-  /** The keys the child may hold rows of (written-keys.ts), read at open and kept by every write and copy. */
+  /**
+   * The keys the child may hold rows of (written-keys.ts), kept by every write and copy of this backend and
+   * read from the child when its first write transaction begins: by then no other backend of an older topology
+   * (the same database under other connection settings) writes to it any more.
+   */
   readonly written = new WrittenKeys();
+  private writtenLoading = false;
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -66,10 +71,7 @@ export class MiddlewareBackend implements Backend {
       }
       this.client = client;
       this.movesRefused = hello.movesRefused ?? 'the child middleware is of a version without the migration calls: upgrade it';
-      if (this.movesRefused === '') {
-        this.moves = new LayerMoves(() => this.asParent(), this.writeLock, this.written);
-        this.loadWrittenKeys();
-      }
+      if (this.movesRefused === '') this.moves = new LayerMoves(() => this.asParent(), this.writeLock, this.written);
     } catch (err) {
       client.close();
       throw err;
@@ -89,8 +91,13 @@ export class MiddlewareBackend implements Backend {
    * migration calls) is never read: every key then counts as present.
    */
   private loadWrittenKeys(): void {
+    if (this.writtenLoading) return;
+    this.writtenLoading = true;
     const attempt = async (): Promise<void> => {
-      if (!this.client) return;
+      if (!this.client) {
+        this.writtenLoading = false; // closed: a reopened backend starts again
+        return;
+      }
       const scan = async (start: Buffer, limit: number) => (await this.live().call('RangeWithTombstones', { start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true })).rows;
       if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
     };
@@ -117,6 +124,7 @@ export class MiddlewareBackend implements Backend {
     const release = await this.writeLock.acquire();
     try {
       this.live();
+      if (this.movesRefused === '') this.loadWrittenKeys();
     } catch (err) {
       release();
       throw err;
