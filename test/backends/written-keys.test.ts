@@ -59,3 +59,20 @@ test('a scan that fails leaves every key present, and can be tried again', async
   assert.equal(w.mayHold(id('/a')), true);
   assert.equal(w.mayHold(id('/never')), false);
 });
+
+test('loadInBackground scans once however often it is asked, and not at all for a closed backend', async () => {
+  const w = new WrittenKeys();
+  let scans = 0;
+  const scan = async () => (scans++, []);
+  w.loadInBackground(scan, () => false);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(scans, 0, 'closed: no scan');
+  w.loadInBackground(scan, () => true);
+  w.loadInBackground(scan, () => true);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(scans, 1);
+  assert.equal(w.loaded, true);
+  w.loadInBackground(scan, () => true);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(scans, 1, 'loaded: never again');
+});

@@ -4,21 +4,23 @@
  * without it every batch of creates costs a `Latest` round trip before it can be applied.
  *
  * Exact in the direction that matters: a key reported absent has no row there, live or tombstone. Every
- * key with a row was either there when the scan at open read it, or was written or copied in by this
+ * key with a row was either there when the scan read it, or was written or copied in by this
  * middleware since this set was created (added before the write is sent, so a write whose outcome is
  * unknown counts too): only this middleware writes to that database. Keys are kept as 32-bit fingerprints
  * in an open-addressing table (about 8 bytes per key): two keys may share one, and a key then counts as
  * present and is asked for, as before. Rows removed (reverts, compaction, keys moved away) leave their keys
- * counted as present. Until the scan has read the whole database, every key counts as present.
+ * counted as present. Until the scan has read the whole database, every key counts as present. The scan
+ * starts with the backend's first write transaction: by then no backend of an older topology (the same
+ * database under other connection settings) writes to it any more.
  */
 import type { KeyRow } from './backend.js';
 import { keyAfter } from './key-range.js';
 
-/** Keys per page of the scan at open. */
+/** Keys per page of the scan. */
 const SCAN_KEYS = 5000;
 
-/** Wait before the scan at open is tried again after a failure (the database down, say). */
-export const WRITTEN_KEYS_RETRY_MS = 5000;
+/** Wait before the scan is tried again after a failure (the database down, say). */
+const WRITTEN_KEYS_RETRY_MS = 5000;
 
 /** One page of the database's keys from `start` on, tombstones included (`KeyMoves.rangeWithTombstones`). */
 export type KeyScan = (start: Buffer, limit: number) => Promise<KeyRow[]>;
@@ -41,6 +43,8 @@ export class WrittenKeys {
   private table = new Uint32Array(1024);
   private count = 0;
   private state: 'unloaded' | 'loading' | 'loaded' = 'unloaded';
+  /** Set by `loadInBackground` until it stops (loaded, or the backend closed). */
+  private started = false;
 
   /** Whether the scan at open has read the whole database (before that, every key counts as present). */
   get loaded(): boolean {
@@ -86,6 +90,24 @@ export class WrittenKeys {
       this.state = 'unloaded';
       return false;
     }
+  }
+
+  /**
+   * `load` in the background, again every few seconds while it fails, until it succeeds or `open` says the
+   * backend was closed (a reopened backend calls this again). Called more than once, it starts only once.
+   */
+  loadInBackground(scan: KeyScan, open: () => boolean): void {
+    if (this.started || this.state === 'loaded') return;
+    this.started = true;
+    const attempt = async (): Promise<void> => {
+      if (!open()) {
+        this.started = false;
+        return;
+      }
+      if (await this.load(scan)) this.started = false;
+      else setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
+    };
+    void attempt();
   }
 
   private insert(fp: number): void {

@@ -14,7 +14,7 @@ import type { BackendTLS } from '../../topology/schema.js';
 import type { Backend, ChangeRow, CompactResult, KeyRow, LeaseRow, RangeQuery, WriteTxn } from '../backend.js';
 import { BufferedWriteTxn } from '../buffered-txn.js';
 import { NewestRows } from '../newest-rows.js';
-import { WRITTEN_KEYS_RETRY_MS, WrittenKeys } from '../written-keys.js';
+import { WrittenKeys } from '../written-keys.js';
 import type { MovableBackend } from '../movable.js';
 import { Lock } from '../sql/lock.js';
 import { EtcdClient, type EtcdEvent, type EtcdKeyValue } from './client.js';
@@ -90,13 +90,8 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
   readonly writeLock = new Lock();
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
-  /**
-   * The keys the etcd may hold rows of (written-keys.ts), kept by every write and copy of this backend and
-   * read from the etcd when its first write transaction begins: by then no other backend of an older topology
-   * (the same database under other connection settings) writes to it any more.
-   */
+  /** The keys the etcd may hold rows of (written-keys.ts): read when the first write transaction begins. */
   readonly written = new WrittenKeys();
-  private writtenLoading = false;
   readonly moves: EtcdMoves = new EtcdMoves(this);
   /** The events of the groups read inside of lately, by etcd revision (oldest first). */
   private readonly groupEvents = new Map<number, Promise<EtcdEvent[]>>();
@@ -130,21 +125,6 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       this.client?.close();
       this.client = undefined;
     });
-  }
-
-  /** Reads the etcd's keys into `written` in the background, again every few seconds while it fails. */
-  private loadWrittenKeys(): void {
-    if (this.writtenLoading) return;
-    this.writtenLoading = true;
-    const attempt = async (): Promise<void> => {
-      if (!this.client) {
-        this.writtenLoading = false; // closed: a reopened backend starts again
-        return;
-      }
-      const scan = (start: Buffer, limit: number) => this.moves.rangeWithTombstones({ start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true });
-      if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
-    };
-    void attempt();
   }
 
   async maxRevision(): Promise<number> {
@@ -282,7 +262,10 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
     const release = await this.writeLock.acquire();
     try {
       this.live();
-      this.loadWrittenKeys();
+      this.written.loadInBackground(
+        (start, limit) => this.moves.rangeWithTombstones({ start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true }),
+        () => this.client !== undefined,
+      );
       if (this.mapStale) await this.loadMap();
     } catch (err) {
       release();

@@ -12,7 +12,7 @@ import { type Backend, type ChangeRow, type CompactResult, type KeyRow, type Lea
 import { Lock } from '../sql/lock.js';
 import { BufferedWriteTxn } from '../buffered-txn.js';
 import { NewestRows } from '../newest-rows.js';
-import { WRITTEN_KEYS_RETRY_MS, WrittenKeys } from '../written-keys.js';
+import { WrittenKeys } from '../written-keys.js';
 import type { KeyMoves } from '../movable.js';
 import { LayerClient } from './layer-client.js';
 import { LayerMoves } from './layer-moves.js';
@@ -43,13 +43,8 @@ export class MiddlewareBackend implements Backend {
   movesRefused = 'not open';
   /** The newest rows its write transactions know without asking (newest-rows.ts). */
   readonly newest = new NewestRows(this.writeLock);
-  /**
-   * The keys the child may hold rows of (written-keys.ts), kept by every write and copy of this backend and
-   * read from the child when its first write transaction begins: by then no other backend of an older topology
-   * (the same database under other connection settings) writes to it any more.
-   */
+  /** The keys the child may hold rows of (written-keys.ts): read when the first write transaction begins. */
   readonly written = new WrittenKeys();
-  private writtenLoading = false;
 
   constructor(
     private readonly endpoint: EtcdEndpoint,
@@ -85,25 +80,6 @@ export class MiddlewareBackend implements Backend {
     });
   }
 
-  /**
-   * Reads the child's keys, tombstones included, into `written` in the background, again every few seconds
-   * while it fails. A read: it needs no claim on the child. A child that cannot read deleted keys (no
-   * migration calls) is never read: every key then counts as present.
-   */
-  private loadWrittenKeys(): void {
-    if (this.writtenLoading) return;
-    this.writtenLoading = true;
-    const attempt = async (): Promise<void> => {
-      if (!this.client) {
-        this.writtenLoading = false; // closed: a reopened backend starts again
-        return;
-      }
-      const scan = async (start: Buffer, limit: number) => (await this.live().call('RangeWithTombstones', { start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true })).rows;
-      if (!(await this.written.load(scan))) setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
-    };
-    void attempt();
-  }
-
   async maxRevision(): Promise<number> {
     return (await this.live().call('MaxRevision', {})).revision;
   }
@@ -124,7 +100,13 @@ export class MiddlewareBackend implements Backend {
     const release = await this.writeLock.acquire();
     try {
       this.live();
-      if (this.movesRefused === '') this.loadWrittenKeys();
+      // a child that cannot read deleted keys (no migration calls) is never read: every key counts as present
+      if (this.movesRefused === '') {
+        this.written.loadInBackground(
+          async (start, limit) => (await this.live().call('RangeWithTombstones', { start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true })).rows,
+          () => this.client !== undefined,
+        );
+      }
     } catch (err) {
       release();
       throw err;
