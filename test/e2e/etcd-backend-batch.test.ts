@@ -15,6 +15,7 @@ import { etcdctlJson } from '../support/etcdctl.js';
 import { EtcdClient } from '../support/grpc.js';
 import { startEtcdRule, type EtcdRuleRig } from '../support/etcd-rule.js';
 import { Middleware } from '../support/middleware.js';
+import { scrapeSum } from '../support/metrics.js';
 import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('etcd');
@@ -38,11 +39,8 @@ interface Change {
 }
 
 /** A counter of the middleware's /metrics, summed over its label sets matching `labels`. */
-async function counter(mw: Middleware, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`http://${mw.metricsAddress}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
+function counter(mw: Middleware, name: string, labels = ''): Promise<number> {
+  return scrapeSum(`http://${mw.metricsAddress}/metrics`, name, labels);
 }
 
 describe('group-commit batches on an etcd rule backend', { skip }, () => {

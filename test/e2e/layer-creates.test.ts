@@ -16,20 +16,13 @@ import { skipUnless } from '../support/env.js';
 import { Etcd } from '../support/etcd.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
+import { scrapeSum } from '../support/metrics.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 
 const skip = await skipUnless('etcd');
 
 const b = (s: string) => Buffer.from(s);
-
-/** Sum of a Prometheus counter's series whose line contains `match`. */
-async function counter(url: string, name: string, match: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(match)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
-}
 
 describe('creates through a child layer and an etcd rule', { skip }, () => {
   let dir: string;
@@ -38,8 +31,8 @@ describe('creates through a child layer and an etcd rule', { skip }, () => {
   let child: Middleware;
   let parent: Middleware;
   let client: EtcdClient;
-  const childLatest = () => counter(`http://${child.metricsAddress}/metrics`, 'harikube_grpc_requests_total', 'method="Layer.Latest"');
-  const etcdTxns = () => counter(`${etcd.clientUrl}/metrics`, 'grpc_server_handled_total', 'grpc_method="Txn"');
+  const childLatest = () => scrapeSum(`http://${child.metricsAddress}/metrics`, 'harikube_grpc_requests_total', 'method="Layer.Latest"');
+  const etcdTxns = () => scrapeSum(`${etcd.clientUrl}/metrics`, 'grpc_server_handled_total', 'grpc_method="Txn"');
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'hk-layer-creates-'));

@@ -10,27 +10,19 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { KubeStack, kubeTargetSkip } from '../support/kube-stack.js';
 import { KubeWatch } from '../support/kube-watch.js';
+import { metricSum, scrapeSum } from '../support/metrics.js';
 import { waitUntil } from '../support/wait.js';
 
 /** Sum of a counter over all its label sets in the API server's /metrics. */
 async function counterSum(stack: KubeStack, name: string): Promise<number> {
   const res = await stack.api.request('GET', '/metrics');
   assert.equal(res.status, 200);
-  let sum = 0;
-  for (const line of String(res.body).split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return metricSum(String(res.body), name);
 }
 
 /** The middleware's count of Range requests answered so far. */
-async function middlewareRanges(stack: KubeStack): Promise<number> {
-  const text = await (await fetch(`http://${stack.middleware.metricsAddress}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('harikube_grpc_requests_total{') && line.includes('method="Range"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+function middlewareRanges(stack: KubeStack): Promise<number> {
+  return scrapeSum(`http://${stack.middleware.metricsAddress}/metrics`, 'harikube_grpc_requests_total', 'method="Range"');
 }
 
 describe('kube-apiserver and middleware restarts (SQLite)', { skip: await kubeTargetSkip('sqlite') }, () => {
