@@ -171,7 +171,7 @@ test('the known rows are bounded in bytes: the least recently used go first', as
 
 test('once the keys the child holds are read, a key it never held is known absent without asking; a key written since is asked for', async () => {
   const { calls, begin, t } = target([row('/old', 3), row('/gone', 4), row('/gone', 5, true)]);
-  // the scan at open: every key of the child, tombstones included
+  // the scan: every key of the child, tombstones included
   assert.equal(await t.written.load(async () => [row('/gone', 5, true), row('/old', 3)]), true);
   const tx = await begin();
   await tx.prefetch(keys('/new1', '/new2', '/old', '/gone'));

@@ -1,6 +1,6 @@
 /**
  * The keys a child middleware or etcd backend may hold rows of (backends/written-keys.ts): absent is
- * answered only for a key neither read by the scan at open nor written or copied in since.
+ * answered only for a key neither read by the scan nor written or copied in since.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -46,7 +46,7 @@ export class WrittenKeys {
   /** Set by `loadInBackground` until it stops (loaded, or the backend closed). */
   private started = false;
 
-  /** Whether the scan at open has read the whole database (before that, every key counts as present). */
+  /** Whether the scan has read the whole database (before that, every key counts as present). */
   get loaded(): boolean {
     return this.state === 'loaded';
   }
