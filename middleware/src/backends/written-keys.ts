@@ -13,8 +13,11 @@
  * starts with the backend's first write transaction: by then no backend of an older topology (the same
  * database under other connection settings) writes to it any more.
  */
+import { logger } from '../log.js';
 import type { KeyRow } from './backend.js';
 import { keyAfter } from './key-range.js';
+
+const log = logger.child({ component: 'backend' });
 
 /** Keys per page of the scan. */
 const SCAN_KEYS = 5000;
@@ -96,7 +99,7 @@ export class WrittenKeys {
    * `load` in the background, again every few seconds while it fails, until it succeeds or `open` says the
    * backend was closed (a reopened backend calls this again). Called more than once, it starts only once.
    */
-  loadInBackground(scan: KeyScan, open: () => boolean): void {
+  loadInBackground(scan: KeyScan, open: () => boolean, description: string): void {
     if (this.started || this.state === 'loaded') return;
     this.started = true;
     const attempt = async (): Promise<void> => {
@@ -104,8 +107,15 @@ export class WrittenKeys {
         this.started = false;
         return;
       }
-      if (await this.load(scan)) this.started = false;
-      else setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
+      const started = performance.now();
+      if (await this.load(scan)) {
+        this.started = false;
+        // creates there are answered without a read from now on; on a large database this takes a while
+        log.info('read which keys the backend holds', { backend: description, keys: this.count, seconds: Math.round(performance.now() - started) / 1000 });
+      } else {
+        log.warn('could not read which keys the backend holds; writes there read their keys first until it can', { backend: description, retryInMs: WRITTEN_KEYS_RETRY_MS });
+        setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
+      }
     };
     void attempt();
   }

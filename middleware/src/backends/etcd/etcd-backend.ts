@@ -265,6 +265,7 @@ export class EtcdBackend implements MovableBackend, EtcdStore {
       this.written.loadInBackground(
         (start, limit) => this.moves.rangeWithTombstones({ start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true }),
         () => this.client !== undefined,
+        this.description,
       );
       if (this.mapStale) await this.loadMap();
     } catch (err) {

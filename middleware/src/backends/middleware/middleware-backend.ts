@@ -105,6 +105,7 @@ export class MiddlewareBackend implements Backend {
         this.written.loadInBackground(
           async (start, limit) => (await this.live().call('RangeWithTombstones', { start, end: Buffer.alloc(0), revision: Number.MAX_SAFE_INTEGER, limit, keysOnly: true })).rows,
           () => this.client !== undefined,
+          this.description,
         );
       }
     } catch (err) {
