@@ -37,7 +37,8 @@ import { FakeKube } from '../support/fake-kube.js';
 import { EtcdClient } from '../support/grpc.js';
 import { issueCertificates } from '../support/local-cert-manager.js';
 import { preparePod as prepareLocalPod } from '../support/local-kubelet.js';
-import { keysIn, metricValue } from '../support/routed.js';
+import { metricValue } from '../support/metrics.js';
+import { keysIn } from '../support/routed.js';
 import { encodeStoredSecret } from '../support/stored-secret.js';
 import { waitUntil } from '../support/wait.js';
 

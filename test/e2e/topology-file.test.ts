@@ -13,7 +13,8 @@ import { b, prefixEnd } from '../support/bytes.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
 import { waitUntil } from '../support/wait.js';
-import { keysIn, metricValue } from '../support/routed.js';
+import { metricValue } from '../support/metrics.js';
+import { keysIn } from '../support/routed.js';
 
 
 

@@ -22,7 +22,8 @@ import { freePort } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
 import { CLI_ARGS } from '../support/cli.js';
-import { keysIn, metricSample, metricValue } from '../support/routed.js';
+import { metricSample, metricValue } from '../support/metrics.js';
+import { keysIn } from '../support/routed.js';
 import { waitUntil } from '../support/wait.js';
 
 const run = promisify(execFile);

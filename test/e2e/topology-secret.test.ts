@@ -22,7 +22,8 @@ import { FakeKube } from '../support/fake-kube.js';
 import { EtcdClient } from '../support/grpc.js';
 import { Middleware } from '../support/middleware.js';
 import { waitUntil } from '../support/wait.js';
-import { keysIn, metricValue } from '../support/routed.js';
+import { metricValue } from '../support/metrics.js';
+import { keysIn } from '../support/routed.js';
 import { parseReport, REPORT_FOR_LABEL } from '../../middleware/src/topology/apply-report.js';
 
 const SECRET_KEY = '/registry/secrets/harikube/topology-config';

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { metricValue } from '../support/metrics.js';
 import { Middleware } from '../support/middleware.js';
 import { EtcdClient } from '../support/grpc.js';
 import type * as T from '../support/etcd-types.js';
@@ -78,9 +79,8 @@ describe('watch catch-up', () => {
     await fast.waitForEvents(fastId, txns * perTxn, 30_000);
 
     const lagging = await waitUntil('the paused watcher to be reported lagging', async () => {
-      const text = await (await fetch(`http://${mw.metricsAddress}/metrics`)).text();
-      const m = /^harikube_watchers_lagging (\d+)/m.exec(text);
-      return m && Number(m[1]) >= 1 ? Number(m[1]) : undefined;
+      const n = await metricValue(mw, 'harikube_watchers_lagging');
+      return n !== undefined && n >= 1 ? n : undefined;
     });
     assert.ok(lagging >= 1);
 

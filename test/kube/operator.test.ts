@@ -16,7 +16,7 @@ import { KubeStack, storedKeys } from '../support/kube-stack.js';
 import { kubeTargetSkip } from '../support/kube-stack.js';
 import { REPO_ROOT } from '../support/middleware.js';
 import { CLI_ARGS } from '../support/cli.js';
-import { metricValue } from '../support/routed.js';
+import { metricValue } from '../support/metrics.js';
 import { createScratchStore, type ScratchStore } from '../support/scratch-store.js';
 import { waitUntil } from '../support/wait.js';
 import { kubectlWait, widgetCrdYaml } from './kube-helpers.js';
