@@ -98,7 +98,6 @@ export class PendingReverts {
       log.warn('reverted the rows of a write that did not commit everywhere', { backend: backend.description, from: e.from, to: e.to });
     }
     this.entries = this.entries.filter((e) => e.backends.length > 0);
-    this.report();
   }
 
   /** Tries every pending revert; those whose database fails stay pending. */
