@@ -1,7 +1,8 @@
 /**
  * Declares one `describe` per selected target around the same test body, with one server per target per
- * file (started in `before`, stopped in `after`) and unique key prefixes per test so tests in a file never
- * see each other's keys.
+ * file and unique key prefixes per test so tests in a file never see each other's keys. The servers of all
+ * targets start together, before the first target's tests (a start is mostly waiting: for a database, for
+ * readiness), and each is stopped in its target's `after`.
  */
 import { randomBytes } from 'node:crypto';
 import { after, before, describe } from 'node:test';
@@ -68,18 +69,29 @@ export class TargetContext {
     return startTarget(this.target, options);
   }
 
-  async start(options?: ServerOptions): Promise<void> {
-    this.serverRef = await startTarget(this.target, options);
+  /** Takes the server `starting` resolves to (see `contractSuite`). */
+  async start(starting: Promise<RunningServer>): Promise<void> {
+    this.serverRef = await starting;
     this.clientRef = new EtcdClient(this.serverRef.address);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Closes the clients and begins stopping the server; the file's last hook waits for the stop (and reports
+   * its failure), so removing its storage overlaps the next target's tests.
+   */
+  stop(): void {
     for (const c of this.extraClients.splice(0)) c.close();
     this.clientRef?.close();
     this.clientRef = undefined;
-    await this.serverRef?.stop();
+    this.serverRef?.stop().catch(() => undefined);
     this.serverRef = undefined;
   }
+}
+
+/** `server` whose stop() runs once, however often it is called (its target's `after`, then the file's). */
+function stopsOnce(server: RunningServer): RunningServer {
+  let stopping: Promise<void> | undefined;
+  return { ...server, stop: () => (stopping ??= server.stop()) };
 }
 
 export interface SuiteOptions extends ServerOptions {
@@ -99,11 +111,28 @@ export async function contractSuite(title: string, body: (t: TargetContext) => v
   const skips = await Promise.all(
     targets.map(async (name) => (await skipUnless(...services)) || (await targetSkip(name))),
   );
+  const running = targets.filter((_, i) => !skips[i]);
+  let starting: Map<TargetName, Promise<RunningServer>> | undefined;
+  /** Starts every target's server at once; resolves when all have started or failed (each fails alone). */
+  const startAll = async () => {
+    starting ??= new Map(running.map((name) => [name, startTarget(name, serverOptions).then(stopsOnce)]));
+    await Promise.allSettled(starting.values());
+    return starting;
+  };
+  // every stop is awaited here, and a target whose tests did not run (a name pattern, a failed hook) has
+  // its server stopped too
+  after(
+    async () => {
+      const started = await Promise.allSettled(starting?.values() ?? []);
+      await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    },
+    { timeout: 60_000 },
+  );
   targets.forEach((target, i) => {
     describe(`${title} [${target}]`, { skip: skips[i] ?? false, timeout: SUITE_TIMEOUT_MS }, () => {
       const t = new TargetContext(target);
-      before(() => t.start(serverOptions), { timeout: START_TIMEOUT_MS });
-      after(() => t.stop(), { timeout: 30_000 });
+      before(async () => t.start((await startAll()).get(target)!), { timeout: START_TIMEOUT_MS });
+      after(() => t.stop());
       body(t);
     });
   });
