@@ -2,7 +2,7 @@
  * Declares one `describe` per selected target around the same test body, with one server per target per
  * file and unique key prefixes per test so tests in a file never see each other's keys. The servers of all
  * targets start together, before the first target's tests (a start is mostly waiting: for a database, for
- * readiness), and each is stopped in its target's `after`.
+ * readiness). Each begins to stop in its target's `after`, and the file's last hook waits for every stop.
  */
 import { randomBytes } from 'node:crypto';
 import { after, before, describe } from 'node:test';
