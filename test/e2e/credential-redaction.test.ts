@@ -14,6 +14,7 @@ import { describe, it } from 'node:test';
 import { b } from '../support/bytes.js';
 import { freePort } from '../support/env.js';
 import { EtcdClient } from '../support/grpc.js';
+import { metricsPage } from '../support/metrics.js';
 import { Middleware, REPO_ROOT } from '../support/middleware.js';
 import { CLI_ARGS } from '../support/cli.js';
 
@@ -48,7 +49,7 @@ describe('credentials in endpoints are redacted everywhere the middleware writes
       const c = new EtcdClient(mw.address);
       await c.put({ key: b('/redact/k'), value: b('v') });
       c.close();
-      const metrics = await (await fetch(`http://${mw.metricsAddress}/metrics`)).text();
+      const metrics = await metricsPage(mw);
       assertNoSecret(metrics, '/metrics');
       const output = mw.process!.tail();
       assert.match(output, /store opened/, 'the log was captured');

@@ -1,9 +1,9 @@
 /** Reading a middleware's Prometheus /metrics page in tests. */
 import type { Middleware } from './middleware.js';
 
-/** The /metrics page of a middleware. */
-async function pageOf(m: Pick<Middleware, 'metricsAddress'>): Promise<string> {
-  return (await fetch(`http://${m.metricsAddress}/metrics`)).text();
+/** The /metrics page of a middleware; with `timeoutMs`, a fetch that takes longer fails. */
+export async function metricsPage(m: Pick<Middleware, 'metricsAddress'>, timeoutMs?: number): Promise<string> {
+  return (await fetch(`http://${m.metricsAddress}/metrics`, timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {})).text();
 }
 
 /** The value of an unlabelled metric in a /metrics page, undefined when absent. */
@@ -14,12 +14,12 @@ export function unlabelledValue(page: string, name: string): number | undefined 
 
 /** The value of an unlabelled metric on the middleware's /metrics, undefined when absent. */
 export async function metricValue(m: Pick<Middleware, 'metricsAddress'>, name: string): Promise<number | undefined> {
-  return unlabelledValue(await pageOf(m), name);
+  return unlabelledValue(await metricsPage(m), name);
 }
 
 /** The value of one labelled sample (e.g. `applies_total{result="refused"}`), undefined when absent. */
 export async function metricSample(m: Middleware, name: string, labels: Record<string, string>): Promise<number | undefined> {
-  const text = await pageOf(m);
+  const text = await metricsPage(m);
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   const line = text.split('\n').find((l) => {
     if (!l.startsWith(`${name}{`)) return false;

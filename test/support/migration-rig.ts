@@ -14,7 +14,7 @@ import type { BackendRule } from '../../middleware/src/topology/schema.js';
 import { b, prefixEnd } from './bytes.js';
 import type { Event, KeyValue } from './etcd-types.js';
 import { EtcdClient } from './grpc.js';
-import { unlabelledValue } from './metrics.js';
+import { metricsPage, unlabelledValue } from './metrics.js';
 import { Middleware } from './middleware.js';
 import { waitUntil } from './wait.js';
 import type { Attempt } from './write-model.js';
@@ -95,8 +95,7 @@ export class MigrationRig {
 
   /** The value of an unlabelled metric, undefined when absent. */
   async metric(name: string): Promise<number | undefined> {
-    const text = await (await fetch(`http://${this.middleware.metricsAddress}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-    return unlabelledValue(text, name);
+    return unlabelledValue(await metricsPage(this.middleware, 5_000), name);
   }
 
   /** The process's recent output (JSON log lines). */

@@ -107,11 +107,11 @@ export class WrittenKeys {
         this.started = false;
         return;
       }
-      const started = performance.now();
+      const began = performance.now();
       if (await this.load(scan)) {
         this.started = false;
         // creates there are answered without a read from now on; on a large database this takes a while
-        log.info('read which keys the backend holds', { backend: description, keys: this.count, seconds: Math.round(performance.now() - started) / 1000 });
+        log.info('read which keys the backend holds', { backend: description, keys: this.count, seconds: Math.round(performance.now() - began) / 1000 });
       } else {
         log.warn('could not read which keys the backend holds; writes there read their keys first until it can', { backend: description, retryInMs: WRITTEN_KEYS_RETRY_MS });
         setTimeout(() => void attempt(), WRITTEN_KEYS_RETRY_MS).unref();
